@@ -1,0 +1,309 @@
+"""Configuration: frozen dataclasses holding every constant of the method, TOML presets, overrides.
+
+Each section is passed on its own to the code that needs it (the generator gets `ModelConfig`, the
+masks get `MaskConfig`, ...); only the training loop sees the whole tree. Defaults are the values of
+the paper (Pathak et al., CVPR 2016) and its released Torch code (`train.lua`, `train_random.lua`);
+where the two differ the code's value is the default and the paper's is named in the comment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+PRESET_DIR = Path(__file__).resolve().parent / "configs"
+
+MASK_KINDS = ("center", "random-block", "random-region")
+BOTTLENECKS = ("fc", "channelwise")
+LOSS_MODES = ("l2", "adv", "joint")
+RECONSTRUCTIONS = ("l2", "l1")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Generator and discriminator shapes (paper Fig. 9a)."""
+
+    image_size: int = 128  # px, side of the square input; a power of two >= 32
+    nef: int = 64  # encoder filters in the first conv
+    ngf: int = 64  # decoder filters in the last up-conv before the output
+    ndf: int = 64  # discriminator filters in the first conv
+    bottleneck: str = "fc"  # "fc": released 4000-unit fully connected layer; "channelwise": paper Sec. 3.1
+    bottleneck_dim: int = 4000  # units of the "fc" bottleneck (released inpainting models: 4000)
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    """Where the hole is and what fills it (paper Sec. 3.3)."""
+
+    kind: str = "center"  # "center" | "random-block" | "random-region"
+    overlap: int = 4  # px of context ring the centre prediction overlaps (released 4, paper 7)
+    fill_rgb: tuple[float, float, float] = (117.0, 104.0, 123.0)  # hole fill, 0-255: released mean pixel
+    block_max_count: int = 5  # random-block: at most this many blocks per image
+    block_min_frac: float = 0.125  # random-block: smallest block side, fraction of the image side
+    block_max_frac: float = 0.333  # random-block: largest block side, fraction of the image side
+    max_coverage: float = 0.25  # random-block: union of blocks covers at most this fraction (paper: 1/4)
+    region_coverage_min: float = 0.20  # random-region: hole fraction lower bound (released 20%)
+    region_coverage_max: float = 0.30  # random-region: hole fraction upper bound (released 30%)
+    region_cells_per_px: float = 0.06  # random-region: noise cells per pixel before bicubic upsampling
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Joint objective L = lambda_rec * L_rec + lambda_adv * L_adv (paper Eq. 3)."""
+
+    mode: str = "joint"  # "l2": reconstruction only; "adv": adversarial only; "joint": both
+    reconstruction: str = "l2"  # "l2" | "l1" (the paper found them equivalent)
+    lambda_rec: float = 0.999  # weight of the reconstruction loss in joint mode
+    lambda_adv: float = 0.001  # weight of the adversarial loss in joint mode
+    overlap_weight: float = 10.0  # reconstruction weight of the overlap ring / known pixels vs the hole
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Image folders and the released augmentation."""
+
+    train_dir: str = ""  # folder of training images, searched recursively; --data sets it
+    val_dir: str = ""  # held-out folder; empty: a deterministic slice of train_dir is held out
+    val_fraction: float = 0.02  # share of train_dir held out when val_dir is empty
+    load_size: int = 350  # px, the shorter side is resized to this before cropping (released 350)
+    flip: bool = True  # random horizontal flip
+    workers: int = 2  # DataLoader worker processes (0: load in the training process)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and bookkeeping."""
+
+    steps: int = 116_000  # iterations, one D step then one G step each (released: ~116k)
+    batch_size: int = 64  # images per step
+    lr: float = 2e-4  # Adam learning rate of D (and of G outside joint mode)
+    g_lr_mult: float = 10.0  # G's learning rate is lr times this in joint mode (released code)
+    beta1: float = 0.5  # Adam beta1
+    beta2: float = 0.999  # Adam beta2
+    fused_adam: bool = True  # fused Adam kernel where the device supports it (same maths, faster)
+    seed: int = 0  # seeds init, data order, augmentation and masks
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "mps"
+    log_every: int = 50  # steps between stats.jsonl records (and host syncs for loss values)
+    sample_every: int = 500  # steps between PNG sample grids
+    sample_count: int = 8  # images in a sample grid
+    checkpoint_every: int = 1000  # steps between checkpoints (one is always written at the end)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole tree: one section per concern."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    name: str = "run"  # label used for run directories
+
+    @property
+    def full_image(self) -> bool:
+        """True when the generator predicts the whole image (random masks), False for the centre patch."""
+        return self.mask.kind != "center"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check `value` against a field annotation, converting only where no information is lost."""
+    origin = typing.get_origin(annotation)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+    elif annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif annotation is str:
+        if isinstance(value, str):
+            return value
+    elif origin is tuple:
+        args = typing.get_args(annotation)
+        if isinstance(value, (list, tuple)) and len(value) == len(args):
+            return tuple(_coerce(v, a, where) for v, a in zip(value, args))
+    elif origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError:
+                pass
+    name = getattr(annotation, "__name__", str(annotation))
+    raise ConfigError(f"{where}: expected {name}, got {value!r}")
+
+
+def _section_from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"unknown config key '{where}{key}' (known: {', '.join(sorted(known))})")
+        kwargs[key] = _coerce(value, hints[key], f"{where}{key}")
+    return cls(**kwargs)
+
+
+_SECTIONS = {"model": ModelConfig, "mask": MaskConfig, "loss": LossConfig, "data": DataConfig, "train": TrainConfig}
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Build a validated `Config` from a nested dict (a TOML file, `config.json`, a checkpoint)."""
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "name":
+            kwargs["name"] = _coerce(value, str, "name")
+        elif key in _SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"config section '{key}' must be a table, got {value!r}")
+            kwargs[key] = _section_from_dict(_SECTIONS[key], value, f"{key}.")
+        else:
+            raise ConfigError(f"unknown config section '{key}' (known: name, {', '.join(_SECTIONS)})")
+    return validate(Config(**kwargs))
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A TOML path, or the name of a bundled preset (`cifar10`, `paper_center`, ...)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    preset = PRESET_DIR / f"{Path(str(name_or_path)).stem}.toml"
+    if path.suffix in ("", ".toml") and preset.is_file() and not path.parent.name:
+        return preset
+    raise ConfigError(f"config file not found: {name_or_path} (presets: {', '.join(list_presets())})")
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a TOML preset or file and apply `section.key=value` overrides."""
+    path = resolve_config_path(name_or_path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    data.setdefault("name", path.stem)
+    return apply_overrides(config_from_dict(data), overrides)
+
+
+def _parse_value(text: str) -> Any:
+    """A TOML literal (`3`, `2e-4`, `true`, `[1, 2]`, `"x"`), or the bare text as a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(cfg: Config, overrides: list[str] | tuple[str, ...]) -> Config:
+    """Apply `section.key=value` strings; an unknown key or a wrong type raises `ConfigError`."""
+    data = cfg.to_dict()
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override '{item}' is not of the form section.key=value")
+        parts = key.split(".")
+        if len(parts) == 1 and parts[0] == "name":
+            data["name"] = _parse_value(text.strip())
+            continue
+        if len(parts) != 2 or parts[0] not in _SECTIONS:
+            raise ConfigError(f"unknown config key '{key}' (sections: {', '.join(_SECTIONS)})")
+        section, name = parts
+        if name not in data[section]:
+            known = ", ".join(sorted(data[section]))
+            raise ConfigError(f"unknown config key '{key}' (known in [{section}]: {known})")
+        data[section][name] = _parse_value(text.strip())
+    return config_from_dict(data)
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def validate(cfg: Config) -> Config:
+    """Reject impossible geometry and unknown choices with one clear sentence."""
+    m, k, lo, d, t = cfg.model, cfg.mask, cfg.loss, cfg.data, cfg.train
+    if not _is_power_of_two(m.image_size) or m.image_size < 32:
+        raise ConfigError(f"model.image_size must be a power of two >= 32, got {m.image_size}")
+    for name in ("nef", "ngf", "ndf", "bottleneck_dim"):
+        if getattr(m, name) < 1:
+            raise ConfigError(f"model.{name} must be >= 1, got {getattr(m, name)}")
+    if m.bottleneck not in BOTTLENECKS:
+        raise ConfigError(f"model.bottleneck must be one of {', '.join(BOTTLENECKS)}, got '{m.bottleneck}'")
+    if k.kind not in MASK_KINDS:
+        raise ConfigError(f"mask.kind must be one of {', '.join(MASK_KINDS)}, got '{k.kind}'")
+    hole = m.image_size // 2 - 2 * k.overlap
+    if k.overlap < 0 or hole < 2:
+        raise ConfigError(
+            f"mask.overlap={k.overlap} leaves no hole in the {m.image_size // 2} px centre of a "
+            f"{m.image_size} px image (need 0 <= overlap <= {m.image_size // 4 - 1})"
+        )
+    if not all(0.0 <= v <= 255.0 for v in k.fill_rgb):
+        raise ConfigError(f"mask.fill_rgb values must lie in [0, 255], got {k.fill_rgb}")
+    if not 0.0 < k.max_coverage <= 1.0:
+        raise ConfigError(f"mask.max_coverage must lie in (0, 1], got {k.max_coverage}")
+    if not 0.0 < k.block_min_frac <= k.block_max_frac <= 1.0 or k.block_max_count < 1:
+        raise ConfigError("mask.block_* must satisfy 0 < block_min_frac <= block_max_frac <= 1, block_max_count >= 1")
+    if k.block_min_frac**2 > k.max_coverage:
+        raise ConfigError(f"mask.block_min_frac={k.block_min_frac} makes one block cover more than max_coverage")
+    if not 0.0 < k.region_coverage_min <= k.region_coverage_max < 1.0:
+        raise ConfigError("mask.region_coverage_* must satisfy 0 < region_coverage_min <= region_coverage_max < 1")
+    if k.region_cells_per_px <= 0:
+        raise ConfigError(f"mask.region_cells_per_px must be > 0, got {k.region_cells_per_px}")
+    if lo.mode not in LOSS_MODES:
+        raise ConfigError(f"loss.mode must be one of {', '.join(LOSS_MODES)}, got '{lo.mode}'")
+    if lo.reconstruction not in RECONSTRUCTIONS:
+        raise ConfigError(f"loss.reconstruction must be one of {', '.join(RECONSTRUCTIONS)}, got '{lo.reconstruction}'")
+    for name in ("lambda_rec", "lambda_adv", "overlap_weight"):
+        value = getattr(lo, name)
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"loss.{name} must be a finite number >= 0, got {value}")
+    if d.load_size < m.image_size:
+        raise ConfigError(f"data.load_size ({d.load_size}) must be >= model.image_size ({m.image_size})")
+    if not 0.0 <= d.val_fraction < 1.0:
+        raise ConfigError(f"data.val_fraction must lie in [0, 1), got {d.val_fraction}")
+    if d.workers < 0:
+        raise ConfigError(f"data.workers must be >= 0, got {d.workers}")
+    for name in ("steps", "batch_size", "log_every", "sample_every", "sample_count", "checkpoint_every"):
+        if getattr(t, name) < 1:
+            raise ConfigError(f"train.{name} must be >= 1, got {getattr(t, name)}")
+    if not (t.lr > 0 and t.g_lr_mult > 0 and 0 <= t.beta1 < 1 and 0 <= t.beta2 < 1):
+        raise ConfigError("train.lr and train.g_lr_mult must be > 0; train.beta1/beta2 must lie in [0, 1)")
+    if t.device not in DEVICES:
+        raise ConfigError(f"train.device must be one of {', '.join(DEVICES)}, got '{t.device}'")
+    return cfg
+
+
+__all__ = [
+    "Config",
+    "ModelConfig",
+    "MaskConfig",
+    "LossConfig",
+    "DataConfig",
+    "TrainConfig",
+    "load_config",
+    "apply_overrides",
+    "config_from_dict",
+    "list_presets",
+    "replace",
+]

@@ -1,0 +1,226 @@
+"""Image folders, the released augmentation, a deterministic held-out split and resumable loaders.
+
+Training draws an endless stream of samples: sample number n is image `perm_e[n mod N]` of epoch
+e = n // N (a fresh seeded permutation per epoch), cropped and flipped with a generator seeded by
+(seed, n). The stream is a pure function of the seed and the position, so a run resumed at step k
+sees exactly the batches an uninterrupted run would, whatever the number of loader workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .config import DataConfig
+from .errors import DataError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset(ext.lower() for ext in Image.registered_extensions())
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB: 16-bit and float greys are rescaled, transparency goes on white."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return img
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Open and decode an image file as RGB; raises `DataError` naming the file when it cannot."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return to_rgb(img)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        raise DataError(f"cannot read image {path}: {exc}") from None
+
+
+def load_mask(path: str | Path) -> Tensor:
+    """A mask image as a bool tensor (1, 1, H, W): True (the hole) wherever any colour channel is non-zero."""
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            if img.mode == "P":
+                img = img.convert("RGB")
+            arr = np.asarray(img)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        raise DataError(f"cannot read mask {path}: {exc}") from None
+    if arr.ndim == 3:
+        arr = arr[..., :3].max(axis=2) if arr.shape[2] in (3, 4) else arr[..., 0]
+    return torch.from_numpy(arr > 0)[None, None]
+
+
+def list_images(root: str | Path) -> list[Path]:
+    """Every file under `root` (recursively) whose suffix Pillow knows, sorted; a missing folder is an error."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data folder not found: {root}")
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def readable_images(root: str | Path) -> list[Path]:
+    """The images under `root` whose header Pillow can parse; the others are skipped with one warning."""
+    paths = list_images(root)
+    good, bad = [], []
+    for p in paths:
+        try:
+            with Image.open(p) as img:
+                if img.size[0] < 1 or img.size[1] < 1:
+                    raise ValueError("empty image")
+            good.append(p)
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+            bad.append(p)
+    if bad:
+        log.warning("skipped %d unreadable image file(s) under %s (first: %s)", len(bad), root, bad[0])
+    if not good:
+        raise DataError(f"no readable images under {root} ({len(paths)} candidate file(s))")
+    return good
+
+
+def holdout_split(paths: Sequence[Path], root: str | Path, fraction: float) -> tuple[list[Path], list[Path]]:
+    """Deterministic (train, held-out) split by a hash of each file's path relative to `root`.
+
+    Stable across machines and file orders, and adding files never moves an old one across the split.
+    """
+    if fraction <= 0:
+        return list(paths), []
+    train, held = [], []
+    for p in paths:
+        rel = p.relative_to(root).as_posix() if p.is_relative_to(root) else p.as_posix()
+        h = int.from_bytes(hashlib.sha1(rel.encode()).digest()[:8], "big") / 2**64
+        (held if h < fraction else train).append(p)
+    if not train:
+        raise DataError(f"held-out fraction {fraction} leaves no training images under {root}")
+    return train, held
+
+
+def pil_to_tensor(img: Image.Image) -> Tensor:
+    """RGB PIL image to a (3, H, W) float tensor in [-1, 1]."""
+    arr = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy())
+    return arr.permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def tensor_to_pil(t: Tensor) -> Image.Image:
+    """(3, H, W) tensor in [-1, 1] to an RGB PIL image."""
+    arr = ((t.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    return Image.fromarray(arr, "RGB")
+
+
+def resize_shorter(img: Image.Image, size: int) -> Image.Image:
+    """Resize so the shorter side is `size`, keeping the aspect ratio (no-op when already there)."""
+    w, h = img.size
+    if min(w, h) == size:
+        return img
+    scale = size / min(w, h)
+    return img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+
+
+class ImageDataset(Dataset):
+    """Images as (3, S, S) tensors in [-1, 1].
+
+    Training items are keyed by `(index, sample_number)`: resize the shorter side to `load_size`, take
+    a random S x S crop and flip at random, all drawn from (seed, sample_number). Evaluation items are
+    keyed by a plain index: same resize, centre crop, no flip.
+    """
+
+    def __init__(self, paths: Sequence[Path], image_size: int, load_size: int, flip: bool = True, seed: int = 0):
+        self.paths, self.image_size, self.load_size = list(paths), image_size, load_size
+        self.flip, self.seed = flip, seed
+        self.failures = 0
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def _decode(self, index: int) -> Image.Image:
+        for attempt in range(len(self.paths)):  # a file that fails to decode is replaced by the next one
+            path = self.paths[(index + attempt) % len(self.paths)]
+            try:
+                return resize_shorter(load_image(path), self.load_size)
+            except DataError as exc:
+                self.failures += 1
+                log.warning("%s (skipped; %d so far in this loader)", exc, self.failures)
+        raise DataError("no image in the data set could be decoded")
+
+    def __getitem__(self, key: int | tuple[int, int]) -> Tensor:
+        s = self.image_size
+        if isinstance(key, tuple):
+            index, sample = key
+            img = self._decode(index)
+            g = torch.Generator().manual_seed((self.seed * 0x9E3779B1 + sample) & 0x7FFF_FFFF_FFFF_FFFF)
+            w, h = img.size
+            left = int(torch.randint(0, w - s + 1, (1,), generator=g))
+            top = int(torch.randint(0, h - s + 1, (1,), generator=g))
+            img = img.crop((left, top, left + s, top + s))
+            if self.flip and bool(torch.rand((), generator=g) < 0.5):
+                img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        else:
+            img = self._decode(key)
+            w, h = img.size
+            left, top = (w - s) // 2, (h - s) // 2
+            img = img.crop((left, top, left + s, top + s))
+        return pil_to_tensor(img)
+
+
+class StreamSampler(Sampler):
+    """Endless `(index, sample_number)` keys from `start` on: a new seeded permutation every epoch."""
+
+    def __init__(self, n: int, seed: int, start: int = 0):
+        self.n, self.seed, self.start = n, seed, start
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        sample = self.start
+        while True:
+            epoch, offset = divmod(sample, self.n)
+            perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+            for i in perm[offset:].tolist():
+                yield i, sample
+                sample += 1
+
+    def __len__(self) -> int:  # endless; DataLoader only needs this for progress estimates
+        return 2**62
+
+
+def training_paths(cfg: DataConfig) -> tuple[list[Path], list[Path]]:
+    """(train, held-out) image paths: `val_dir` when given, else a hashed slice of `train_dir`."""
+    if not cfg.train_dir:
+        raise DataError("no training data: pass --data DIR (a folder of images, searched recursively)")
+    paths = readable_images(cfg.train_dir)
+    if cfg.val_dir:
+        return paths, readable_images(cfg.val_dir)
+    return holdout_split(paths, Path(cfg.train_dir), cfg.val_fraction)
+
+
+def training_loader(
+    dataset: ImageDataset, batch_size: int, seed: int, start_step: int, workers: int, pin_memory: bool = False
+) -> Iterator[Tensor]:
+    """Endless batches (B, 3, S, S) starting at batch `start_step` of the seeded stream."""
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=StreamSampler(len(dataset), seed, start_step * batch_size),
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=pin_memory,
+        prefetch_factor=4 if workers > 0 else None,
+    )
+    return iter(loader)

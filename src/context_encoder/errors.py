@@ -1,0 +1,31 @@
+"""Exceptions the command line turns into a one-line message and a non-zero exit code."""
+
+
+class ContextEncoderError(Exception):
+    """Base class: a problem with the user's input, reported without a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(ContextEncoderError, ValueError):
+    """An unknown key, a wrong type or an impossible setting (exit code 2)."""
+
+    exit_code = 2
+
+
+class DataError(ContextEncoderError):
+    """Missing, empty or unreadable image data."""
+
+    exit_code = 2
+
+
+class CheckpointError(ContextEncoderError):
+    """A checkpoint that is missing, corrupt or does not fit the request."""
+
+    exit_code = 2
+
+
+class InputError(ContextEncoderError, ValueError):
+    """An image or mask that the request cannot use (wrong size, no hole, hole out of reach)."""
+
+    exit_code = 2

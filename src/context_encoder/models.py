@@ -1,0 +1,191 @@
+"""Generator (context encoder + decoder) and discriminator of the paper's Fig. 9a, for any power-of-two size.
+
+Shapes for the faithful 128 px preset (`paper_center`):
+
+    input (3, 128, 128) -> encoder -> (512, 4, 4) -> bottleneck -> (512, 4, 4) -> decoder -> (3, 64, 64)
+
+Every convolution is 4x4 without bias (the released code zeroes biases every step); BatchNorm follows
+every layer but the first conv and the output up-conv; LeakyReLU(0.2) in the encoder and D, ReLU in
+the decoder, Tanh at the output.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .config import ModelConfig
+
+
+def _widths(base: int, n_layers: int, top: int) -> list[int]:
+    """Channel widths of a DCGAN stack that ends at `base * top` and never goes below `base`.
+
+    For base 64 and five layers (128 px -> 4 px) this is [64, 64, 128, 256, 512], the released encoder.
+    """
+    top_exp = int(math.log2(top))
+    return [base * 2 ** max(0, top_exp - (n_layers - 1 - i)) for i in range(n_layers)]
+
+
+def _down(c_in: int, c_out: int, bn: bool) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False)]
+    if bn:
+        layers.append(nn.BatchNorm2d(c_out))
+    layers.append(nn.LeakyReLU(0.2, inplace=True))
+    return layers
+
+
+class FullyConnectedBottleneck(nn.Module):
+    """The released 4000-unit bottleneck (layers 6-7 of Fig. 9a).
+
+    Layer 6 is a 4x4 valid conv from (C, 4, 4) to (D, 1, 1); layer 7 a 4x4 up-conv back to (C', 4, 4).
+    On a 4x4 input both are exactly matrix products on the flattened features, which is how they are
+    computed here (`nn.Linear`, no bias): the same maths as the conv form, about 2x faster on a CPU.
+    A conv weight of shape (D, C, 4, 4) is `encode.weight.view(D, C, 4, 4)`.
+    """
+
+    def __init__(self, c_in: int, dim: int, c_out: int, size: int = 4):
+        super().__init__()
+        self.c_out, self.size = c_out, size
+        self.encode = nn.Linear(c_in * size * size, dim, bias=False)  # (C*16) -> D
+        self.encode_bn = nn.BatchNorm1d(dim)
+        self.decode = nn.Linear(dim, c_out * size * size, bias=False)  # D -> (C'*16)
+        self.decode_bn = nn.BatchNorm2d(c_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b = x.shape[0]
+        z = nn.functional.leaky_relu(self.encode_bn(self.encode(x.flatten(1))), 0.2)  # (B, D)
+        y = self.decode(z).view(b, self.c_out, self.size, self.size)  # (B, C', 4, 4)
+        return torch.relu(self.decode_bn(y))
+
+
+class ChannelwiseFC(nn.Module):
+    """Channel-wise fully connected layer (paper Sec. 3.1): each of m maps of n x n connects only to itself.
+
+    m * n^4 weights instead of the m^2 * n^4 of a full connection; no information flows between channels.
+    """
+
+    def __init__(self, channels: int, size: int):
+        super().__init__()
+        self.size = size
+        self.weight = nn.Parameter(torch.empty(channels, size * size, size * size))  # (m, n^2 in, n^2 out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, m, h, w = x.shape
+        assert h == w == self.size, f"ChannelwiseFC built for {self.size}x{self.size} maps, got {h}x{w}"
+        y = torch.bmm(x.reshape(b, m, h * w).transpose(0, 1), self.weight)  # (m, B, n^2)
+        return y.transpose(0, 1).reshape(b, m, h, w)
+
+
+class ChannelwiseBottleneck(nn.Module):
+    """The paper's bottleneck: channel-wise FC, then a 1x1 conv that mixes channels (Fig. 9b)."""
+
+    def __init__(self, c_in: int, c_out: int, size: int = 4):
+        super().__init__()
+        self.channelwise = ChannelwiseFC(c_in, size)
+        self.channelwise_bn = nn.BatchNorm2d(c_in)
+        self.mix = nn.Conv2d(c_in, c_out, 1, bias=False)
+        self.mix_bn = nn.BatchNorm2d(c_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = nn.functional.leaky_relu(self.channelwise_bn(self.channelwise(x)), 0.2)  # (C, 4, 4)
+        return torch.relu(self.mix_bn(self.mix(x)))  # (C', 4, 4)
+
+
+class Generator(nn.Module):
+    """Context encoder: masked image (B, 3, S, S) in [-1, 1] -> prediction in [-1, 1].
+
+    `full_image=False` predicts the centre (B, 3, S/2, S/2) (the hole plus the overlap ring);
+    `full_image=True` predicts the whole (B, 3, S, S) image, as `train_random.lua` does for random masks.
+    """
+
+    def __init__(self, cfg: ModelConfig, full_image: bool = False):
+        super().__init__()
+        self.image_size, self.full_image = cfg.image_size, full_image
+        n_down = int(math.log2(cfg.image_size)) - 2  # stride-2 convs down to 4x4
+        widths = _widths(cfg.nef, n_down, 8)
+        layers: list[nn.Module] = []
+        c = 3
+        for i, w in enumerate(widths):  # state size halves each layer, ends at (nef*8) x 4 x 4
+            layers += _down(c, w, bn=i > 0)
+            c = w
+        self.encoder = nn.Sequential(*layers)
+
+        if cfg.bottleneck == "fc":
+            self.bottleneck: nn.Module = FullyConnectedBottleneck(c, cfg.bottleneck_dim, cfg.ngf * 8)
+        else:
+            self.bottleneck = ChannelwiseBottleneck(c, cfg.ngf * 8)
+
+        self.out_size = cfg.image_size if full_image else cfg.image_size // 2
+        n_up = int(math.log2(self.out_size)) - 2  # stride-2 up-convs from 4x4 to the output size
+        up_widths = list(reversed(_widths(cfg.ngf, n_up - 1, 4))) if n_up > 1 else []
+        layers = []
+        c = cfg.ngf * 8
+        for w in up_widths:  # state size doubles each layer: (ngf*4) x 8 x 8, (ngf*2) x 16 x 16, ...
+            layers += [nn.ConvTranspose2d(c, w, 4, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+            c = w
+        layers += [nn.ConvTranspose2d(c, 3, 4, 2, 1, bias=False), nn.Tanh()]  # 3 x out_size x out_size
+        self.decoder = nn.Sequential(*layers)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Encoder features (B, nef*8, 4, 4): the self-supervised representation."""
+        return self.encoder(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s = self.image_size
+        assert x.shape[1:] == (3, s, s), f"Generator expects (B, 3, {s}, {s}), got {tuple(x.shape)}"
+        return self.decoder(self.bottleneck(self.encoder(x)))
+
+
+class Discriminator(nn.Module):
+    """DCGAN discriminator on the predicted patch (centre mode) or the whole image (random masks).
+
+    It never sees the context: the paper found a context-conditioned D exploits the seam. Returns one
+    logit per image (the released code's Sigmoid + BCE is computed as BCE-with-logits, the same maths).
+    """
+
+    def __init__(self, cfg: ModelConfig, full_image: bool = False):
+        super().__init__()
+        self.in_size = cfg.image_size if full_image else cfg.image_size // 2
+        n_down = int(math.log2(self.in_size)) - 2
+        layers: list[nn.Module] = []
+        c = 3
+        for i, w in enumerate(_widths(cfg.ndf, n_down, 8)):  # ends at (ndf*8) x 4 x 4
+            layers += _down(c, w, bn=i > 0)
+            c = w
+        layers += [nn.Conv2d(c, 1, 4, bias=False)]  # 1 x 1 x 1
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s = self.in_size
+        assert x.shape[1:] == (3, s, s), f"Discriminator expects (B, 3, {s}, {s}), got {tuple(x.shape)}"
+        return self.net(x).flatten()  # (B,) logits
+
+
+@torch.no_grad()
+def init_weights(module: nn.Module, generator: torch.Generator | None = None) -> None:
+    """DCGAN init: conv and linear weights N(0, 0.02); BatchNorm gamma N(1, 0.02), beta 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02, generator=generator)
+        elif isinstance(m, ChannelwiseFC):
+            nn.init.normal_(m.weight, 0.0, 0.02, generator=generator)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.normal_(m.weight, 1.0, 0.02, generator=generator)
+            nn.init.zeros_(m.bias)
+
+
+def build_models(
+    cfg: ModelConfig, full_image: bool, seed: int = 0, device: torch.device | str = "cpu"
+) -> tuple[Generator, Discriminator]:
+    """Generator and discriminator with DCGAN init drawn from `seed`."""
+    gen = torch.Generator().manual_seed(seed)
+    g, d = Generator(cfg, full_image), Discriminator(cfg, full_image)
+    init_weights(g, gen)
+    init_weights(d, gen)
+    return g.to(device), d.to(device)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
