@@ -64,7 +64,9 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tupl
     try:
         gen.load_state_dict(state["generator"])
     except (RuntimeError, KeyError) as exc:
-        raise CheckpointError(f"{path}: generator weights do not match its config: {str(exc).splitlines()[0]}") from None
+        raise CheckpointError(
+            f"{path}: generator weights do not match its config: {str(exc).splitlines()[0]}"
+        ) from None
     return gen.to(device).eval(), cfg
 
 

@@ -30,7 +30,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume:
         state = load_checkpoint(args.resume)
         ckpt = Path(state["path"])
-        run_dir = Path(args.out) if args.out else (ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent)
+        run_dir = (
+            Path(args.out) if args.out else (ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent)
+        )
         base = load_config(args.config) if args.config else checkpoint_config(state)
         cfg = apply_overrides(base, overrides)
     else:
@@ -93,6 +95,13 @@ def _presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(Path(args.out), steps=args.steps, progress=not args.quiet)
+    return 0
+
+
 def _config(args: argparse.Namespace) -> int:
     from .config import load_config
 
@@ -111,9 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    setting = {"action": "append", "default": [], "metavar": "KEY=VALUE", "help": "override a config value, e.g. train.steps=100 (repeatable)"}
+    setting = {
+        "action": "append",
+        "default": [],
+        "metavar": "KEY=VALUE",
+        "help": "override a config value, e.g. train.steps=100 (repeatable)",
+    }
 
-    p = sub.add_parser("train", help="train a context encoder", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "train", help="train a context encoder", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--config", help="TOML file or preset name (see `context-encoder presets`)")
     p.add_argument("--data", help="folder of training images (searched recursively); sets data.train_dir")
     p.add_argument("--set", **setting)
@@ -130,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--center", action="store_true", help="the model's central hole (default for centre models)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output PNG")
     p.set_defaults(func=_inpaint)
+
+    p = sub.add_parser("demo", help="train a small model on built-in sample photos and fill held-out holes")
+    p.add_argument("--out", default="demo", help="output folder (default: demo)")
+    p.add_argument("--steps", type=int, default=300, help="training steps (default: 300)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_demo)
 
     p = sub.add_parser("presets", help="list the bundled config presets")
     p.set_defaults(func=_presets)

@@ -75,9 +75,10 @@ class DataConfig:
     train_dir: str = ""  # folder of training images, searched recursively; --data sets it
     val_dir: str = ""  # held-out folder; empty: a deterministic slice of train_dir is held out
     val_fraction: float = 0.02  # share of train_dir held out when val_dir is empty
-    load_size: int = 350  # px, the shorter side is resized to this before cropping (released 350)
+    load_size: int = 350  # px, shorter side is resized to this before the random crop (released 350; 0: image_size)
     flip: bool = True  # random horizontal flip
     workers: int = 2  # DataLoader worker processes (0: load in the training process)
+    cache_max_images: int = 2000  # keep decoded, resized images in memory when the set has at most this many
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,11 @@ class Config:
     def full_image(self) -> bool:
         """True when the generator predicts the whole image (random masks), False for the centre patch."""
         return self.mask.kind != "center"
+
+    @property
+    def load_size(self) -> int:
+        """Shorter side before cropping: `data.load_size`, or the image size when that is 0."""
+        return self.data.load_size or self.model.image_size
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -278,8 +284,12 @@ def validate(cfg: Config) -> Config:
         value = getattr(lo, name)
         if not math.isfinite(value) or value < 0:
             raise ConfigError(f"loss.{name} must be a finite number >= 0, got {value}")
-    if d.load_size < m.image_size:
-        raise ConfigError(f"data.load_size ({d.load_size}) must be >= model.image_size ({m.image_size})")
+    if 0 < d.load_size < m.image_size:
+        raise ConfigError(
+            f"data.load_size ({d.load_size}) must be 0 or >= model.image_size ({m.image_size}); raise data.load_size"
+        )
+    if d.load_size < 0:
+        raise ConfigError(f"data.load_size must be >= 0, got {d.load_size}")
     if not 0.0 <= d.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction must lie in [0, 1), got {d.val_fraction}")
     if d.workers < 0:

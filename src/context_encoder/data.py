@@ -143,15 +143,32 @@ class ImageDataset(Dataset):
     keyed by a plain index: same resize, centre crop, no flip.
     """
 
-    def __init__(self, paths: Sequence[Path], image_size: int, load_size: int, flip: bool = True, seed: int = 0):
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        image_size: int,
+        load_size: int,
+        flip: bool = True,
+        seed: int = 0,
+        cache_max_images: int = 0,
+    ):
         self.paths, self.image_size, self.load_size = list(paths), image_size, load_size
         self.flip, self.seed = flip, seed
         self.failures = 0
+        # decoded, resized images kept in memory (per loader worker) when the set is small enough
+        self.cache: dict[int, Image.Image] | None = {} if len(self.paths) <= cache_max_images else None
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def _decode(self, index: int) -> Image.Image:
+        if self.cache is not None:
+            if index not in self.cache:
+                self.cache[index] = self._decode_file(index)
+            return self.cache[index]
+        return self._decode_file(index)
+
+    def _decode_file(self, index: int) -> Image.Image:
         for attempt in range(len(self.paths)):  # a file that fails to decode is replaced by the next one
             path = self.paths[(index + attempt) % len(self.paths)]
             try:

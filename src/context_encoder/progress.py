@@ -17,7 +17,9 @@ def _duration(seconds: float) -> str:
 class Progress:
     """`Progress(total, initial)`; call `update(n)` per step and `set_postfix(...)` with fresh numbers."""
 
-    def __init__(self, total: int, initial: int = 0, desc: str = "", stream: TextIO | None = None, enabled: bool = True):
+    def __init__(
+        self, total: int, initial: int = 0, desc: str = "", stream: TextIO | None = None, enabled: bool = True
+    ):
         self.total, self.count, self.desc = total, initial, desc
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled

@@ -13,9 +13,10 @@ import math
 import signal
 import time
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -214,8 +215,8 @@ def train(
     train_paths, val_paths = training_paths(cfg.data)
     log.info("%d training images, %d held out", len(train_paths), len(val_paths))
     s = cfg.model.image_size
-    dataset = ImageDataset(train_paths, s, cfg.data.load_size, cfg.data.flip, t.seed)
-    sample_set = ImageDataset(val_paths or train_paths, s, cfg.data.load_size, flip=False)
+    dataset = ImageDataset(train_paths, s, cfg.load_size, cfg.data.flip, t.seed, cfg.data.cache_max_images)
+    sample_set = ImageDataset(val_paths or train_paths, s, cfg.load_size, flip=False)
     fixed_images, fixed_masks = _fixed_batch(cfg, sample_set)
     batches = training_loader(dataset, t.batch_size, t.seed, step, cfg.data.workers, device.type == "cuda")
 
@@ -264,7 +265,9 @@ def train(
                 stats_file.write(json.dumps(record) + "\n")
                 stats_file.flush()
                 shown = {k: record[k] for k in ("loss_d", "loss_g_adv", "loss_rec") if k in record}
-                bar.set_postfix(" ".join(f"{k}={v:.4f}" for k, v in shown.items()) + f" {record['img_per_s']:.1f} img/s")
+                bar.set_postfix(
+                    " ".join(f"{k}={v:.4f}" for k, v in shown.items()) + f" {record['img_per_s']:.1f} img/s"
+                )
                 sums, window_start, window_steps = {}, time.perf_counter(), 0
             if step % t.sample_every == 0 or step == t.steps:
                 save_samples(gen, fixed_images, fixed_masks, fill, run_dir / "samples" / f"step_{step:07d}.png")
@@ -276,4 +279,3 @@ def train(
     bar.close()
     log.info("finished %d steps; checkpoint %s", step, ckpt_path)
     return ckpt_path
-

@@ -1,0 +1,44 @@
+"""Shared fixtures: one thread (about 6x faster for tiny models on 2 cores), small generated photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+torch.set_num_threads(1)
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def smooth_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A smooth random colour field (uint8 HxWx3): structured enough to inpaint, unlike white noise."""
+    coarse = rng.uniform(0, 255, size=(4, 4, 3)).astype(np.uint8)
+    return np.asarray(Image.fromarray(coarse).resize((w, h), Image.BICUBIC))
+
+
+@pytest.fixture(scope="session")
+def photo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 small RGB images in nested folders, in several formats and sizes."""
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        sub = root / f"class{i % 3}"
+        sub.mkdir(exist_ok=True)
+        h, w = 32 + (i % 4) * 4, 36 + (i % 3) * 6
+        img = Image.fromarray(smooth_image(rng, h, w))
+        img.save(sub / f"img{i:02d}.{['png', 'jpg', 'bmp'][i % 3]}")
+    return root
+
+
+@pytest.fixture()
+def tiny_cfg(photo_dir: Path):
+    from context_encoder.config import apply_overrides, load_config
+
+    def make(*overrides: str):
+        return apply_overrides(load_config("tiny"), [f'data.train_dir="{photo_dir.as_posix()}"', *overrides])
+
+    return make

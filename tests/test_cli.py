@@ -1,0 +1,80 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from context_encoder.cli import main
+from context_encoder.data import load_image
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, photo_dir):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    rc = main(
+        ["train", "--config", "tiny", "--data", str(photo_dir), "--out", str(out), "-q", "--set", "train.steps=4"]
+    )
+    assert rc == 0
+    return out
+
+
+def _photo(path, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_train_then_inpaint_center(trained, tmp_path, capsys):
+    assert (trained / "checkpoints" / "last.pt").is_file()
+    src = _photo(tmp_path / "in.png")
+    out = tmp_path / "out.png"
+    assert main(["inpaint", str(src), "--checkpoint", str(trained), "-o", str(out)]) == 0
+    a, b = np.asarray(load_image(src)), np.asarray(load_image(out))
+    hole = np.zeros((32, 32), bool)
+    hole[9:23, 9:23] = True  # tiny preset: 16 px centre, 1 px overlap
+    assert (a[~hole] == b[~hole]).all()  # known pixels untouched
+    assert (a[hole] != b[hole]).any()
+
+
+def test_resume_from_the_cli(trained, capsys):
+    assert main(["train", "--resume", str(trained), "-q", "--set", "train.steps=6"]) == 0
+    state = torch.load(trained / "checkpoints" / "last.pt", weights_only=True)
+    assert state["step"] == 6
+    assert main(["train", "--resume", str(trained), "-q", "--set", "train.steps=6"]) == 2
+    assert "already at step 6" in capsys.readouterr().err
+
+
+def test_inpaint_bad_input_is_a_clear_error(trained, tmp_path, capsys):
+    big = _photo(tmp_path / "big.png", size=40)
+    assert main(["inpaint", str(big), "--checkpoint", str(trained), "-o", str(tmp_path / "o.png")]) == 2
+    assert "this model takes 32x32" in capsys.readouterr().err
+    (tmp_path / "junk.png").write_bytes(b"junk")
+    assert (
+        main(["inpaint", str(tmp_path / "junk.png"), "--checkpoint", str(trained), "-o", str(tmp_path / "o.png")]) == 2
+    )
+    assert "cannot read image" in capsys.readouterr().err
+    src = _photo(tmp_path / "in.png")
+    mask = np.zeros((32, 32), np.uint8)
+    mask[0:4, 0:4] = 255  # outside the centre the model predicts
+    Image.fromarray(mask).save(tmp_path / "corner.png")
+    rc = main(
+        ["inpaint", str(src), "--checkpoint", str(trained), "--mask", str(tmp_path / "corner.png"), "-o", "x.png"]
+    )
+    assert rc == 2 and "central 16 px square" in capsys.readouterr().err
+    assert main(["inpaint", str(src), "--checkpoint", str(tmp_path / "nope.pt"), "-o", "x.png"]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_train_on_an_empty_folder_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", "--config", "tiny", "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "error: no readable images" in err and "Traceback" not in err
+
+
+def test_module_entry_point_and_help():
+    out = subprocess.run([sys.executable, "-m", "context_encoder", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "train" in out.stdout and "inpaint" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "context_encoder", "presets"], capture_output=True, text=True)
+    assert out.returncode == 0 and "paper_center" in out.stdout and "71.1M" in out.stdout

@@ -1,0 +1,94 @@
+import dataclasses
+import json
+
+import pytest
+
+from context_encoder.cli import main
+from context_encoder.config import Config, apply_overrides, config_from_dict, list_presets, load_config
+from context_encoder.errors import ConfigError
+from context_encoder.models import build_models
+
+PRESETS = ["cifar10", "paper_center", "paper_random", "scenes64", "tiny"]
+
+
+def test_every_named_preset_is_committed_and_loads():
+    assert sorted(PRESETS) == list_presets()
+    for name in PRESETS:
+        cfg = load_config(name)
+        assert cfg.name == name
+        build_models(dataclasses.replace(cfg.model, nef=4, ngf=4, ndf=4, bottleneck_dim=8), cfg.full_image)
+
+
+def test_paper_defaults_are_named_fields():
+    cfg = load_config("paper_center")
+    assert cfg.model.image_size == 128 and cfg.model.bottleneck == "fc" and cfg.model.bottleneck_dim == 4000
+    assert cfg.mask.overlap == 4 and cfg.mask.fill_rgb == (117.0, 104.0, 123.0)
+    assert (cfg.loss.lambda_rec, cfg.loss.lambda_adv, cfg.loss.overlap_weight) == (0.999, 0.001, 10.0)
+    assert (cfg.train.lr, cfg.train.g_lr_mult, cfg.train.beta1, cfg.train.batch_size) == (2e-4, 10.0, 0.5, 64)
+    assert load_config("paper_random").full_image and not cfg.full_image
+
+
+def test_overrides_required_names_and_types():
+    cfg = apply_overrides(
+        load_config("tiny"),
+        [
+            "train.steps=7",
+            "train.batch_size=3",
+            "model.image_size=64",
+            "model.bottleneck=fc",
+            "loss.mode=l2",
+            "mask.fill_rgb=[0, 0, 0]",
+            "train.lr=1e-3",
+        ],
+    )
+    assert (cfg.train.steps, cfg.train.batch_size, cfg.model.image_size) == (7, 3, 64)
+    assert cfg.model.bottleneck == "fc" and cfg.loss.mode == "l2" and cfg.mask.fill_rgb == (0.0, 0.0, 0.0)
+    assert cfg.train.lr == 1e-3 and isinstance(cfg.train.lr, float)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.stepz=3", "unknown config key 'train.stepz'"),
+        ("nope.steps=3", "unknown config key"),
+        ("train.steps=3.5", "expected int"),
+        ("train.steps=many", "expected int"),
+        ("train.flip=1", "unknown config key"),
+        ("data.flip=1", "expected bool"),
+        ("model.image_size=48", "power of two"),
+        ("model.image_size=16", "power of two"),
+        ("mask.overlap=8", "leaves no hole"),
+        ("model.bottleneck=conv", "model.bottleneck must be one of"),
+        ("loss.mode=gan", "loss.mode must be one of"),
+        ("data.load_size=16", "data.load_size"),
+        ("data.load_size=-1", "data.load_size"),
+        ("train.steps", "section.key=value"),
+    ],
+)
+def test_bad_overrides_are_one_clear_error(override, message):
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides(load_config("tiny"), [override])
+
+
+def test_cli_config_error_is_one_line_and_exit_code_2(capsys):
+    assert main(["config", "tiny", "--set", "train.stepz=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: unknown config key") and "\n" not in err and "Traceback" not in err
+    assert main(["train", "--config", "no_such_preset", "--data", "."]) == 2
+    assert "config file not found" in capsys.readouterr().err
+
+
+def test_config_round_trips_through_json():
+    cfg = load_config("paper_random", ["train.steps=5"])
+    again = config_from_dict(json.loads(cfg.to_json()))
+    assert again == cfg and isinstance(again, Config)
+
+
+def test_unknown_toml_key_is_an_error(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text("[model]\nimage_size = 32\ncolour = 1\n")
+    with pytest.raises(ConfigError, match="model.colour"):
+        load_config(p)
+    p.write_text("[model\n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(p)

@@ -1,0 +1,104 @@
+import logging
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from context_encoder.config import DataConfig
+from context_encoder.data import (
+    ImageDataset,
+    StreamSampler,
+    holdout_split,
+    load_image,
+    load_mask,
+    readable_images,
+    to_rgb,
+    training_paths,
+)
+from context_encoder.errors import DataError
+
+
+def test_pillow_modes_become_rgb(tmp_path):
+    grey16 = Image.fromarray((np.arange(40 * 40, dtype=np.uint16).reshape(40, 40) * 40).astype(np.uint16))
+    grey16.save(tmp_path / "g16.png")
+    Image.new("L", (40, 40), 128).save(tmp_path / "g.jpg")
+    Image.new("RGBA", (40, 40), (255, 0, 0, 0)).save(tmp_path / "transparent.png")
+    Image.new("P", (40, 40), 3).save(tmp_path / "pal.gif")
+    Image.new("CMYK", (40, 40), (0, 0, 0, 0)).save(tmp_path / "cmyk.tiff")
+    for p in sorted(tmp_path.iterdir()):
+        img = load_image(p)
+        assert img.mode == "RGB" and img.size == (40, 40), p
+    assert load_image(tmp_path / "transparent.png").getpixel((0, 0)) == (255, 255, 255)  # on white
+    assert load_image(tmp_path / "g16.png").getpixel((39, 39))[0] > 200  # 16-bit scaled, not clipped
+    assert to_rgb(Image.new("LA", (2, 2))).mode == "RGB"
+
+
+def test_corrupt_files_are_skipped_with_a_count(tmp_path, caplog):
+    Image.new("RGB", (40, 40), (1, 2, 3)).save(tmp_path / "good.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not an image at all")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("ignored: not an image suffix")
+    with caplog.at_level(logging.WARNING):
+        paths = readable_images(tmp_path)
+    assert [p.name for p in paths] == ["good.png"]
+    assert "skipped 2 unreadable image file(s)" in caplog.text
+
+
+def test_truncated_file_is_replaced_at_load_time(tmp_path, caplog):
+    Image.new("RGB", (40, 40), (200, 0, 0)).save(tmp_path / "a.png")
+    Image.new("RGB", (40, 40), (0, 200, 0)).save(tmp_path / "b.png")
+    data = (tmp_path / "a.png").read_bytes()
+    (tmp_path / "a.png").write_bytes(data[: len(data) // 2])  # header fine, pixels missing
+    ds = ImageDataset(sorted(tmp_path.glob("*.png")), 32, 32)
+    with caplog.at_level(logging.WARNING):
+        x = ds[0]
+    assert x.shape == (3, 32, 32) and ds.failures == 1 and "a.png" in caplog.text
+
+
+def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="no readable images"):
+        readable_images(tmp_path)
+    with pytest.raises(DataError, match="not found"):
+        readable_images(tmp_path / "missing")
+    with pytest.raises(DataError, match="pass --data"):
+        training_paths(DataConfig())
+
+
+def test_holdout_split_is_deterministic_and_stable(photo_dir):
+    paths = readable_images(photo_dir)
+    train, held = holdout_split(paths, photo_dir, 0.25)
+    assert set(train).isdisjoint(held) and len(train) + len(held) == len(paths) and held
+    assert holdout_split(list(reversed(paths)), photo_dir, 0.25)[1] == list(reversed(held))
+    train2, held2 = holdout_split(paths[:-3], photo_dir, 0.25)  # removing files moves nobody else
+    assert set(held2) == set(held) - set(paths[-3:])
+
+
+def test_augmentation_is_a_function_of_seed_and_position(photo_dir):
+    paths = readable_images(photo_dir)
+    ds = ImageDataset(paths, 32, 36, flip=True, seed=1)
+    a, b = ds[(3, 10)], ds[(3, 10)]
+    assert a.shape == (3, 32, 32) and torch.equal(a, b)
+    assert a.min() >= -1 and a.max() <= 1
+    crops = {ds[(3, n)].sum().item() for n in range(20)}
+    assert len(crops) > 1  # different sample numbers give different crops/flips
+    assert ds[0].shape == (3, 32, 32)
+
+
+def test_stream_resumes_at_any_position():
+    full = StreamSampler(10, seed=3)
+    it = iter(full)
+    first = [next(it) for _ in range(25)]
+    resumed = iter(StreamSampler(10, seed=3, start=13))
+    assert [next(resumed) for _ in range(12)] == first[13:]
+    assert sorted(i for i, _ in first[:10]) == list(range(10))  # each epoch is a permutation
+
+
+def test_mask_files(tmp_path):
+    arr = np.zeros((6, 5, 3), np.uint8)
+    arr[1, 2, 0] = 255  # any non-zero channel is hole
+    Image.fromarray(arr).save(tmp_path / "m.png")
+    m = load_mask(tmp_path / "m.png")
+    assert m.shape == (1, 1, 6, 5) and m.sum() == 1 and m[0, 0, 1, 2]
+    Image.fromarray(np.full((4, 4), 7, np.uint8)).save(tmp_path / "g.png")
+    assert load_mask(tmp_path / "g.png").all()

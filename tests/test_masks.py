@@ -1,0 +1,67 @@
+import pytest
+import torch
+
+from context_encoder.config import MaskConfig
+from context_encoder.masks import (
+    apply_mask,
+    center_bounds,
+    center_mask,
+    fill_value,
+    random_block_mask,
+    random_region_mask,
+    sample_masks,
+)
+
+
+def test_center_bounds_match_the_released_geometry():
+    assert center_bounds(128, 4) == (36, 92)  # 64 px centre minus a 4 px ring: 56 px hole
+    assert center_bounds(128, 7) == (39, 89)  # the paper's 7 px
+    assert center_bounds(32, 1) == (9, 23)
+
+
+def test_center_mask_hand_worked():
+    m = center_mask(8, overlap=0, batch=2)
+    expected = torch.zeros(8, 8, dtype=torch.bool)
+    expected[2:6, 2:6] = True
+    assert m.shape == (2, 1, 8, 8) and m.dtype == torch.bool
+    assert torch.equal(m[0, 0], expected) and torch.equal(m[1, 0], expected)
+    m = center_mask(32, overlap=1)
+    assert m.sum() == 14 * 14 and m[0, 0, 8, 8] == 0 and m[0, 0, 9, 9] == 1 and m[0, 0, 22, 22] == 1
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+def test_random_block_coverage_bounds(size):
+    g = torch.Generator().manual_seed(0)
+    m = random_block_mask(64, size, g)
+    cover = m.float().mean(dim=(1, 2, 3))
+    assert (cover > 0).all() and (cover <= 0.25).all()
+    assert len({tuple(x.nonzero().flatten().tolist()[:8]) for x in m}) > 32  # per-sample masks differ
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+def test_random_region_coverage_bounds(size):
+    g = torch.Generator().manual_seed(0)
+    m = random_region_mask(32, size, g)
+    cover = m.float().mean(dim=(1, 2, 3))
+    assert (cover >= 0.2 - 1 / size**2).all() and (cover <= 0.3 + 1 / size**2).all()
+    assert not torch.equal(m[0], m[1])  # one mask per sample
+
+
+def test_masks_are_reproducible_from_the_generator():
+    for kind in ("random-block", "random-region"):
+        cfg = MaskConfig(kind=kind)
+        a = sample_masks(cfg, 4, 64, torch.Generator().manual_seed(5))
+        b = sample_masks(cfg, 4, 64, torch.Generator().manual_seed(5))
+        c = sample_masks(cfg, 4, 64, torch.Generator().manual_seed(6))
+        assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_fill_with_the_released_mean_pixel():
+    f = fill_value((117.0, 104.0, 123.0))
+    torch.testing.assert_close(f.flatten(), torch.tensor([2 * 117 / 255 - 1, 2 * 104 / 255 - 1, 2 * 123 / 255 - 1]))
+    img = torch.zeros(1, 3, 4, 4)
+    mask = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    mask[..., 1, 2] = True
+    out = apply_mask(img, mask, f)
+    torch.testing.assert_close(out[0, :, 1, 2], f.flatten())
+    assert out.abs().sum() == f.abs().sum()

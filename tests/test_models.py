@@ -1,0 +1,110 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from context_encoder.config import ModelConfig, load_config
+from context_encoder.models import (
+    ChannelwiseFC,
+    FullyConnectedBottleneck,
+    build_models,
+    count_parameters,
+)
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+@pytest.mark.parametrize("bottleneck", ["fc", "channelwise"])
+@pytest.mark.parametrize("full_image", [False, True])
+def test_shapes(size, bottleneck, full_image):
+    cfg = ModelConfig(image_size=size, nef=8, ngf=8, ndf=8, bottleneck=bottleneck, bottleneck_dim=32)
+    g, d = build_models(cfg, full_image)
+    out = g(torch.randn(2, 3, size, size))
+    p = size if full_image else size // 2
+    assert out.shape == (2, 3, p, p)
+    assert out.abs().max() <= 1.0  # tanh output
+    assert d(out).shape == (2,)
+    assert g.encode(torch.randn(2, 3, size, size)).shape == (2, 64, 4, 4)
+
+
+def test_paper_center_generator_has_71m_parameters():
+    cfg = load_config("paper_center")
+    g, d = build_models(cfg.model, cfg.full_image)
+    n = count_parameters(g)
+    assert 70.5e6 < n < 71.5e6, n  # paper / released code: about 71M
+    bottleneck = count_parameters(g.bottleneck)
+    assert 65.0e6 < bottleneck < 66.0e6  # 65M of them in the two bottleneck layers
+    assert count_parameters(d) == pytest.approx(2.77e6, rel=0.01)
+
+
+def test_convs_have_no_bias_and_bn_placement():
+    cfg = load_config("paper_center")
+    g, d = build_models(cfg.model, False)
+    for m in list(g.modules()) + list(d.modules()):
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
+            assert m.bias is None
+    enc = list(g.encoder)
+    assert isinstance(enc[0], torch.nn.Conv2d) and isinstance(enc[1], torch.nn.LeakyReLU)  # no BN on conv1
+    assert isinstance(enc[3], torch.nn.BatchNorm2d)
+    dec = list(g.decoder)
+    assert isinstance(dec[-2], torch.nn.ConvTranspose2d) and isinstance(dec[-1], torch.nn.Tanh)  # no BN at output
+    assert isinstance(list(d.net)[1], torch.nn.LeakyReLU)
+
+
+@pytest.mark.parametrize("bottleneck", ["fc", "channelwise"])
+@pytest.mark.parametrize("full_image", [False, True])
+def test_every_parameter_gets_a_finite_gradient(bottleneck, full_image):
+    cfg = ModelConfig(image_size=32, nef=8, ngf=8, ndf=8, bottleneck=bottleneck, bottleneck_dim=16)
+    g, d = build_models(cfg, full_image)
+    loss = d(g(torch.randn(4, 3, 32, 32))).mean()
+    loss.backward()
+    for name, p in list(g.named_parameters()) + list(d.named_parameters()):
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_fc_bottleneck_equals_the_released_conv_form():
+    torch.manual_seed(0)
+    b = FullyConnectedBottleneck(c_in=6, dim=10, c_out=5).eval()
+    for bn in (b.encode_bn, b.decode_bn):
+        bn.running_mean.normal_()
+        bn.running_var.uniform_(0.5, 2)
+    x = torch.randn(3, 6, 4, 4)
+    # layer 6: 4x4 valid conv to (10, 1, 1); layer 7: 4x4 up-conv back to (5, 4, 4)
+    z = F.conv2d(x, b.encode.weight.view(10, 6, 4, 4))
+    z = F.leaky_relu(
+        F.batch_norm(
+            z.flatten(1), b.encode_bn.running_mean, b.encode_bn.running_var, b.encode_bn.weight, b.encode_bn.bias
+        ),
+        0.2,
+    )
+    y = F.conv_transpose2d(z[:, :, None, None], b.decode.weight.t().reshape(10, 5, 4, 4))
+    y = torch.relu(
+        F.batch_norm(y, b.decode_bn.running_mean, b.decode_bn.running_var, b.decode_bn.weight, b.decode_bn.bias)
+    )
+    torch.testing.assert_close(b(x), y, rtol=1e-5, atol=1e-5)
+
+
+def test_channelwise_fc_connects_each_map_only_to_itself():
+    torch.manual_seed(0)
+    layer = ChannelwiseFC(channels=3, size=4)
+    torch.nn.init.normal_(layer.weight)
+    x = torch.randn(2, 3, 4, 4)
+    expected = torch.einsum("bmi,mio->bmo", x.flatten(2), layer.weight).view(2, 3, 4, 4)
+    torch.testing.assert_close(layer(x), expected)
+    x2 = x.clone()
+    x2[:, 1] += 1.0  # changing map 1 changes output map 1 only
+    diff = (layer(x2) - layer(x)).abs().sum(dim=(0, 2, 3))
+    assert diff[0] == 0 and diff[2] == 0 and diff[1] > 0
+    assert sum(p.numel() for p in layer.parameters()) == 3 * 4**4  # m * n^4
+
+
+def test_init_is_dcgan_and_seeded():
+    cfg = load_config("paper_center").model
+    g1, _ = build_models(cfg, False, seed=3)
+    g2, _ = build_models(cfg, False, seed=3)
+    w = g1.encoder[0].weight
+    assert abs(w.std().item() - 0.02) < 0.002 and abs(w.mean().item()) < 0.002
+    bn = g1.encoder[3]
+    assert abs(bn.weight.mean().item() - 1.0) < 0.01 and bn.bias.abs().max() == 0
+    for a, b in zip(g1.parameters(), g2.parameters()):
+        assert torch.equal(a, b)

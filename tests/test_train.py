@@ -1,0 +1,123 @@
+import importlib
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+from context_encoder.checkpoint import load_checkpoint, load_generator
+from context_encoder.errors import CheckpointError
+from context_encoder.masks import center_mask, fill_value
+from context_encoder.models import build_models
+from context_encoder.train import TrainingInterrupted, make_optimizers, train, train_step
+
+train_mod = importlib.import_module("context_encoder.train")  # the package exports a function of that name
+
+
+def _smooth_batch(n=8, size=32):
+    g = torch.Generator().manual_seed(0)
+    coarse = torch.rand(n, 3, 4, 4, generator=g) * 2 - 1
+    return torch.nn.functional.interpolate(coarse, size=size, mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
+def test_overfits_one_fixed_batch(tiny_cfg):
+    cfg = tiny_cfg()
+    g, d = build_models(cfg.model, cfg.full_image, seed=0)
+    opt_g, opt_d = make_optimizers(g, d, cfg, torch.device("cpu"))
+    x, m, f = _smooth_batch(), center_mask(32, cfg.mask.overlap, 8), fill_value(cfg.mask.fill_rgb)
+    losses = [train_step(g, d, opt_g, opt_d, x, m, f, cfg.loss)["loss_rec"].item() for _ in range(100)]
+    assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])
+
+
+@pytest.mark.parametrize("mode", ["l2", "adv", "joint"])
+def test_loss_modes_update_the_right_networks(tiny_cfg, mode):
+    cfg = tiny_cfg(f"loss.mode={mode}")
+    g, d = build_models(cfg.model, cfg.full_image, seed=0)
+    opt_g, opt_d = make_optimizers(g, d, cfg, torch.device("cpu"))
+    g_lr = opt_g.param_groups[0]["lr"]
+    assert g_lr == pytest.approx(2e-3 if mode == "joint" else 2e-4)  # released: G gets 10x only in joint mode
+    d0 = [p.clone() for p in d.parameters()]
+    out = train_step(g, d, opt_g, opt_d, _smooth_batch(), center_mask(32, 1, 8), fill_value((0, 0, 0)), cfg.loss)
+    d_changed = any(not torch.equal(a, b) for a, b in zip(d0, d.parameters()))
+    assert d_changed == (mode != "l2")
+    assert ("loss_d" in out) == (mode != "l2")
+    assert all(torch.isfinite(v) for v in out.values())
+
+
+def _run(cfg, out, **kw):
+    return train(cfg, out, progress=False, **kw)
+
+
+def test_same_seed_same_losses(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("train.steps=6")
+    _run(cfg, tmp_path / "a")
+    _run(cfg, tmp_path / "b")
+    a = (tmp_path / "a" / "stats.jsonl").read_text().splitlines()
+    b = (tmp_path / "b" / "stats.jsonl").read_text().splitlines()
+    strip = lambda lines: [{k: v for k, v in json.loads(x).items() if k not in ("time", "img_per_s")} for x in lines]  # noqa: E731
+    assert strip(a) == strip(b) and len(a) == 3
+    c = _run(tiny_cfg("train.steps=6", "train.seed=1"), tmp_path / "c")
+    assert strip((tmp_path / "c" / "stats.jsonl").read_text().splitlines()) != strip(a) and c.exists()
+
+
+@pytest.mark.parametrize("kind", ["center", "random-region"])
+def test_resume_equals_uninterrupted(tiny_cfg, tmp_path, kind):
+    full = _run(tiny_cfg("train.steps=8", f"mask.kind={kind}"), tmp_path / "full")
+    half = _run(tiny_cfg("train.steps=4", f"mask.kind={kind}"), tmp_path / "half")
+    resumed = _run(tiny_cfg("train.steps=8", f"mask.kind={kind}"), tmp_path / "half", resume=half)
+    a, b = load_checkpoint(full), load_checkpoint(resumed)
+    assert a["step"] == b["step"] == 8
+    for key in ("generator", "discriminator"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), f"{key}.{name}"
+    assert torch.equal(a["mask_rng"], b["mask_rng"])
+
+
+def test_run_directory_contents(tiny_cfg, tmp_path):
+    ckpt = _run(tiny_cfg(), tmp_path / "run")
+    run = tmp_path / "run"
+    assert json.loads((run / "config.json").read_text())["train"]["steps"] == 10
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000005.png", "step_0000010.png"]
+    records = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4, 6, 8, 10]
+    assert {"loss_d", "loss_g_adv", "loss_rec", "img_per_s"} <= set(records[0])
+    gen, cfg = load_generator(ckpt)  # a checkpoint alone rebuilds its model
+    assert cfg.train.steps == 10 and not gen.training
+    assert not list(run.glob("checkpoints/*.tmp")) and not list(run.glob("checkpoints/.*"))
+
+
+def test_resume_refuses_a_different_model(tiny_cfg, tmp_path):
+    ckpt = _run(tiny_cfg("train.steps=2"), tmp_path / "r")
+    with pytest.raises(CheckpointError, match=r"\[model\] differs"):
+        _run(tiny_cfg("train.steps=4", "model.nef=4"), tmp_path / "r", resume=ckpt)
+
+
+def test_sigterm_saves_a_checkpoint_then_stops(tiny_cfg, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real_step = train_mod.train_step
+
+    def step_then_signal(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "train_step", step_then_signal)
+    with pytest.raises(TrainingInterrupted) as info:
+        _run(tiny_cfg("train.checkpoint_every=100"), tmp_path / "run")
+    assert info.value.step == 3 and info.value.signum == signal.SIGTERM
+    assert load_checkpoint(tmp_path / "run")["step"] == 3
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage" * 10)
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        load_checkpoint(bad)
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a context-encoder checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
