@@ -33,8 +33,13 @@ STEPS = {"tiny": 60, "cifar10": 40, "scenes64": 24, "paper_center": 8, "paper_ra
 
 def measure(preset: str, data: Path, steps: int) -> dict:
     log_every = max(1, steps // 4)
-    overrides = [f'data.train_dir="{data.as_posix()}"', f"train.steps={steps}", f"train.log_every={log_every}",
-                 f"train.sample_every={10 * steps}", f"train.checkpoint_every={10 * steps}"]
+    overrides = [
+        f'data.train_dir="{data.as_posix()}"',
+        f"train.steps={steps}",
+        f"train.log_every={log_every}",
+        f"train.sample_every={10 * steps}",
+        f"train.checkpoint_every={10 * steps}",
+    ]
     cfg = load_config(preset, overrides)
     with tempfile.TemporaryDirectory() as tmp:
         train(cfg, Path(tmp) / "run", progress=False)
@@ -49,7 +54,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=0, help="steps per preset (default: per-preset)")
     parser.add_argument("--data", type=Path, help="image folder for every preset")
     args = parser.parse_args()
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     print(f"{'preset':<14} {'batch':>5} {'steps':>5} {'img/s':>8}")
     for preset in args.presets:
         r = measure(preset, args.data or DEFAULT_DATA[preset], args.steps or STEPS[preset])

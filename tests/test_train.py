@@ -24,7 +24,7 @@ def _smooth_batch(n=8, size=32):
 def test_overfits_one_fixed_batch(tiny_cfg):
     cfg = tiny_cfg()
     g, d = build_models(cfg.model, cfg.full_image, seed=0)
-    opt_g, opt_d = make_optimizers(g, d, cfg, torch.device("cpu"))
+    opt_g, opt_d = make_optimizers(g, d, cfg)
     x, m, f = _smooth_batch(), center_mask(32, cfg.mask.overlap, 8), fill_value(cfg.mask.fill_rgb)
     losses = [train_step(g, d, opt_g, opt_d, x, m, f, cfg.loss)["loss_rec"].item() for _ in range(100)]
     assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])
@@ -34,7 +34,7 @@ def test_overfits_one_fixed_batch(tiny_cfg):
 def test_loss_modes_update_the_right_networks(tiny_cfg, mode):
     cfg = tiny_cfg(f"loss.mode={mode}")
     g, d = build_models(cfg.model, cfg.full_image, seed=0)
-    opt_g, opt_d = make_optimizers(g, d, cfg, torch.device("cpu"))
+    opt_g, opt_d = make_optimizers(g, d, cfg)
     g_lr = opt_g.param_groups[0]["lr"]
     assert g_lr == pytest.approx(2e-3 if mode == "joint" else 2e-4)  # released: G gets 10x only in joint mode
     d0 = [p.clone() for p in d.parameters()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ EPILOG = """examples:
 def _train(args: argparse.Namespace) -> int:
     from .checkpoint import checkpoint_config, load_checkpoint
     from .config import apply_overrides, load_config
+    from .distributed import launched_by_torchrun, shutdown_distributed
     from .train import TrainingInterrupted, next_run_dir, train
 
     overrides = list(args.set)
@@ -40,13 +42,21 @@ def _train(args: argparse.Namespace) -> int:
             raise ContextEncoderError("train needs --config FILE|PRESET (or --resume RUN_DIR)")
         cfg = load_config(args.config, overrides)
         run_dir = Path(args.out) if args.out else next_run_dir(Path("runs"), cfg.name)
-    print(f"run directory: {run_dir}", file=sys.stderr)
+    if launched_by_torchrun() and not args.out and not args.resume:
+        raise ContextEncoderError("under torchrun pass --out DIR so every process agrees on the run directory")
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    if main_process:
+        print(f"run directory: {run_dir}", file=sys.stderr)
     try:
         ckpt = train(cfg, run_dir, resume=state, progress=not args.quiet)
     except TrainingInterrupted as exc:
-        print(f"{exc}; continue with: context-encoder train --resume {run_dir}", file=sys.stderr)
+        if main_process:
+            print(f"{exc}; continue with: context-encoder train --resume {run_dir}", file=sys.stderr)
         return 128 + exc.signum
-    print(ckpt)
+    finally:
+        shutdown_distributed()
+    if main_process:
+        print(ckpt)
     return 0
 
 

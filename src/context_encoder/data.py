@@ -199,10 +199,16 @@ class ImageDataset(Dataset):
 
 
 class StreamSampler(Sampler):
-    """Endless `(index, sample_number)` keys from `start` on: a new seeded permutation every epoch."""
+    """Endless `(index, sample_number)` keys from sample `start` on: a new seeded permutation every epoch.
 
-    def __init__(self, n: int, seed: int, start: int = 0):
+    With `shard=(rank, world_size, global_batch)` a process keeps only its slice of every global batch:
+    rank r of N gets sample numbers k*B + r*B/N ... k*B + (r+1)*B/N - 1 of batch k.
+    """
+
+    def __init__(self, n: int, seed: int, start: int = 0, shard: tuple[int, int, int] = (0, 1, 1)):
         self.n, self.seed, self.start = n, seed, start
+        self.rank, self.world, self.global_batch = shard
+        self.local = self.global_batch // self.world
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         sample = self.start
@@ -210,7 +216,8 @@ class StreamSampler(Sampler):
             epoch, offset = divmod(sample, self.n)
             perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
             for i in perm[offset:].tolist():
-                yield i, sample
+                if self.world == 1 or (sample % self.global_batch) // self.local == self.rank:
+                    yield i, sample
                 sample += 1
 
     def __len__(self) -> int:  # endless; DataLoader only needs this for progress estimates
@@ -228,13 +235,20 @@ def training_paths(cfg: DataConfig) -> tuple[list[Path], list[Path]]:
 
 
 def training_loader(
-    dataset: ImageDataset, batch_size: int, seed: int, start_step: int, workers: int, pin_memory: bool = False
+    dataset: ImageDataset,
+    global_batch: int,
+    seed: int,
+    start_step: int,
+    workers: int,
+    pin_memory: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> Iterator[Tensor]:
-    """Endless batches (B, 3, S, S) starting at batch `start_step` of the seeded stream."""
+    """Endless batches from batch `start_step` of the seeded stream: this rank's (B/N, 3, S, S) slice of each."""
     loader = DataLoader(
         dataset,
-        batch_size=batch_size,
-        sampler=StreamSampler(len(dataset), seed, start_step * batch_size),
+        batch_size=global_batch // world_size,
+        sampler=StreamSampler(len(dataset), seed, start_step * global_batch, (rank, world_size, global_batch)),
         num_workers=workers,
         persistent_workers=workers > 0,
         pin_memory=pin_memory,

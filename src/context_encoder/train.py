@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from .checkpoint import checkpoint_config, load_checkpoint, save_checkpoint
 from .config import Config, LossConfig
 from .data import ImageDataset, training_loader, training_paths
+from .distributed import DistInfo, barrier, init_distributed, local_batch, mean_over_ranks, unwrap, wrap
 from .errors import CheckpointError, ConfigError
 from .inpaint import composite, prediction_region
 from .losses import (
@@ -36,6 +37,7 @@ from .losses import (
 )
 from .masks import apply_mask, fill_value, sample_masks
 from .models import Discriminator, Generator, build_models
+from .perf import Precision, Speed, resolve_speed
 from .progress import Progress
 from .viz import hole_view, image_grid, save_png
 
@@ -65,12 +67,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_optimizers(
-    gen: nn.Module, disc: nn.Module, cfg: Config, device: torch.device
+    gen: nn.Module, disc: nn.Module, cfg: Config, fused: bool = True
 ) -> tuple[torch.optim.Adam, torch.optim.Adam]:
     """Adam for G and D; G's learning rate is `g_lr_mult` x D's in joint mode, as in the released code."""
     t = cfg.train
     g_lr = t.lr * (t.g_lr_mult if cfg.loss.mode == "joint" else 1.0)
-    fused = t.fused_adam and device.type in ("cpu", "cuda")
     kwargs = {"betas": (t.beta1, t.beta2), **({"fused": True} if fused else {})}
     return torch.optim.Adam(gen.parameters(), lr=g_lr, **kwargs), torch.optim.Adam(disc.parameters(), lr=t.lr, **kwargs)
 
@@ -84,12 +85,18 @@ def train_step(
     mask: Tensor,
     fill: Tensor,
     loss_cfg: LossConfig,
+    precision: Precision | None = None,
 ) -> dict[str, Tensor]:
-    """One iteration on a batch `real` (B, 3, S, S) with holes `mask` (B, 1, S, S); returns detached losses."""
-    full_image = gen.full_image
+    """One iteration on a batch `real` (B, 3, S, S) with holes `mask` (B, 1, S, S); returns detached losses.
+
+    `gen` and `disc` may be DDP- or compile-wrapped; losses are computed in fp32 under any autocast.
+    """
+    precision = precision or Precision()
+    full_image = unwrap(gen).full_image
     target = prediction_region(real, full_image)  # what G must predict, (B, 3, P, P)
     weights = reconstruction_weights(prediction_region(mask, full_image), loss_cfg.overlap_weight)  # (B, 1, P, P)
-    fake = gen(apply_mask(real, mask, fill))  # (B, 3, P, P)
+    with precision.autocast():
+        fake = gen(apply_mask(real, mask, fill))  # (B, 3, P, P)
     stats: dict[str, Tensor] = {}
     adversarial = uses_discriminator(loss_cfg)
 
@@ -97,25 +104,26 @@ def train_step(
     if adversarial:
         disc.requires_grad_(True)
         opt_d.zero_grad(set_to_none=True)
-        real_logits, fake_logits = disc(target), disc(fake.detach())
+        with precision.autocast():
+            real_logits, fake_logits = disc(target).float(), disc(fake.detach()).float()
         loss_d = discriminator_loss(real_logits, fake_logits)
-        loss_d.backward()
-        opt_d.step()
+        precision.step(loss_d, opt_d, "d")
         stats["loss_d"] = loss_d.detach()
         stats["d_real"] = torch.sigmoid(real_logits.detach()).mean()
         stats["d_fake"] = torch.sigmoid(fake_logits.detach()).mean()
 
     # (2) Update G: maximise log D(G(context)) and minimise the weighted reconstruction error
     opt_g.zero_grad(set_to_none=True)
-    rec = reconstruction_loss(fake, target, weights, loss_cfg.reconstruction)
+    rec = reconstruction_loss(fake.float(), target, weights, loss_cfg.reconstruction)
     adv = None
     if adversarial:
         disc.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
-        adv = generator_adversarial_loss(disc(fake))
+        plain_d = getattr(disc, "module", disc)  # outside DDP: D's weights get no gradient to all-reduce here
+        with precision.autocast():
+            adv = generator_adversarial_loss(plain_d(fake).float())
         stats["loss_g_adv"] = adv.detach()
     loss_g = generator_loss(rec, adv, loss_cfg)
-    loss_g.backward()
-    opt_g.step()
+    precision.step(loss_g, opt_g, "g")
     stats["loss_rec"] = rec.detach()
     stats["loss_g"] = loss_g.detach()
     return stats
@@ -177,6 +185,13 @@ def _check_resumable(saved: Config, requested: Config) -> None:
             raise CheckpointError(f"cannot resume: the checkpoint's [{section}] differs from the requested config")
 
 
+def _setup(cfg: Config, info: DistInfo) -> tuple[torch.device, Speed]:
+    device = resolve_device(cfg.train.device)
+    if device.type == "cuda" and info.enabled:
+        device = torch.device("cuda", info.local_rank)
+    return device, resolve_speed(cfg.train, device)
+
+
 def train(
     cfg: Config,
     run_dir: str | Path,
@@ -185,20 +200,23 @@ def train(
 ) -> Path:
     """Train per `cfg` into `run_dir`; with `resume` (a path or a loaded checkpoint), continue from it.
 
-    Returns the path of the last checkpoint.
+    Returns the path of the last checkpoint. Under `torchrun` every process calls this; rank 0 writes.
 
     When resuming, `cfg` must match the checkpoint's model, mask and loss sections; its `train`
     section (e.g. a larger `train.steps`) and data folders are taken from `cfg`.
     """
     run_dir = Path(run_dir)
-    device = resolve_device(cfg.train.device)
+    t = cfg.train
+    info = init_distributed(resolve_device(t.device).type)
+    device, speed = _setup(cfg, info)
+    batch = local_batch(t.batch_size, info)  # images per process
     state = None
     if resume is not None:
         state = resume if isinstance(resume, dict) else load_checkpoint(resume)
         _check_resumable(checkpoint_config(state), cfg)
-    t = cfg.train
     gen, disc = build_models(cfg.model, cfg.full_image, t.seed, device)
-    opt_g, opt_d = make_optimizers(gen, disc, cfg, device)
+    opt_g, opt_d = make_optimizers(gen, disc, cfg, speed.fused_adam)
+    precision = Precision(speed, device)
     mask_rng = torch.Generator().manual_seed(t.seed + 1)
     step = 0
     if state is not None:
@@ -207,75 +225,117 @@ def train(
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         mask_rng.set_state(state["mask_rng"])
+        precision.load_state_dict(state.get("grad_scalers", {}))
         step = int(state["step"])
         log.info("resumed from %s at step %d", state["path"], step)
     if step >= t.steps:
         raise ConfigError(f"the checkpoint is already at step {step} >= train.steps={t.steps}; raise train.steps")
+    memory_format = torch.channels_last if speed.channels_last else torch.contiguous_format
+    gen, disc = gen.to(memory_format=memory_format), disc.to(memory_format=memory_format)
+    gen_run, disc_run = wrap(gen, info, device, t.sync_bn), wrap(disc, info, device, t.sync_bn)
+    if speed.compile:
+        gen_run, disc_run = torch.compile(gen_run, dynamic=False), torch.compile(disc_run, dynamic=False)
 
     train_paths, val_paths = training_paths(cfg.data)
-    log.info("%d training images, %d held out", len(train_paths), len(val_paths))
     s = cfg.model.image_size
     dataset = ImageDataset(train_paths, s, cfg.load_size, cfg.data.flip, t.seed, cfg.data.cache_max_images)
-    sample_set = ImageDataset(val_paths or train_paths, s, cfg.load_size, flip=False)
-    fixed_images, fixed_masks = _fixed_batch(cfg, sample_set)
-    batches = training_loader(dataset, t.batch_size, t.seed, step, cfg.data.workers, device.type == "cuda")
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(cfg.to_json() + "\n")
-    ckpt_path = run_dir / "checkpoints" / "last.pt"
+    batches = training_loader(
+        dataset, t.batch_size, t.seed, step, cfg.data.workers, device.type == "cuda", info.rank, info.world_size
+    )
     fill = fill_value(cfg.mask.fill_rgb, device)
-    center = cfg.mask.kind == "center"
-    center_masks = sample_masks(cfg.mask, t.batch_size, s, mask_rng).to(device) if center else None
+    mine = slice(info.rank * batch, (info.rank + 1) * batch)  # this process's slice of each global batch
+    center_masks = (
+        sample_masks(cfg.mask, t.batch_size, s, mask_rng)[mine].to(device) if cfg.mask.kind == "center" else None
+    )
+    ckpt_path = run_dir / "checkpoints" / "last.pt"
+    if info.is_main:
+        log.info(
+            "%d training images, %d held out; %s on %s x%d",
+            len(train_paths),
+            len(val_paths),
+            speed,
+            device,
+            info.world_size,
+        )
+        sample_set = ImageDataset(val_paths or train_paths, s, cfg.load_size, flip=False)
+        fixed_images, fixed_masks = _fixed_batch(cfg, sample_set)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(cfg.to_json() + "\n")
 
     def checkpoint() -> Path:
         payload = {
             "config": cfg.to_dict(),
             "step": step,
-            "generator": gen.state_dict(),
-            "discriminator": disc.state_dict(),
+            "generator": unwrap(gen).state_dict(),
+            "discriminator": unwrap(disc).state_dict(),
             "opt_g": opt_g.state_dict(),
             "opt_d": opt_d.state_dict(),
             "mask_rng": mask_rng.get_state(),
+            "grad_scalers": precision.state_dict(),
+            "world_size": info.world_size,
         }
         return save_checkpoint(ckpt_path, payload)
 
-    bar = Progress(t.steps, step, desc=f"train {cfg.name}", enabled=progress)
+    bar = Progress(t.steps, step, desc=f"train {cfg.name}", enabled=progress and info.is_main)
     sums: dict[str, Tensor] = {}
     window_start, window_steps = time.perf_counter(), 0
-    gen.train()
-    disc.train()
-    with _stop_on_signals() as stop, open(run_dir / "stats.jsonl", "a") as stats_file:
-        while step < t.steps:
-            real = next(batches).to(device, non_blocking=True)
-            mask = center_masks if center_masks is not None else sample_masks(cfg.mask, len(real), s, mask_rng)
-            out = train_step(gen, disc, opt_g, opt_d, real, mask.to(device), fill, cfg.loss)
-            for k, v in out.items():
-                sums[k] = sums[k] + v if k in sums else v.clone()
-            step += 1
-            window_steps += 1
-            bar.update()
-
-            if step % t.log_every == 0 or step == t.steps:  # the only host sync for loss values
-                elapsed = time.perf_counter() - window_start
-                record = {k: round(v.item() / window_steps, 6) for k, v in sums.items()}
-                if not all(math.isfinite(v) for v in record.values()):
-                    warnings.warn(f"non-finite loss at step {step}: {record}", RuntimeWarning, stacklevel=1)
-                record = {"step": step, **record, "img_per_s": round(window_steps * t.batch_size / elapsed, 2)}
-                record["time"] = round(time.time(), 3)
-                stats_file.write(json.dumps(record) + "\n")
-                stats_file.flush()
-                shown = {k: record[k] for k in ("loss_d", "loss_g_adv", "loss_rec") if k in record}
-                bar.set_postfix(
-                    " ".join(f"{k}={v:.4f}" for k, v in shown.items()) + f" {record['img_per_s']:.1f} img/s"
+    gen_run.train()
+    disc_run.train()
+    stats_file = open(run_dir / "stats.jsonl", "a") if info.is_main else None  # noqa: SIM115
+    try:
+        with _stop_on_signals() as stop:
+            while step < t.steps:
+                real = next(batches).to(device, non_blocking=True).contiguous(memory_format=memory_format)
+                mask = center_masks if center_masks is not None else sample_masks(cfg.mask, t.batch_size, s, mask_rng)
+                out = train_step(
+                    gen_run, disc_run, opt_g, opt_d, real, mask[mine].to(device), fill, cfg.loss, precision
                 )
-                sums, window_start, window_steps = {}, time.perf_counter(), 0
-            if step % t.sample_every == 0 or step == t.steps:
-                save_samples(gen, fixed_images, fixed_masks, fill, run_dir / "samples" / f"step_{step:07d}.png")
-            if step % t.checkpoint_every == 0 or step == t.steps or stop:
-                checkpoint()
-            if stop:
-                bar.close()
-                raise TrainingInterrupted(step, ckpt_path, stop["signum"])
+                for k, v in out.items():
+                    sums[k] = sums[k] + v if k in sums else v.clone()
+                step += 1
+                window_steps += 1
+                bar.update()
+
+                log_now = step % t.log_every == 0 or step == t.steps
+                if log_now:  # the only host sync for loss values
+                    means = mean_over_ranks({k: v / window_steps for k, v in sums.items()}, info)
+                    elapsed = time.perf_counter() - window_start
+                    record = {k: round(v.item(), 6) for k, v in means.items()}
+                    if not all(math.isfinite(v) for v in record.values()):
+                        warnings.warn(f"non-finite loss at step {step}: {record}", RuntimeWarning, stacklevel=1)
+                    record = {"step": step, **record, "img_per_s": round(window_steps * t.batch_size / elapsed, 2)}
+                    if stats_file is not None:
+                        stats_file.write(json.dumps({**record, "time": round(time.time(), 3)}) + "\n")
+                        stats_file.flush()
+                    shown = " ".join(
+                        f"{k}={record[k]:.4f}" for k in ("loss_d", "loss_g_adv", "loss_rec") if k in record
+                    )
+                    bar.set_postfix(f"{shown} {record['img_per_s']:.1f} img/s")
+                    sums, window_start, window_steps = {}, time.perf_counter(), 0
+                if info.is_main and (step % t.sample_every == 0 or step == t.steps):
+                    path = run_dir / "samples" / f"step_{step:07d}.png"
+                    save_samples(unwrap(gen), fixed_images, fixed_masks, fill, path)
+                # under torchrun every rank must stop at the same step: agree on the flag at log steps
+                stopping = _agree(bool(stop), info, device) if (log_now or not info.enabled) else False
+                if info.is_main and (step % t.checkpoint_every == 0 or step == t.steps or stopping):
+                    checkpoint()
+                if stopping:
+                    bar.close()
+                    barrier(info)
+                    raise TrainingInterrupted(step, ckpt_path, stop.get("signum", signal.SIGTERM))
+    finally:
+        if stats_file is not None:
+            stats_file.close()
     bar.close()
+    barrier(info)
     log.info("finished %d steps; checkpoint %s", step, ckpt_path)
     return ckpt_path
+
+
+def _agree(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """True on every rank when any rank's flag is set (one all-reduce); the flag itself for one process."""
+    if not info.enabled:
+        return flag
+    t = torch.tensor([float(flag)], device=device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return bool(t.item())

@@ -1,0 +1,96 @@
+"""Speed options resolved per device: `auto` means what the benchmarks measured fastest there.
+
+Measured on a 2-core AMD EPYC (AVX2, no AVX-512/AMX), torch 2.13 CPU (`benchmarks/throughput.py`,
+`docs/performance.md`): channels-last within a few per cent either way, bf16 autocast over 30x slower
+(no native bf16 kernels), `torch.compile` unstable at best, fused Adam about 4x faster than the
+default Adam step. So on a CPU `auto` = fp32, contiguous, eager, fused Adam. On CUDA `auto` = bf16
+autocast where the GPU supports it (else fp16 with a grad scaler), channels-last, eager, fused Adam.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+from .config import TrainConfig
+
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Speed:
+    """The resolved choices for one device."""
+
+    precision: str  # "fp32" | "bf16" | "fp16"
+    channels_last: bool
+    compile: bool
+    fused_adam: bool
+
+    @property
+    def amp_dtype(self) -> torch.dtype | None:
+        return _DTYPES.get(self.precision)
+
+    @property
+    def needs_scaler(self) -> bool:
+        return self.precision == "fp16"
+
+
+def _on_off(value: str, auto: bool) -> bool:
+    return auto if value == "auto" else value == "on"
+
+
+def resolve_speed(t: TrainConfig, device: torch.device) -> Speed:
+    """Turn the `auto`/`on`/`off` settings into concrete choices for `device`, warning on fallbacks."""
+    cuda = device.type == "cuda"
+    precision = t.precision
+    if precision == "auto":
+        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
+    elif precision == "fp16" and device.type == "cpu":
+        warnings.warn("train.precision='fp16' has no fast CPU kernels; training in fp32", stacklevel=2)
+        precision = "fp32"
+    compile_ = _on_off(t.compile, False)
+    if compile_ and not hasattr(torch, "compile"):
+        warnings.warn("torch.compile is not available in this PyTorch; running eagerly", stacklevel=2)
+        compile_ = False
+    fused = _on_off(t.fused_adam, device.type in ("cpu", "cuda"))
+    if fused and device.type not in ("cpu", "cuda"):
+        warnings.warn(f"fused Adam is not available on {device.type}; using the default Adam", stacklevel=2)
+        fused = False
+    return Speed(precision, _on_off(t.channels_last, cuda), compile_, fused)
+
+
+class Precision:
+    """Autocast and (for fp16) gradient scaling around the two optimizer steps."""
+
+    def __init__(self, speed: Speed | None = None, device: torch.device | None = None):
+        self.dtype = speed.amp_dtype if speed else None
+        self.device_type = device.type if device is not None else "cpu"
+        use_scaler = speed is not None and speed.needs_scaler
+        self.scalers = {k: torch.amp.GradScaler(self.device_type) for k in ("g", "d")} if use_scaler else {}
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, which: str) -> None:
+        """backward + optimizer step, through the grad scaler of network `which` ("g" or "d") when there is one."""
+        scaler = self.scalers.get(which)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+            return
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    def state_dict(self) -> dict[str, dict]:
+        return {k: s.state_dict() for k, s in self.scalers.items()}
+
+    def load_state_dict(self, state: dict[str, dict]) -> None:
+        for k, s in self.scalers.items():
+            if k in state:
+                s.load_state_dict(state[k])
