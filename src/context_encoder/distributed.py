@@ -72,12 +72,74 @@ def local_batch(global_batch: int, info: DistInfo) -> int:
     return global_batch // info.world_size
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks whose gradient is again the sum over ranks (each rank's loss depends on all inputs)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        out = x.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        out = grad.clone()
+        dist.all_reduce(out)
+        return out
+
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm whose training statistics cover the global batch of all processes, on any backend.
+
+    PyTorch's SyncBatchNorm runs on GPUs only; this one all-reduces (sum, sum of squares, count) with a
+    differentiable all-reduce, so it also works with gloo on CPUs. Same parameters and buffers as
+    BatchNorm1d/2d, so state dicts load either way.
+    """
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2D input, got {x.dim()}D")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_initialized()):
+            return super().forward(x)
+        c = x.shape[1]
+        dims = [0, *range(2, x.dim())]
+        count = torch.full((1,), x.numel() / c, dtype=x.dtype, device=x.device)
+        stats = _AllReduceSum.apply(torch.cat([x.sum(dims), (x * x).sum(dims), count]))
+        n = stats[-1]
+        mean = stats[:c] / n
+        var = (stats[c : 2 * c] / n - mean * mean).clamp(min=0)  # biased, as BatchNorm normalises with
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            self.running_mean.lerp_(mean.detach(), self.momentum)
+            self.running_var.lerp_(var.detach() * n / (n - 1), self.momentum)
+        shape = [1, c] + [1] * (x.dim() - 2)
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        return y * self.weight.view(shape) + self.bias.view(shape)
+
+
+def convert_global_batchnorm(module: nn.Module) -> nn.Module:
+    """Replace every BatchNorm1d/2d in `module` by a GlobalBatchNorm holding the same tensors."""
+    for name, child in module.named_children():
+        if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            new = GlobalBatchNorm(child.num_features, child.eps, child.momentum, child.affine)
+            new.load_state_dict(child.state_dict())
+            setattr(module, name, new.to(child.weight.device))
+        else:
+            convert_global_batchnorm(child)
+    return module
+
+
 def wrap(module: nn.Module, info: DistInfo, device: torch.device, sync_bn: bool) -> nn.Module:
-    """DistributedDataParallel around `module` (optionally with SyncBatchNorm); unchanged for one process."""
+    """DistributedDataParallel around `module` (optionally with global-batch BatchNorm); unchanged for one process.
+
+    The BatchNorm conversion happens in place, so the optimizer built on `module` still owns the weights.
+    """
     if not info.enabled:
         return module
     if sync_bn:
-        module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        convert_global_batchnorm(module)
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(module, device_ids=ids)
 

@@ -244,9 +244,7 @@ def train(
     )
     fill = fill_value(cfg.mask.fill_rgb, device)
     mine = slice(info.rank * batch, (info.rank + 1) * batch)  # this process's slice of each global batch
-    center_masks = (
-        sample_masks(cfg.mask, t.batch_size, s, mask_rng)[mine].to(device) if cfg.mask.kind == "center" else None
-    )
+    center_masks = sample_masks(cfg.mask, t.batch_size, s, mask_rng).to(device) if cfg.mask.kind == "center" else None
     ckpt_path = run_dir / "checkpoints" / "last.pt"
     if info.is_main:
         log.info(
