@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from context_encoder.config import Config, load_config
+from context_encoder.config import Config, apply_overrides, load_config
 from context_encoder.data import ImageDataset, readable_images, training_loader
 from context_encoder.masks import fill_value, sample_masks
 from context_encoder.models import FullyConnectedBottleneck, build_models
@@ -77,8 +77,17 @@ def matmul_flops(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / min(times)
 
 
+VARIANTS = {  # fast path with one setting forced, to check what `auto` chose
+    "channels_last": ["train.channels_last=on"],
+    "bf16": ["train.precision=bf16"],
+    "compile": ["train.compile=on"],
+}
+
+
 def _setup(cfg: Config, path: str, device: torch.device):
     gen, disc = build_models(cfg.model, cfg.full_image, 0, device)
+    if path in VARIANTS:
+        cfg = apply_overrides(cfg, VARIANTS[path])
     speed = resolve_speed(cfg.train, device)
     if path == "plain":
         if isinstance(gen.bottleneck, FullyConnectedBottleneck):
@@ -87,7 +96,10 @@ def _setup(cfg: Config, path: str, device: torch.device):
         return gen, disc, opt_g, opt_d, Precision(), torch.contiguous_format
     opt_g, opt_d = make_optimizers(gen, disc, cfg, fused=speed.fused_adam)
     fmt = torch.channels_last if speed.channels_last else torch.contiguous_format
-    return gen.to(memory_format=fmt), disc.to(memory_format=fmt), opt_g, opt_d, Precision(speed, device), fmt
+    gen, disc = gen.to(memory_format=fmt), disc.to(memory_format=fmt)
+    if speed.compile:
+        gen, disc = torch.compile(gen, dynamic=False), torch.compile(disc, dynamic=False)
+    return gen, disc, opt_g, opt_d, Precision(speed, device), fmt
 
 
 def _sync(device: torch.device) -> None:
@@ -95,18 +107,18 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def training_rates(cfg: Config, device: torch.device, steps: int) -> dict:
-    """Median images/s of the plain and fast training steps, interleaved, plus FLOPs per step."""
+def training_rates(cfg: Config, device: torch.device, steps: int, variants: tuple[str, ...] = ()) -> dict:
+    """Median images/s of the plain and fast training steps (and variants), interleaved, plus FLOPs per step."""
     b, s = cfg.train.batch_size, cfg.model.image_size
     real = torch.rand(b, 3, s, s, generator=torch.Generator().manual_seed(0)).to(device) * 2 - 1
     mask = sample_masks(cfg.mask, b, s, torch.Generator().manual_seed(1)).to(device)
     fill = fill_value(cfg.mask.fill_rgb, device)
-    paths = {p: _setup(cfg, p, device) for p in ("plain", "fast")}
+    paths = {p: _setup(cfg, p, device) for p in ("plain", "fast", *variants)}
     with FlopCounterMode(display=False) as counter:
         g, d, og, od, prec, fmt = paths["fast"]
         train_step(g, d, og, od, real.contiguous(memory_format=fmt), mask, fill, cfg.loss, prec)
     flops = counter.get_total_flops()
-    times: dict[str, list[float]] = {"plain": [], "fast": []}
+    times: dict[str, list[float]] = {p: [] for p in paths}
     for i in range(steps + 1):  # the first round is warm-up
         for name, (g, d, og, od, prec, fmt) in paths.items():
             x = real.contiguous(memory_format=fmt)
@@ -119,8 +131,7 @@ def training_rates(cfg: Config, device: torch.device, steps: int) -> dict:
                 times[name].append(time.perf_counter() - t0)
     rates = {k: b / statistics.median(v) for k, v in times.items()}
     return {
-        "plain_img_s": rates["plain"],
-        "fast_img_s": rates["fast"],
+        **{f"{k}_img_s": v for k, v in rates.items()},
         "flops_per_step": flops,
         "fast_step_s": statistics.median(times["fast"]),
     }
@@ -179,9 +190,14 @@ print(json.dumps({{"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_m
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def measure(preset: str, steps: int, device: torch.device, peak: float) -> dict:
+def measure(preset: str, steps: int, device: torch.device, peak: float, variants: tuple[str, ...] = ()) -> dict:
     cfg = load_config(preset)
-    r = {"preset": preset, "batch": cfg.train.batch_size, "device": str(device), **training_rates(cfg, device, steps)}
+    r = {
+        "preset": preset,
+        "batch": cfg.train.batch_size,
+        "device": str(device),
+        **training_rates(cfg, device, steps, variants),
+    }
     r["ratio"] = r["fast_img_s"] / r["plain_img_s"]
     r["achieved_tflops"] = r["flops_per_step"] / r["fast_step_s"] / 1e12
     r["fraction_of_matmul"] = r["achieved_tflops"] * 1e12 / peak
@@ -198,6 +214,13 @@ def main() -> None:
     parser.add_argument("--preset", action="append", help="preset to measure (repeatable; default: all)")
     parser.add_argument("--steps", type=int, default=0, help="timed steps per path (default: by preset size)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=[],
+        choices=sorted(VARIANTS),
+        help="also time the fast path with these settings forced on",
+    )
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/throughput.json"))
     args = parser.parse_args()
     device = resolve_device(args.device)
@@ -214,7 +237,7 @@ def main() -> None:
     results = []
     for preset in args.preset or PRESETS:
         steps = args.steps or (3 if preset.startswith("paper") else 10)
-        r = measure(preset, steps, device, peak)
+        r = measure(preset, steps, device, peak, tuple(args.variants))
         results.append(r)
         load = f"{r['load_img_s']:>10.0f}" if r["load_img_s"] else f"{'-':>10}"
         print(
@@ -223,6 +246,8 @@ def main() -> None:
             f"{load} {r['latency_b1_ms']:>7.1f} {r['img_s_b64']:>9.1f} {r['peak_rss_mib']:>8.0f}",
             flush=True,
         )
+        for v in args.variants:
+            print(f"  fast + {v:<14} {r[f'{v}_img_s']:>8.1f} img/s = {r[f'{v}_img_s'] / r['fast_img_s']:.2f} x fast")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(

@@ -121,3 +121,30 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
         load_checkpoint(tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["train.precision=bf16"], ["train.channels_last=on"], ["train.fused_adam=off"], ["loss.reconstruction=l1"]],
+)
+def test_speed_variants_train(tiny_cfg, tmp_path, overrides):
+    ckpt = _run(tiny_cfg("train.steps=2", "train.log_every=1", *overrides), tmp_path / "run")
+    records = [json.loads(x) for x in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    assert ckpt.is_file() and all(0 < r["loss_rec"] < 10 for r in records)
+
+
+def test_missing_device_is_an_error_and_fp16_on_cpu_falls_back(tiny_cfg, tmp_path):
+    from context_encoder.errors import ConfigError
+    from context_encoder.perf import resolve_speed
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="train.device='cuda' was requested but is not available"):
+            _run(tiny_cfg("train.device=cuda"), tmp_path / "gpu")
+    with pytest.warns(UserWarning, match="fp16"):
+        speed = resolve_speed(tiny_cfg("train.precision=fp16").train, torch.device("cpu"))
+    assert speed.precision == "fp32"
+    from context_encoder.perf import cpu_has_native_bf16
+
+    auto = resolve_speed(tiny_cfg("train.precision=auto").train, torch.device("cpu"))
+    expected = "bf16" if cpu_has_native_bf16() else "fp32"
+    assert (auto.precision, auto.channels_last, auto.compile, auto.fused_adam) == (expected, False, False, True)
