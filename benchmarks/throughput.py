@@ -65,7 +65,7 @@ class ConvFCBottleneck(nn.Module):
         return torch.relu(self.decode_bn(self.decode(z)))
 
 
-def matmul_flops(n: int = 2048, repeats: int = 10) -> float:
+def matmul_flops(n: int = 3072, repeats: int = 10) -> float:
     """FLOP/s of an n x n fp32 matmul (best of `repeats`): the practical compute ceiling of this device."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     torch.mm(a, b)
