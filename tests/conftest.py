@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,18 @@ from PIL import Image
 
 torch.set_num_threads(1)
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+def _shared_data() -> Path:
+    """The project's shared photographs: $CONTEXT_ENCODER_SHARED_DATA, ../shared/data beside the checkout, or /work."""
+    candidates = [
+        os.environ.get("CONTEXT_ENCODER_SHARED_DATA", ""),
+        Path(__file__).resolve().parents[2] / "shared" / "data",
+        "/work/shared/data",
+    ]
+    return next((Path(c) for c in candidates if c and Path(c).is_dir()), Path(candidates[1]))
+
+
+SHARED_DATA = _shared_data()
 
 
 def smooth_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:

@@ -105,6 +105,28 @@ def _presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from .baselines import parse_baselines
+    from .evaluate import markdown_table, run_evaluation
+
+    results = run_evaluation(
+        args.data,
+        args.out,
+        args.checkpoint,
+        args.mask,
+        args.size,
+        parse_baselines(args.baselines),
+        args.limit,
+        args.seed,
+        args.nn_data,
+        args.nn_index,
+    )
+    for region in next(iter(results.values())):
+        print(markdown_table(results, region) + "\n")
+    print(f"reports: {Path(args.out) / 'metrics.md'}, {Path(args.out) / 'metrics.json'}, {Path(args.out) / 'grid.png'}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -156,6 +178,19 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--center", action="store_true", help="the model's central hole (default for centre models)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output PNG")
     p.set_defaults(func=_inpaint)
+
+    p = sub.add_parser("evaluate", help="score a checkpoint and classical baselines on the same images and masks")
+    p.add_argument("--checkpoint", help="checkpoint written by `train` (optional with --size and --baselines)")
+    p.add_argument("--data", required=True, help="folder of held-out images (searched recursively)")
+    p.add_argument("--mask", choices=["center", "random-block", "random-region"], help="default: the model's")
+    p.add_argument("--size", type=int, help="image size (default: the model's; must match it)")
+    p.add_argument("--baselines", help="comma-separated: mean,telea,navier-stokes,biharmonic,nn-hog, or all")
+    p.add_argument("--limit", type=int, help="evaluate this many images, evenly spread over the sorted folder")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random masks (default 0)")
+    p.add_argument("--out", default="eval", help="report folder (default: eval)")
+    p.add_argument("--nn-data", help="training images searched by nn-hog (default: the checkpoint's train_dir)")
+    p.add_argument("--nn-index", type=int, default=2000, help="images in the nn-hog index (default 2000)")
+    p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("demo", help="train a small model on built-in sample photos and fill held-out holes")
     p.add_argument("--out", default="demo", help="output folder (default: demo)")

@@ -1,0 +1,155 @@
+"""Classical inpainting baselines behind one interface: `fill(images, masks) -> images`.
+
+Images are (B, 3, H, W) float tensors in [0, 1], masks (B, 1, H, W) bool (True = hole); the output
+keeps every known pixel. OpenCV and scikit-image come with the `baselines` extra
+(`pip install 'context-encoder[baselines]'`) and are imported only when a baseline that needs them
+is built.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .errors import ContextEncoderError
+
+log = logging.getLogger(__name__)
+
+Filler = Callable[[Tensor, Tensor], Tensor]
+BASELINES = ("mean", "telea", "navier-stokes", "biharmonic", "nn-hog")
+
+
+def _require(module: str, package: str):  # noqa: ANN202
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ContextEncoderError(f"this baseline needs {package}: pip install 'context-encoder[baselines]'") from None
+
+
+def _to_uint8(img: Tensor) -> np.ndarray:
+    return (img.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+
+
+def _from_uint8(arr: np.ndarray) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 255.0
+
+
+def _keep_known(images: Tensor, masks: Tensor, filled: Tensor) -> Tensor:
+    return torch.where(masks, filled, images)
+
+
+def mean_fill(images: Tensor, masks: Tensor) -> Tensor:
+    """Each hole filled with the mean colour of its image's known pixels."""
+    known = (~masks).float()
+    mean = (images * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True).clamp(min=1)
+    return _keep_known(images, masks, mean.expand_as(images))
+
+
+def opencv_fill(method: str, radius: int = 3) -> Filler:
+    """OpenCV's `cv2.inpaint`: Telea's fast marching method or the Navier-Stokes method."""
+    cv2 = _require("cv2", "OpenCV (opencv-python-headless)")
+    flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
+
+    def fill(images: Tensor, masks: Tensor) -> Tensor:
+        out = [
+            _from_uint8(cv2.inpaint(_to_uint8(img), m[0].numpy().astype(np.uint8), radius, flag))
+            for img, m in zip(images, masks)
+        ]
+        return _keep_known(images, masks, torch.stack(out))
+
+    return fill
+
+
+def biharmonic_fill(images: Tensor, masks: Tensor) -> Tensor:
+    """scikit-image's `inpaint_biharmonic`: the smoothest surface matching the hole's boundary."""
+    restoration = _require("skimage.restoration", "scikit-image")
+    out = [
+        torch.from_numpy(
+            restoration.inpaint_biharmonic(img.permute(1, 2, 0).double().numpy(), m[0].numpy(), channel_axis=-1)
+        )
+        .permute(2, 0, 1)
+        .float()
+        for img, m in zip(images, masks)
+    ]
+    return _keep_known(images, masks, torch.stack(out).clamp(0, 1))
+
+
+class HogNearestNeighbour:
+    """The paper's NN-inpainting baseline: paste the hole from the training image whose context looks closest.
+
+    Every database image is described by per-cell HOG histograms (8x8 px cells, 9 orientations); a
+    query is compared only on the cells its hole does not touch, and the best match's pixels fill the
+    hole. Database images are centre-cropped and resized like the evaluation images.
+    """
+
+    def __init__(self, database: Tensor, cell: int = 8):
+        self.feature = _require("skimage.feature", "scikit-image")
+        self.color = _require("skimage.color", "scikit-image")
+        self.cell = cell
+        self.database = database  # (N, 3, S, S) in [0, 1]
+        self.features = torch.stack([self._cells(img) for img in database]).flatten(1)  # (N, R*C*9)
+        self.sq = (self.features**2).float()
+
+    def _cells(self, img: Tensor) -> Tensor:
+        grey = self.color.rgb2gray(img.permute(1, 2, 0).numpy())
+        h = self.feature.hog(
+            grey, orientations=9, pixels_per_cell=(self.cell, self.cell), cells_per_block=(1, 1), feature_vector=False
+        )
+        return torch.from_numpy(h.reshape(h.shape[0], h.shape[1], -1)).float()  # (R, C, 9)
+
+    def _valid_cells(self, mask: Tensor) -> Tensor:
+        """(R, C, 9) weights: 1 for cells the hole does not touch."""
+        c = self.cell
+        s = mask.shape[-1] // c * c
+        touched = mask[0, :s, :s].reshape(s // c, c, s // c, c).any(dim=3).any(dim=1)
+        return (~touched).float()[..., None].expand(-1, -1, 9)
+
+    def __call__(self, images: Tensor, masks: Tensor) -> Tensor:
+        out = []
+        for img, m in zip(images, masks):
+            w = self._valid_cells(m).flatten()
+            q = self._cells(img).flatten() * w
+            dist = self.sq @ w - 2 * self.features @ q  # ||w*(q - f)||^2 up to a constant
+            out.append(self.database[int(dist.argmin())])
+        return _keep_known(images, masks, torch.stack(out))
+
+
+def build_baselines(names: Sequence[str], nn_database: Callable[[], Tensor] | None = None) -> dict[str, Filler]:
+    """Fillers by name; `nn_database` loads the NN-inpainting database on demand (None: nn-hog unavailable)."""
+    fillers: dict[str, Filler] = {}
+    for name in names:
+        if name == "mean":
+            fillers[name] = mean_fill
+        elif name in ("telea", "navier-stokes"):
+            fillers[name] = opencv_fill(name)
+        elif name == "biharmonic":
+            _require("skimage.restoration", "scikit-image")
+            fillers[name] = biharmonic_fill
+        elif name == "nn-hog":
+            if nn_database is None:
+                raise ContextEncoderError("nn-hog needs a folder of training images to search: pass --nn-data DIR")
+            fillers[name] = HogNearestNeighbour(nn_database())
+        else:
+            raise ContextEncoderError(f"unknown baseline '{name}' (known: {', '.join(BASELINES)})")
+    return fillers
+
+
+def parse_baselines(text: str | None) -> list[str]:
+    """`all`, a comma-separated list, or nothing."""
+    if not text:
+        return []
+    names = list(BASELINES) if text == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise ContextEncoderError(f"unknown baseline '{unknown[0]}' (known: {', '.join(BASELINES)}, all)")
+    return names
+
+
+def default_nn_folder(train_dir: str) -> Path | None:
+    return Path(train_dir) if train_dir and Path(train_dir).is_dir() else None
