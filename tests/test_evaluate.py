@@ -208,3 +208,14 @@ def test_random_mask_model_warns_on_centre_masks(photo_dir, tmp_path, caplog):
     np.testing.assert_array_equal(
         sorted(json.loads((tmp_path / "e" / "metrics.json").read_text())["results"]), ["context-encoder"]
     )
+
+
+def test_sharpness_ratio():
+    from context_encoder.evaluate import sharpness_ratio
+
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    region = torch.ones(1, 1, 16, 16, dtype=torch.bool)
+    assert sharpness_ratio(x, x, region).item() == pytest.approx(1.0)
+    flat = torch.full_like(x, 0.5)
+    assert sharpness_ratio(flat, x, region).item() == 0.0
+    assert sharpness_ratio(x * 2, x, region).item() == pytest.approx(2.0, rel=1e-5)

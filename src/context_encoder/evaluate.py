@@ -95,6 +95,20 @@ def ssim(pred: Tensor, target: Tensor, region: Tensor) -> Tensor:
 METRICS = {"l1": l1_error, "l2": l2_error, "psnr": psnr, "ssim": ssim}
 
 
+def _gradient_magnitude(x: Tensor) -> Tensor:
+    """|d/dx| + |d/dy| per pixel (forward differences, last row/column repeated), (B, C, H, W)."""
+    dx = (x[..., :, 1:] - x[..., :, :-1]).abs()
+    dy = (x[..., 1:, :] - x[..., :-1, :]).abs()
+    return F.pad(dx, (0, 1, 0, 0), mode="replicate") + F.pad(dy, (0, 0, 0, 1), mode="replicate")
+
+
+def sharpness_ratio(pred: Tensor, target: Tensor, region: Tensor) -> Tensor:
+    """Per-image gradient energy of `pred` over that of `target` in the region: < 1 blurrier, > 1 busier, (B,)."""
+    return _per_image_mean(_gradient_magnitude(pred), region) / _per_image_mean(
+        _gradient_magnitude(target), region
+    ).clamp(min=1e-6)
+
+
 def center_region(size: int, batch: int) -> Tensor:
     """The paper's full central S/2 square, (B, 1, S, S)."""
     lo, hi = center_patch_bounds(size)
@@ -135,6 +149,7 @@ def evaluate_methods(
     batch_size: int = 64,
     progress: Callable[[int], None] | None = None,
     keep: Sequence[int] = (),
+    metrics: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = METRICS,
 ) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, Tensor]]:
     """Fill `images` (N, 3, S, S) at `masks` with each method; mean metrics per method and region.
 
@@ -155,7 +170,7 @@ def evaluate_methods(
                     kept[name][i] = out[i - start]
             for rname, region in regions.items():
                 r = region[start : start + batch_size]
-                for metric, fn in METRICS.items():
+                for metric, fn in metrics.items():
                     sums[name][rname][metric] += float(fn(out, x, r).sum())
         if progress:
             progress(len(x))
