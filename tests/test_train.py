@@ -148,3 +148,51 @@ def test_missing_device_is_an_error_and_fp16_on_cpu_falls_back(tiny_cfg, tmp_pat
     auto = resolve_speed(tiny_cfg("train.precision=auto").train, torch.device("cpu"))
     expected = "bf16" if cpu_has_native_bf16() else "fp32"
     assert (auto.precision, auto.channels_last, auto.compile, auto.fused_adam) == (expected, False, False, True)
+
+
+def test_ema_schedule_validation_and_best_checkpoint(tiny_cfg, tmp_path):
+    cfg = tiny_cfg(
+        "train.steps=6", "train.ema_decay=0.5", "train.lr_schedule=cosine", "train.val_every=3", "train.val_images=4"
+    )
+    ckpt = _run(cfg, tmp_path / "run")
+    state = load_checkpoint(ckpt)
+    assert "generator_ema" in state and state["opt_g"]["param_groups"][0]["lr"] < 2e-3  # decayed
+    vals = [json.loads(x) for x in (tmp_path / "run" / "stats.jsonl").read_text().splitlines() if "val_psnr" in x]
+    assert [v["step"] for v in vals] == [3, 6] and all(v["val_psnr"] > 5 for v in vals)
+    best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert best["best_val_psnr"] == max(v["val_psnr"] for v in vals)
+    ema_gen, _ = load_generator(ckpt)
+    raw_gen, _ = load_generator(ckpt, ema=False)
+    assert any(not torch.equal(a, b) for a, b in zip(ema_gen.parameters(), raw_gen.parameters()))
+
+
+def test_lr_factor():
+    from context_encoder.train import lr_factor
+
+    assert lr_factor(5, 10, "constant", 0.1) == 1.0
+    assert lr_factor(0, 10, "cosine", 0.1) == pytest.approx(1.0)
+    assert lr_factor(5, 10, "cosine", 0.1) == pytest.approx(0.55)
+    assert lr_factor(10, 10, "cosine", 0.1) == pytest.approx(0.1)
+
+
+def test_interrupted_run_with_ema_and_schedule_resumes_exactly(tiny_cfg, tmp_path, monkeypatch):
+    cfg = tiny_cfg("train.steps=6", "train.ema_decay=0.5", "train.lr_schedule=cosine")
+    full = _run(cfg, tmp_path / "full")
+    calls = {"n": 0}
+    real_step = train_mod.train_step
+
+    def step_then_signal(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "train_step", step_then_signal)
+    with pytest.raises(TrainingInterrupted):
+        _run(cfg, tmp_path / "cut")
+    monkeypatch.setattr(train_mod, "train_step", real_step)
+    resumed = _run(cfg, tmp_path / "cut", resume=tmp_path / "cut")
+    a, b = load_checkpoint(full), load_checkpoint(resumed)
+    for key in ("generator", "generator_ema", "discriminator"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), f"{key}.{name}"

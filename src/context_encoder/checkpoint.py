@@ -56,13 +56,17 @@ def checkpoint_config(state: dict[str, Any]) -> Config:
     return config_from_dict(state["config"])
 
 
-def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[Generator, Config]:
-    """The generator of a checkpoint, in eval mode, rebuilt from the config stored beside its weights."""
+def load_generator(path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> tuple[Generator, Config]:
+    """The generator of a checkpoint, in eval mode, rebuilt from the config stored beside its weights.
+
+    With `ema` (default) the moving-average weights are used when the run kept them.
+    """
     state = load_checkpoint(path, map_location=device)
     cfg = checkpoint_config(state)
     gen = Generator(cfg.model, cfg.full_image)
+    key = "generator_ema" if ema and "generator_ema" in state else "generator"
     try:
-        gen.load_state_dict(state["generator"])
+        gen.load_state_dict(state[key])
     except (RuntimeError, KeyError) as exc:
         raise CheckpointError(
             f"{path}: generator weights do not match its config: {str(exc).splitlines()[0]}"

@@ -102,6 +102,12 @@ class TrainConfig:
     sample_every: int = 500  # steps between PNG sample grids
     sample_count: int = 8  # images in a sample grid
     checkpoint_every: int = 1000  # steps between checkpoints (one is always written at the end)
+    # beyond the paper: the usual GAN stabilisers (off by default, on in the presets of shipped models)
+    ema_decay: float = 0.0  # exponential moving average of G's weights for samples, validation, export (0: off)
+    lr_schedule: str = "constant"  # "constant" (paper) | "cosine": both lrs decay to lr_min_factor x at the end
+    lr_min_factor: float = 0.1  # final lr as a fraction of the initial one, for the cosine schedule
+    val_every: int = 0  # steps between hole-PSNR validations on held-out images; best.pt keeps the best (0: off)
+    val_images: int = 256  # held-out images used for validation
 
 
 @dataclass(frozen=True)
@@ -301,6 +307,14 @@ def validate(cfg: Config) -> Config:
     for name in ("steps", "batch_size", "log_every", "sample_every", "sample_count", "checkpoint_every"):
         if getattr(t, name) < 1:
             raise ConfigError(f"train.{name} must be >= 1, got {getattr(t, name)}")
+    if not 0.0 <= t.ema_decay < 1.0:
+        raise ConfigError(f"train.ema_decay must lie in [0, 1), got {t.ema_decay}")
+    if t.lr_schedule not in ("constant", "cosine"):
+        raise ConfigError(f"train.lr_schedule must be constant or cosine, got '{t.lr_schedule}'")
+    if not 0.0 <= t.lr_min_factor <= 1.0:
+        raise ConfigError(f"train.lr_min_factor must lie in [0, 1], got {t.lr_min_factor}")
+    if t.val_every < 0 or t.val_images < 1:
+        raise ConfigError("train.val_every must be >= 0 and train.val_images >= 1")
     if not (t.lr > 0 and t.g_lr_mult > 0 and 0 <= t.beta1 < 1 and 0 <= t.beta2 < 1):
         raise ConfigError("train.lr and train.g_lr_mult must be > 0; train.beta1/beta2 must lie in [0, 1)")
     for name in ("fused_adam", "channels_last", "compile"):

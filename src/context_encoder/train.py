@@ -7,6 +7,7 @@ held-out batch) and `checkpoints/last.pt` (everything needed to resume bit for b
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -26,6 +27,7 @@ from .config import Config, LossConfig
 from .data import ImageDataset, training_loader, training_paths
 from .distributed import DistInfo, barrier, init_distributed, local_batch, mean_over_ranks, unwrap, wrap
 from .errors import CheckpointError, ConfigError
+from .evaluate import l1_error, model_filler, psnr, seeded_masks, spread
 from .inpaint import composite, prediction_region
 from .losses import (
     discriminator_loss,
@@ -42,6 +44,49 @@ from .progress import Progress
 from .viz import hole_view, image_grid, save_png
 
 log = logging.getLogger(__name__)
+
+
+class EMA:
+    """Exponential moving average of a module's parameters (buffers copied): ema = d * ema + (1 - d) * current."""
+
+    def __init__(self, module: nn.Module, decay: float):
+        self.decay = decay
+        self.module = copy.deepcopy(module).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, module: nn.Module) -> None:
+        ema_params = list(self.module.parameters())
+        torch._foreach_lerp_(ema_params, [p.detach() for p in module.parameters()], 1.0 - self.decay)
+        for b_ema, b in zip(self.module.buffers(), module.buffers()):
+            b_ema.copy_(b)
+
+
+def lr_factor(step: int, total: int, schedule: str, min_factor: float) -> float:
+    """Learning-rate multiplier at `step` of `total`: 1 for "constant", a half cosine down to `min_factor`."""
+    if schedule == "constant":
+        return 1.0
+    return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+
+
+class Validator:
+    """Hole PSNR and L1 of a generator on fixed held-out images with fixed masks (pixels in [0, 1])."""
+
+    def __init__(self, cfg: Config, dataset: ImageDataset, count: int, device: torch.device):
+        idx = spread(list(range(len(dataset))), count)
+        self.images = ((torch.stack([dataset[i] for i in idx]) + 1) / 2).to(device)
+        self.masks = seeded_masks(cfg.mask, len(idx), cfg.model.image_size, cfg.train.seed + 3).to(device)
+        self.cfg = cfg
+
+    @torch.no_grad()
+    def __call__(self, gen: nn.Module) -> dict[str, float]:
+        fill = model_filler(gen, self.cfg)
+        psnrs, l1s = [], []
+        for start in range(0, len(self.images), 64):
+            x, m = self.images[start : start + 64], self.masks[start : start + 64]
+            out = fill(x, m)
+            psnrs.append(psnr(out, x, m))
+            l1s.append(l1_error(out, x, m))
+        return {"val_psnr": round(torch.cat(psnrs).mean().item(), 4), "val_l1": round(torch.cat(l1s).mean().item(), 5)}
 
 
 class TrainingInterrupted(Exception):
@@ -173,9 +218,10 @@ def save_samples(gen: Generator, images: Tensor, masks: Tensor, fill: Tensor, pa
     device = next(gen.parameters()).device
     images, masks = images.to(device), masks.to(device)
     masked = apply_mask(images, masks, fill)
+    was_training = gen.training
     gen.eval()
     filled = composite(images, gen(masked), masks)
-    gen.train()
+    gen.train(was_training)
     return save_png(image_grid([images, hole_view(masked, masks), filled]), path)
 
 
@@ -218,7 +264,7 @@ def train(
     opt_g, opt_d = make_optimizers(gen, disc, cfg, speed.fused_adam)
     precision = Precision(speed, device)
     mask_rng = torch.Generator().manual_seed(t.seed + 1)
-    step = 0
+    step, best_psnr = 0, -math.inf
     if state is not None:
         gen.load_state_dict(state["generator"])
         disc.load_state_dict(state["discriminator"])
@@ -226,10 +272,14 @@ def train(
         opt_d.load_state_dict(state["opt_d"])
         mask_rng.set_state(state["mask_rng"])
         precision.load_state_dict(state.get("grad_scalers", {}))
+        best_psnr = state.get("best_val_psnr", best_psnr)
         step = int(state["step"])
         log.info("resumed from %s at step %d", state["path"], step)
     if step >= t.steps:
         raise ConfigError(f"the checkpoint is already at step {step} >= train.steps={t.steps}; raise train.steps")
+    ema = EMA(gen, t.ema_decay) if t.ema_decay > 0 else None
+    if ema is not None and state is not None and "generator_ema" in state:
+        ema.module.load_state_dict(state["generator_ema"])
     memory_format = torch.channels_last if speed.channels_last else torch.contiguous_format
     gen, disc = gen.to(memory_format=memory_format), disc.to(memory_format=memory_format)
     gen_run, disc_run = wrap(gen, info, device, t.sync_bn), wrap(disc, info, device, t.sync_bn)
@@ -246,6 +296,7 @@ def train(
     mine = slice(info.rank * batch, (info.rank + 1) * batch)  # this process's slice of each global batch
     center_masks = sample_masks(cfg.mask, t.batch_size, s, mask_rng).to(device) if cfg.mask.kind == "center" else None
     ckpt_path = run_dir / "checkpoints" / "last.pt"
+    validator = None
     if info.is_main:
         log.info(
             "%d training images, %d held out; %s on %s x%d",
@@ -257,10 +308,11 @@ def train(
         )
         sample_set = ImageDataset(val_paths or train_paths, s, cfg.load_size, flip=False)
         fixed_images, fixed_masks = _fixed_batch(cfg, sample_set)
+        validator = Validator(cfg, sample_set, t.val_images, device) if t.val_every else None
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(cfg.to_json() + "\n")
 
-    def checkpoint() -> Path:
+    def checkpoint(path: Path = ckpt_path) -> Path:
         payload = {
             "config": cfg.to_dict(),
             "step": step,
@@ -271,8 +323,11 @@ def train(
             "mask_rng": mask_rng.get_state(),
             "grad_scalers": precision.state_dict(),
             "world_size": info.world_size,
+            "best_val_psnr": best_psnr,
         }
-        return save_checkpoint(ckpt_path, payload)
+        if ema is not None:
+            payload["generator_ema"] = ema.module.state_dict()
+        return save_checkpoint(path, payload)
 
     bar = Progress(t.steps, step, desc=f"train {cfg.name}", enabled=progress and info.is_main)
     sums: dict[str, Tensor] = {}
@@ -284,10 +339,16 @@ def train(
         with _stop_on_signals() as stop:
             while step < t.steps:
                 real = next(batches).to(device, non_blocking=True).contiguous(memory_format=memory_format)
+                factor = lr_factor(step, t.steps, t.lr_schedule, t.lr_min_factor)
+                for opt in (opt_g, opt_d):
+                    for group in opt.param_groups:
+                        group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
                 mask = center_masks if center_masks is not None else sample_masks(cfg.mask, t.batch_size, s, mask_rng)
                 out = train_step(
                     gen_run, disc_run, opt_g, opt_d, real, mask[mine].to(device), fill, cfg.loss, precision
                 )
+                if ema is not None:
+                    ema.update(unwrap(gen))
                 for k, v in out.items():
                     sums[k] = sums[k] + v if k in sums else v.clone()
                 step += 1
@@ -310,9 +371,16 @@ def train(
                     )
                     bar.set_postfix(f"{shown} {record['img_per_s']:.1f} img/s")
                     sums, window_start, window_steps = {}, time.perf_counter(), 0
+                if validator is not None and (step % t.val_every == 0 or step == t.steps):
+                    val = {"step": step, **validator(ema.module if ema is not None else unwrap(gen))}
+                    stats_file.write(json.dumps(val) + "\n")
+                    stats_file.flush()
+                    if val["val_psnr"] > best_psnr:
+                        best_psnr = val["val_psnr"]
+                        checkpoint(run_dir / "checkpoints" / "best.pt")
                 if info.is_main and (step % t.sample_every == 0 or step == t.steps):
                     path = run_dir / "samples" / f"step_{step:07d}.png"
-                    save_samples(unwrap(gen), fixed_images, fixed_masks, fill, path)
+                    save_samples(ema.module if ema is not None else unwrap(gen), fixed_images, fixed_masks, fill, path)
                 # under torchrun every rank must stop at the same step: agree on the flag at log steps
                 stopping = _agree(bool(stop), info, device) if (log_now or not info.enabled) else False
                 if info.is_main and (step % t.checkpoint_every == 0 or step == t.steps or stopping):
