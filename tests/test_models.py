@@ -14,8 +14,9 @@ from context_encoder.models import (
 @pytest.mark.parametrize("size", [32, 64, 128])
 @pytest.mark.parametrize("bottleneck", ["fc", "channelwise"])
 @pytest.mark.parametrize("full_image", [False, True])
-def test_shapes(size, bottleneck, full_image):
-    cfg = ModelConfig(image_size=size, nef=8, ngf=8, ndf=8, bottleneck=bottleneck, bottleneck_dim=32)
+@pytest.mark.parametrize("skip", [False, True])
+def test_shapes(size, bottleneck, full_image, skip):
+    cfg = ModelConfig(image_size=size, nef=8, ngf=8, ndf=8, bottleneck=bottleneck, bottleneck_dim=32, skip=skip)
     g, d = build_models(cfg, full_image)
     out = g(torch.randn(2, 3, size, size))
     p = size if full_image else size // 2
@@ -51,8 +52,9 @@ def test_convs_have_no_bias_and_bn_placement():
 
 @pytest.mark.parametrize("bottleneck", ["fc", "channelwise"])
 @pytest.mark.parametrize("full_image", [False, True])
-def test_every_parameter_gets_a_finite_gradient(bottleneck, full_image):
-    cfg = ModelConfig(image_size=32, nef=8, ngf=8, ndf=8, bottleneck=bottleneck, bottleneck_dim=16)
+@pytest.mark.parametrize("skip", [False, True])
+def test_every_parameter_gets_a_finite_gradient(bottleneck, full_image, skip):
+    cfg = ModelConfig(image_size=32, nef=8, ngf=8, ndf=8, bottleneck=bottleneck, bottleneck_dim=16, skip=skip)
     g, d = build_models(cfg, full_image)
     loss = d(g(torch.randn(4, 3, 32, 32))).mean()
     loss.backward()
@@ -108,3 +110,16 @@ def test_init_is_dcgan_and_seeded():
     assert abs(bn.weight.mean().item() - 1.0) < 0.01 and bn.bias.abs().max() == 0
     for a, b in zip(g1.parameters(), g2.parameters()):
         assert torch.equal(a, b)
+
+
+def test_skip_connections_see_the_context_next_to_the_hole():
+    """With skips, a change right outside the centre reaches the prediction through a short path."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(image_size=32, nef=8, ngf=8, ndf=8, bottleneck="channelwise", skip=True)
+    g, _ = build_models(cfg, False)
+    g.eval()
+    x = torch.randn(1, 3, 32, 32)
+    y = x.clone()
+    y[..., 7, 8:24] += 1.0  # the row just above the 16 px centre
+    diff = (g(y) - g(x)).abs()[0].sum(0)  # (16, 16) over the centre
+    assert diff[:2].sum() > diff[-2:].sum()  # the top of the prediction changes most

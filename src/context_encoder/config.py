@@ -39,6 +39,7 @@ class ModelConfig:
     ndf: int = 64  # discriminator filters in the first conv
     bottleneck: str = "fc"  # "fc": released 4000-unit fully connected layer; "channelwise": paper Sec. 3.1
     bottleneck_dim: int = 4000  # units of the "fc" bottleneck (released inpainting models: 4000)
+    skip: bool = False  # beyond the paper: U-Net skip connections from encoder to decoder (centre-cropped)
 
 
 @dataclass(frozen=True)

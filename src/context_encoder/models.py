@@ -98,18 +98,26 @@ class Generator(nn.Module):
 
     `full_image=False` predicts the centre (B, 3, S/2, S/2) (the hole plus the overlap ring);
     `full_image=True` predicts the whole (B, 3, S, S) image, as `train_random.lua` does for random masks.
+
+    `cfg.skip` (beyond the paper) feeds each up-conv the encoder features of the same image region and
+    scale as well: for a centre prediction the decoder map of size k covers the S/2 centre, which the
+    encoder map of size 2k shows in its central k x k crop; for a whole-image prediction it is the
+    encoder map of size k itself. The bottleneck stays; the skips carry the fine detail of the context
+    next to the hole, which a 4x4 bottleneck cannot.
     """
 
     def __init__(self, cfg: ModelConfig, full_image: bool = False):
         super().__init__()
-        self.image_size, self.full_image = cfg.image_size, full_image
+        self.image_size, self.full_image, self.skip = cfg.image_size, full_image, cfg.skip
         n_down = int(math.log2(cfg.image_size)) - 2  # stride-2 convs down to 4x4
         widths = _widths(cfg.nef, n_down, 8)
         layers: list[nn.Module] = []
         c = 3
+        enc_channels: dict[int, int] = {}  # feature size -> channels of the encoder output at that size
         for i, w in enumerate(widths):  # state size halves each layer, ends at (nef*8) x 4 x 4
             layers += _down(c, w, bn=i > 0)
             c = w
+            enc_channels[cfg.image_size >> (i + 1)] = w
         self.encoder = nn.Sequential(*layers)
 
         if cfg.bottleneck == "fc":
@@ -121,11 +129,16 @@ class Generator(nn.Module):
         n_up = int(math.log2(self.out_size)) - 2  # stride-2 up-convs from 4x4 to the output size
         up_widths = list(reversed(_widths(cfg.ngf, n_up - 1, 4))) if n_up > 1 else []
         layers = []
-        c = cfg.ngf * 8
+        c, k = cfg.ngf * 8, 4
+
+        def skip_channels(size: int) -> int:
+            return enc_channels.get(size if full_image else 2 * size, 0) if cfg.skip else 0
+
         for w in up_widths:  # state size doubles each layer: (ngf*4) x 8 x 8, (ngf*2) x 16 x 16, ...
-            layers += [nn.ConvTranspose2d(c, w, 4, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
-            c = w
-        layers += [nn.ConvTranspose2d(c, 3, 4, 2, 1, bias=False), nn.Tanh()]  # 3 x out_size x out_size
+            up = nn.ConvTranspose2d(c + skip_channels(k), w, 4, 2, 1, bias=False)
+            layers += [up, nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+            c, k = w, 2 * k
+        layers += [nn.ConvTranspose2d(c + skip_channels(k), 3, 4, 2, 1, bias=False), nn.Tanh()]  # 3 x out x out
         self.decoder = nn.Sequential(*layers)
 
     def encode(self, x: Tensor) -> Tensor:
@@ -135,7 +148,24 @@ class Generator(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         s = self.image_size
         assert x.shape[1:] == (3, s, s), f"Generator expects (B, 3, {s}, {s}), got {tuple(x.shape)}"
-        return self.decoder(self.bottleneck(self.encoder(x)))
+        if not self.skip:
+            return self.decoder(self.bottleneck(self.encoder(x)))
+        features: dict[int, Tensor] = {}
+        h = x
+        for layer in self.encoder:
+            h = layer(h)
+            if isinstance(layer, nn.LeakyReLU):
+                features[h.shape[-1]] = h
+        h = self.bottleneck(h)
+        for layer in self.decoder:
+            if isinstance(layer, nn.ConvTranspose2d):
+                k = h.shape[-1]
+                e = features[k] if self.full_image else features[2 * k]
+                if not self.full_image:  # the centre k x k of the 2k map covers the predicted centre
+                    e = e[..., k // 2 : k // 2 + k, k // 2 : k // 2 + k]
+                h = torch.cat([h, e], dim=1)
+            h = layer(h)
+        return h
 
 
 class Discriminator(nn.Module):
