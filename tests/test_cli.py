@@ -46,25 +46,40 @@ def test_resume_from_the_cli(trained, capsys):
     assert "already at step 6" in capsys.readouterr().err
 
 
-def test_inpaint_bad_input_is_a_clear_error(trained, tmp_path, capsys):
+def test_inpaint_any_size_and_bad_input(trained, tmp_path, capsys):
     big = _photo(tmp_path / "big.png", size=40)
-    assert main(["inpaint", str(big), "--checkpoint", str(trained), "-o", str(tmp_path / "o.png")]) == 2
-    assert "this model takes 32x32" in capsys.readouterr().err
+    out = tmp_path / "o.png"
+    assert main(["inpaint", str(big), "--checkpoint", str(trained), "--box", "2,3,5,4", "-o", str(out)]) == 0
+    a, b = np.asarray(load_image(big)), np.asarray(load_image(out))
+    hole = np.zeros((40, 40), bool)
+    hole[3:7, 2:7] = True
+    assert (a[~hole] == b[~hole]).all() and (a[hole] != b[hole]).any()
     (tmp_path / "junk.png").write_bytes(b"junk")
-    assert (
-        main(["inpaint", str(tmp_path / "junk.png"), "--checkpoint", str(trained), "-o", str(tmp_path / "o.png")]) == 2
-    )
+    assert main(["inpaint", str(tmp_path / "junk.png"), "--checkpoint", str(trained), "-o", str(out)]) == 2
     assert "cannot read image" in capsys.readouterr().err
-    src = _photo(tmp_path / "in.png")
-    mask = np.zeros((32, 32), np.uint8)
-    mask[0:4, 0:4] = 255  # outside the centre the model predicts
-    Image.fromarray(mask).save(tmp_path / "corner.png")
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(tmp_path / "small_mask.png")
     rc = main(
-        ["inpaint", str(src), "--checkpoint", str(trained), "--mask", str(tmp_path / "corner.png"), "-o", "x.png"]
+        ["inpaint", str(big), "--checkpoint", str(trained), "--mask", str(tmp_path / "small_mask.png"), "-o", str(out)]
     )
-    assert rc == 2 and "central 16 px square" in capsys.readouterr().err
-    assert main(["inpaint", str(src), "--checkpoint", str(tmp_path / "nope.pt"), "-o", "x.png"]) == 2
+    assert rc == 2 and "is 10x10 but the image is 40x40" in capsys.readouterr().err
+    assert main(["inpaint", str(big), "--checkpoint", str(tmp_path / "nope.pt"), "-o", str(out)]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+    assert main(["inpaint", str(big), "--model", "no-such-model", "-o", str(out)]) == 2
+    assert "unknown model 'no-such-model'" in capsys.readouterr().err
+    assert main(["inpaint", str(big), "--checkpoint", str(trained), "--box", "50,50,3,3", "-o", str(out)]) == 2
+    assert "outside the 40x40 image" in capsys.readouterr().err
+
+
+def test_inpaint_batch_folder(trained, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, size in enumerate((24, 50, 33)):
+        _photo(folder / f"p{i}.png", size=size, seed=i)
+    assert (
+        main(["inpaint", "--batch", str(folder), "--checkpoint", str(trained), "--center", "-o", str(tmp_path / "out")])
+        == 0
+    )
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.png", "p1.png", "p2.png"]
 
 
 def test_train_on_an_empty_folder_is_a_clear_error(tmp_path, capsys):

@@ -2,8 +2,9 @@
 
 from .checkpoint import load_checkpoint, load_generator
 from .config import Config, load_config
-from .inpaint import fill_batch
+from .inpaint import Inpainter, fill_batch, inpaint
 from .models import Discriminator, Generator, build_models
+from .pretrained import list_pretrained, load_pretrained
 from .train import train, train_step
 
 __version__ = "0.1.0"
@@ -14,6 +15,10 @@ __all__ = [
     "Generator",
     "build_models",
     "fill_batch",
+    "inpaint",
+    "Inpainter",
+    "list_pretrained",
+    "load_pretrained",
     "load_checkpoint",
     "load_config",
     "load_generator",

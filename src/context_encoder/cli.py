@@ -15,7 +15,8 @@ EPILOG = """examples:
   context-encoder train --config cifar10 --data ../shared/data/cifar10/train
   context-encoder train --config tiny --data photos/ --set train.steps=20 --out runs/try
   context-encoder train --resume runs/try --set train.steps=40
-  context-encoder inpaint photo.png --checkpoint runs/try/checkpoints/last.pt --center -o filled.png
+  context-encoder inpaint photo.jpg --checkpoint runs/try --center -o filled.png
+  context-encoder inpaint photo.jpg --model scenes-region --mask holes.png -o filled.png
 """
 
 
@@ -61,31 +62,58 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _inpaint(args: argparse.Namespace) -> int:
-    from .checkpoint import load_generator
-    from .data import load_image, load_mask, pil_to_tensor, tensor_to_pil
-    from .errors import InputError
-    from .inpaint import fill_batch
-    from .masks import center_mask
+    from .data import IMAGE_SUFFIXES, load_image
+    from .inpaint import hole_mask, resolve_model
 
-    gen, cfg = load_generator(args.checkpoint)
-    image = load_image(args.image)
-    s = cfg.model.image_size
-    if image.size != (s, s):
-        raise InputError(f"{args.image} is {image.size[0]}x{image.size[1]}; this model takes {s}x{s} images")
-    if args.mask:
-        mask = load_mask(args.mask)
-        if mask.shape[-2:] != (s, s):
-            raise InputError(f"mask {args.mask} is {mask.shape[-1]}x{mask.shape[-2]}, image is {s}x{s}")
-    elif args.center or not cfg.full_image:
-        mask = center_mask(s, cfg.mask.overlap)
+    inpainter = resolve_model(args.model, args.checkpoint, arbitrary=not args.center)
+    inpainter.blend = not args.no_blend
+    if args.batch:
+        sources = sorted(p for p in Path(args.batch).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not sources:
+            raise ContextEncoderError(f"no images in {args.batch}")
+        targets = [args.output / f"{p.stem}.png" for p in sources]
+    elif args.image:
+        sources, targets = [Path(args.image)], [args.output]
     else:
-        raise InputError("this model fills arbitrary holes: pass --mask MASK.png (non-zero = hole) or --center")
-    if not bool(mask.any()):
-        print("notice: the mask is empty; the output equals the input", file=sys.stderr)
-    out = fill_batch(gen, cfg, pil_to_tensor(image)[None], mask)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    tensor_to_pil(out[0]).save(args.output)
-    print(args.output)
+        raise ContextEncoderError("pass an IMAGE or --batch DIR")
+    for src, dst in zip(sources, targets):
+        image = load_image(src)
+        mask = hole_mask(image.size, inpainter.cfg, mask=args.mask, center=args.center, box=args.box)
+        if not mask.any():
+            print(f"notice: the mask is empty; {dst} equals the input", file=sys.stderr)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        inpainter(image, mask).save(dst)
+        print(dst)
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from .pretrained import list_pretrained
+
+    models = list_pretrained()
+    if not models:
+        print("no shipped models in this installation")
+        return 0
+    print(f"{'name':<16} {'size':>4} {'mask':<14} {'params':>7} {'MB':>5} {'steps':>6}  data / held-out metrics")
+    for name, m in models.items():
+        cfg = m["config"]
+        metrics = "; ".join(f"{k}: {v}" for k, v in m.get("metrics", {}).items())
+        print(
+            f"{name:<16} {cfg['model']['image_size']:>4} {cfg['mask']['kind']:<14} {m['parameters'] / 1e6:>6.1f}M "
+            f"{m['megabytes']:>5} {m['steps']:>6}  {m.get('data', '')}"
+        )
+        if metrics:
+            print(f"{'':<16} {metrics}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import json
+
+    from .pretrained import export
+
+    info = json.loads(Path(args.info).read_text()) if args.info else {}
+    print(export(args.checkpoint, args.out, info))
     return 0
 
 
@@ -170,14 +198,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("inpaint", help="fill a hole in an image with a trained checkpoint")
-    p.add_argument("image", help="image file at the model's input size")
-    p.add_argument("--checkpoint", required=True, help="checkpoint written by `train` (a .pt file or run directory)")
+    p = sub.add_parser("inpaint", help="fill holes in an image of any size")
+    p.add_argument("image", nargs="?", help="image file (any size, any format Pillow reads)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--model", help="shipped model (see `context-encoder models`)")
+    which.add_argument("--checkpoint", help="checkpoint written by `train` (a .pt file or run directory)")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--mask", help="mask image of the same size; non-zero pixels are the hole")
-    group.add_argument("--center", action="store_true", help="the model's central hole (default for centre models)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output PNG")
+    group.add_argument("--mask", help="mask image of the same size; non-zero pixels are holes (several are fine)")
+    group.add_argument("--center", action="store_true", help="a centred square hole (default for centre models)")
+    group.add_argument("--box", help="a rectangular hole X,Y,W,H in pixels")
+    p.add_argument("--batch", help="fill every image in this folder (with --center, --box or a same-size --mask)")
+    p.add_argument("--no-blend", action="store_true", help="paste the raw prediction without seam blending")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output PNG (a folder with --batch)")
     p.set_defaults(func=_inpaint)
+
+    p = sub.add_parser("models", help="list the shipped pretrained models")
+    p.set_defaults(func=_models)
+
+    p = sub.add_parser("export", help="write a checkpoint's generator as a safetensors model file")
+    p.add_argument("checkpoint", help="checkpoint (.pt) or run directory")
+    p.add_argument("--out", required=True, help="output .safetensors file")
+    p.add_argument("--info", help="JSON file of extra metadata (data, metrics, ...)")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("evaluate", help="score a checkpoint and classical baselines on the same images and masks")
     p.add_argument("--checkpoint", help="checkpoint written by `train` (optional with --size and --baselines)")

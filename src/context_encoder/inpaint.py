@@ -1,14 +1,23 @@
-"""Inference: run a generator on masked images and composite its prediction into the known pixels."""
+"""Inference: fill holes with a generator, from a model-size batch (`fill_batch`) to any image (`inpaint`)."""
 
 from __future__ import annotations
 
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 from .config import Config
+from .data import load_image, load_mask, to_rgb
 from .errors import InputError
-from .masks import apply_mask, center_patch_bounds, fill_value
+from .masks import apply_mask, center_bounds, center_mask, center_patch_bounds, fill_value, hole_components
 from .models import Generator
+
+log = logging.getLogger(__name__)
 
 
 def prediction_region(x: Tensor, full_image: bool) -> Tensor:
@@ -51,3 +60,238 @@ def fill_batch(gen: Generator, cfg: Config, image: Tensor, mask: Tensor) -> Tens
     pred = gen(masked)
     gen.train(was_training)
     return composite(image, pred, mask)
+
+
+def harmonic_offset(diff: Tensor, known: Tensor, hole: Tensor, iters: int = 300) -> Tensor:
+    """Smooth correction that makes a prediction meet its context: Laplace's equation inside the hole.
+
+    `diff` (B, 3, H, W) is (true - predicted) where `known` (B, 1, H, W) marks pixels whose truth is
+    known and predicted; the result equals `diff` there, is harmonic inside `hole`, and is 0 elsewhere.
+    Adding it to the prediction removes colour casts and seams the way Poisson blending does.
+    """
+    field = torch.where(known, diff, torch.zeros_like(diff))
+    kernel = torch.tensor([[0.0, 0.25, 0.0], [0.25, 0.0, 0.25], [0.0, 0.25, 0.0]], device=diff.device)
+    kernel = kernel.view(1, 1, 3, 3).expand(diff.shape[1], 1, 3, 3)
+    inside = hole & ~known
+    for _ in range(iters):  # Jacobi sweeps; the hole of a model window is small (a few dozen px)
+        avg = torch.nn.functional.conv2d(
+            torch.nn.functional.pad(field, (1, 1, 1, 1), mode="replicate"), kernel, groups=diff.shape[1]
+        )
+        field = torch.where(inside, avg, field)
+    return torch.where(inside, field, torch.zeros_like(field))
+
+
+def _as_rgb_array(image: Image.Image | np.ndarray | str | Path) -> np.ndarray:
+    if isinstance(image, (str, Path)):
+        image = load_image(image)
+    if isinstance(image, Image.Image):
+        image = np.asarray(to_rgb(image))
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise InputError(f"image must be H x W x 3 (RGB), got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        raise InputError(f"image array must be uint8, got {arr.dtype}")
+    return np.array(arr[..., :3], dtype=np.uint8, order="C")  # a writable copy
+
+
+def _as_mask_array(mask: Image.Image | np.ndarray | Tensor | str | Path) -> np.ndarray:
+    if isinstance(mask, (str, Path)):
+        return load_mask(mask)[0, 0].numpy()
+    if isinstance(mask, Image.Image):
+        arr = np.asarray(mask.convert("RGB") if mask.mode == "P" else mask)
+    else:
+        arr = mask.detach().cpu().numpy() if isinstance(mask, Tensor) else np.asarray(mask)
+    arr = np.squeeze(arr)
+    if arr.ndim == 3:
+        arr = arr[..., :3].max(axis=2) if arr.shape[2] in (3, 4) else arr.max(axis=0)
+    if arr.ndim != 2:
+        raise InputError(f"mask must be 2-D (H x W), got shape {arr.shape}")
+    return arr != 0
+
+
+def _window(box: tuple[int, int, int, int], cfg: Config) -> tuple[int, int, int]:
+    """(top, left, side) of the square context window for a hole's bounding box, in image pixels.
+
+    Centre models: the hole's longer side (plus 1 px each way) fills the model's hole square.
+    Whole-image models: the window is twice the hole's longer side, as holes covered up to about a
+    quarter of the image in training.
+    """
+    top, left, bottom, right = box
+    extent = max(bottom - top, right - left) + 2
+    s = cfg.model.image_size
+    if cfg.full_image:
+        side = max(2 * extent, 8)
+    else:
+        lo, hi = center_bounds(s, cfg.mask.overlap)
+        side = max(math.ceil(extent * s / (hi - lo)), 8)
+    cy, cx = (top + bottom) / 2, (left + right) / 2
+    return round(cy - side / 2), round(cx - side / 2), side
+
+
+def _crop(arr: Tensor, top: int, left: int, side: int) -> Tensor:
+    """`side` x `side` crop of a (C, H, W) tensor at (top, left); outside the image the edge repeats."""
+    _, h, w = arr.shape
+    pads = (max(0, -left), max(0, left + side - w), max(0, -top), max(0, top + side - h))
+    if any(pads):
+        arr = torch.nn.functional.pad(arr[None], pads, mode="replicate")[0]
+        top, left = top + pads[2], left + pads[0]
+    return arr[:, top : top + side, left : left + side]
+
+
+def _resize(x: Tensor, size: int) -> Tensor:
+    """Resize (B, C, H, W) to `size` x `size`: antialiased bilinear down, bicubic up."""
+    if x.shape[-1] == size:
+        return x
+    if x.shape[-1] > size:
+        return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+    return torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)
+
+
+class Inpainter:
+    """Fills holes of any shape in images of any size with a trained generator.
+
+    Each hole (8-connected component of the mask) gets a square context window around it, scaled to
+    the model's input size, filled by the generator, blended into its context (a harmonic correction
+    over the hole, like Poisson blending) and pasted back at full resolution; known pixels are returned
+    bit-identical.
+    """
+
+    def __init__(self, gen: Generator, cfg: Config, device: str | torch.device = "cpu", blend: bool = True):
+        self.gen, self.cfg, self.device, self.blend = gen.to(device).eval(), cfg, torch.device(device), blend
+
+    @torch.no_grad()
+    def _fill_windows(self, windows: Tensor, holes: Tensor) -> Tensor:
+        """windows (N, 3, S, S) in [0, 1] with hole masks (N, 1, S, S) -> filled windows in [0, 1]."""
+        s, cfg = self.cfg.model.image_size, self.cfg
+        x = (windows * 2 - 1).to(self.device)
+        holes = holes.to(self.device)
+        model_holes = holes if cfg.full_image else holes | center_mask(s, cfg.mask.overlap, len(x), self.device)
+        masked = apply_mask(x, model_holes, fill_value(cfg.mask.fill_rgb, self.device))
+        pred = self.gen(masked)
+        canvas = x.clone()
+        if cfg.full_image:
+            canvas = pred
+            region = torch.ones_like(holes)
+        else:
+            lo, hi = center_patch_bounds(s)
+            canvas[..., lo:hi, lo:hi] = pred
+            region = torch.zeros_like(holes)
+            region[..., lo:hi, lo:hi] = True
+        if self.blend:
+            known = region & ~model_holes
+            canvas = canvas + harmonic_offset(x - canvas, known, model_holes)
+        return ((torch.where(model_holes, canvas, x) + 1) / 2).clamp(0, 1).cpu()
+
+    def __call__(
+        self, image: Image.Image | np.ndarray | str | Path, mask: Image.Image | np.ndarray | Tensor | str | Path
+    ) -> Image.Image:
+        """The filled image (RGB). `mask`: non-zero = hole, the image's size; several holes are fine."""
+        img = _as_rgb_array(image)
+        hole = _as_mask_array(mask)
+        if hole.shape != img.shape[:2]:
+            raise InputError(f"mask is {hole.shape[1]}x{hole.shape[0]} but the image is {img.shape[1]}x{img.shape[0]}")
+        if not hole.any():
+            log.info("the mask is empty: nothing to fill")
+            return Image.fromarray(img)
+        if hole.all():
+            raise InputError("the mask covers the whole image: there is no context to fill from")
+        labels, boxes = hole_components(hole)
+        src = torch.from_numpy(img).permute(2, 0, 1).float() / 255  # (3, H, W)
+        all_holes = torch.from_numpy(hole)[None].float()
+        out = src.clone()
+        s = self.cfg.model.image_size
+        geometry = [_window(b, self.cfg) for b in boxes]
+        for start in range(0, len(boxes), 32):  # windows in batches
+            chunk = geometry[start : start + 32]
+            crops = torch.stack([_resize(_crop(src, *g)[None], s)[0] for g in chunk])
+            masks = torch.stack([_resize(_crop(all_holes, *g)[None], s)[0] > 0.01 for g in chunk])
+            filled = self._fill_windows(crops, masks)
+            for i, (top, left, side) in enumerate(chunk):
+                label = start + i + 1
+                big = _resize(filled[i : i + 1], side)[0]
+                t0, l0 = max(0, top), max(0, left)
+                t1, l1 = min(img.shape[0], top + side), min(img.shape[1], left + side)
+                mine = torch.from_numpy(labels[t0:t1, l0:l1] == label)
+                region = out[:, t0:t1, l0:l1]
+                region[:, mine] = big[:, t0 - top : t1 - top, l0 - left : l1 - left][:, mine]
+        filled_u8 = (out.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        return Image.fromarray(np.where(hole[..., None], filled_u8, img))
+
+
+def inpaint(
+    model: Inpainter | str | Path,
+    image: Image.Image | np.ndarray | str | Path,
+    mask: Image.Image | np.ndarray | Tensor | str | Path,
+) -> Image.Image:
+    """Fill the holes of `image` (any size, any Pillow mode) where `mask` is non-zero.
+
+    `model` is an `Inpainter`, the name of a shipped model (`context-encoder models`) or a checkpoint path.
+    """
+    return as_inpainter(model)(image, mask)
+
+
+def as_inpainter(model: Inpainter | str | Path) -> Inpainter:
+    if isinstance(model, Inpainter):
+        return model
+    from .pretrained import is_pretrained, load_pretrained
+
+    if isinstance(model, str) and is_pretrained(model):
+        return Inpainter(*load_pretrained(model))
+    from .checkpoint import load_generator
+
+    return Inpainter(*load_generator(model))
+
+
+def hole_mask(
+    size: tuple[int, int],
+    cfg: Config,
+    mask: str | Path | None = None,
+    center: bool = False,
+    box: str | None = None,
+) -> np.ndarray:
+    """The (H, W) bool hole mask for an image of `size` (W, H): from a mask file, `--center` or `--box X,Y,W,H`.
+
+    Without any of them, centre models get the centre hole and whole-image models an error.
+    """
+    w, h = size
+    if mask is not None:
+        arr = _as_mask_array(mask)
+        if arr.shape != (h, w):
+            raise InputError(f"mask {mask} is {arr.shape[1]}x{arr.shape[0]} but the image is {w}x{h}")
+        return arr
+    out = np.zeros((h, w), dtype=bool)
+    if box is not None:
+        try:
+            x, y, bw, bh = (int(v) for v in box.split(","))
+        except ValueError:
+            raise InputError(f"--box must be X,Y,W,H in pixels, got '{box}'") from None
+        if bw <= 0 or bh <= 0 or x >= w or y >= h or x + bw <= 0 or y + bh <= 0:
+            raise InputError(f"--box {box} lies outside the {w}x{h} image or is empty")
+        out[max(0, y) : y + bh, max(0, x) : x + bw] = True
+        return out
+    if center or not cfg.full_image:
+        s = cfg.model.image_size
+        lo, hi = center_bounds(s, cfg.mask.overlap)
+        frac = 0.45 if cfg.full_image else (hi - lo) / s  # the model's own hole, relative to its input
+        side = max(1, round(min(w, h) * frac))
+        top, left = (h - side) // 2, (w - side) // 2
+        out[top : top + side, left : left + side] = True
+        return out
+    raise InputError("this model fills arbitrary holes: pass --mask MASK.png (non-zero = hole), --box or --center")
+
+
+def resolve_model(name: str | None, checkpoint: str | Path | None, arbitrary: bool = True) -> Inpainter:
+    """An Inpainter from a shipped model name or a checkpoint; by default the shipped model for the hole type."""
+    if checkpoint is not None:
+        return as_inpainter(Path(checkpoint))
+    if name is None:
+        from .pretrained import is_pretrained
+
+        name = "scenes-region" if arbitrary else "scenes-center"
+        if not is_pretrained(name):
+            raise InputError("no shipped model installed: pass --checkpoint CKPT")
+    from .pretrained import load_pretrained
+
+    return Inpainter(*load_pretrained(name))

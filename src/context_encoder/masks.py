@@ -5,6 +5,7 @@ A mask is a bool tensor of shape (B, 1, S, S), True where the pixel is missing (
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -110,3 +111,57 @@ def fill_value(fill_rgb: tuple[float, float, float], device: torch.device | str 
 def apply_mask(image: Tensor, mask: Tensor, fill: Tensor) -> Tensor:
     """The generator's input: `image` (B, 3, S, S) with the hole replaced by `fill`."""
     return torch.where(mask, fill.to(image.dtype), image)
+
+
+def hole_components(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """Label the 8-connected holes of a bool (H, W) mask.
+
+    Returns (labels, boxes): `labels` is an int32 (H, W) array, 0 outside holes and k in hole k
+    (1-based); `boxes[k - 1]` is its bounding box (top, left, bottom, right), bottom/right exclusive.
+    Works on row runs with a union-find, so the cost grows with the number of runs, not pixels.
+    """
+    h, w = mask.shape
+    parent: list[int] = [0]
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    runs: list[tuple[int, int, int, int]] = []  # (row, start, stop, run id)
+    prev: list[tuple[int, int, int]] = []
+    padded = np.zeros(w + 2, dtype=np.int8)
+    for y in range(h):
+        padded[1:-1] = mask[y]
+        edges = np.flatnonzero(np.diff(padded))
+        row = []
+        j = 0
+        for start, stop in zip(edges[::2].tolist(), edges[1::2].tolist()):
+            rid = len(parent)
+            parent.append(rid)
+            while j < len(prev) and prev[j][1] < start:  # previous runs ending left of this run's reach
+                j += 1
+            k = j
+            while k < len(prev) and prev[k][0] <= stop:  # overlaps [start - 1, stop + 1): 8-connected
+                ra, rb = find(rid), find(prev[k][2])
+                if ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)
+                k += 1
+            row.append((start, stop, rid))
+            runs.append((y, start, stop, rid))
+        prev = row
+    labels = np.zeros((h, w), dtype=np.int32)
+    roots: dict[int, int] = {}
+    boxes: list[list[int]] = []
+    for y, start, stop, rid in runs:
+        root = find(rid)
+        if root not in roots:
+            roots[root] = len(roots) + 1
+            boxes.append([y, start, y + 1, stop])
+        label = roots[root]
+        labels[y, start:stop] = label
+        box = boxes[label - 1]
+        box[0], box[1] = min(box[0], y), min(box[1], start)
+        box[2], box[3] = max(box[2], y + 1), max(box[3], stop)
+    return labels, [tuple(b) for b in boxes]

@@ -1,0 +1,90 @@
+import json
+
+import pytest
+import torch
+
+from context_encoder import pretrained
+from context_encoder.cli import main
+from context_encoder.errors import CheckpointError, InputError
+from context_encoder.safetensors_io import load_file, metadata, save_file
+
+
+def test_safetensors_round_trip(tmp_path):
+    tensors = {"a": torch.randn(3, 4), "b": torch.arange(5), "c": torch.randn(2).half(), "d": torch.zeros(0)}
+    path = save_file(tensors, tmp_path / "x.safetensors", {"k": "v"})
+    back = load_file(path)
+    assert set(back) == set(tensors) and metadata(path) == {"k": "v"}
+    for k, v in tensors.items():
+        assert back[k].dtype == v.dtype and torch.equal(back[k], v)
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    assert header["a"]["dtype"] == "F32" and header["a"]["shape"] == [3, 4]  # the public format
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, photo_dir):
+    root = tmp_path_factory.mktemp("pre")
+    run = root / "run"
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                "tiny",
+                "--data",
+                str(photo_dir),
+                "--out",
+                str(run),
+                "-q",
+                "--set",
+                "train.steps=2",
+                "--set",
+                "train.ema_decay=0.9",
+            ]
+        )
+        == 0
+    )
+    info = root / "info.json"
+    info.write_text(json.dumps({"data": "synthetic", "metrics": {"psnr": 1.0}}))
+    weights = root / "weights"
+    assert main(["export", str(run), "--out", str(weights / "tiny-test.safetensors"), "--info", str(info)]) == 0
+    return run, weights
+
+
+def test_export_then_load_matches_the_checkpoint(exported, monkeypatch, capsys):
+    from context_encoder.checkpoint import load_generator
+
+    run, weights = exported
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", weights)
+    gen, cfg = pretrained.load_pretrained("tiny-test")
+    ref, _ = load_generator(run)  # EMA weights, fp32
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    torch.testing.assert_close(gen(x), ref(x), atol=2e-3, rtol=0)  # stored in fp16
+    listing = pretrained.list_pretrained()
+    assert listing["tiny-test"]["steps"] == 2 and listing["tiny-test"]["ema"] is True
+    assert listing["tiny-test"]["data"] == "synthetic"
+    assert main(["models"]) == 0
+    assert "tiny-test" in capsys.readouterr().out
+    with pytest.raises(InputError, match="unknown model 'nope' \\(known: tiny-test\\)"):
+        pretrained.load_pretrained("nope")
+
+
+def test_corrupt_weights_are_refused(exported, tmp_path):
+    _, weights = exported
+    good = (weights / "tiny-test.safetensors").read_bytes()
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(good[: len(good) // 2])  # truncated data
+    with pytest.raises(CheckpointError, match="corrupt weights file"):
+        pretrained.load_weights(bad)
+    bad.write_bytes(b"\xff" * 16)
+    with pytest.raises(CheckpointError, match="corrupt weights file"):
+        pretrained.load_weights(bad)
+    n = int.from_bytes(good[:8], "little")
+    header = json.loads(good[8 : 8 + n])
+    name = next(k for k in header if k != "__metadata__")
+    header[name]["shape"] = [1] + header[name]["shape"]  # a tensor that does not fit the model
+    raw = json.dumps(header).encode()
+    bad.write_bytes(len(raw).to_bytes(8, "little") + raw + good[8 + n :])
+    with pytest.raises(CheckpointError):
+        pretrained.load_weights(bad)
