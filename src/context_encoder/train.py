@@ -47,16 +47,21 @@ log = logging.getLogger(__name__)
 
 
 class EMA:
-    """Exponential moving average of a module's parameters (buffers copied): ema = d * ema + (1 - d) * current."""
+    """Exponential moving average of a module's parameters (buffers copied): ema = d * ema + (1 - d) * current.
+
+    The decay warms up as min(d, (1 + step) / (10 + step)), so early averages are not dominated by the
+    random initialisation.
+    """
 
     def __init__(self, module: nn.Module, decay: float):
         self.decay = decay
         self.module = copy.deepcopy(module).eval().requires_grad_(False)
 
     @torch.no_grad()
-    def update(self, module: nn.Module) -> None:
+    def update(self, module: nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
         ema_params = list(self.module.parameters())
-        torch._foreach_lerp_(ema_params, [p.detach() for p in module.parameters()], 1.0 - self.decay)
+        torch._foreach_lerp_(ema_params, [p.detach() for p in module.parameters()], 1.0 - decay)
         for b_ema, b in zip(self.module.buffers(), module.buffers()):
             b_ema.copy_(b)
 
@@ -348,7 +353,7 @@ def train(
                     gen_run, disc_run, opt_g, opt_d, real, mask[mine].to(device), fill, cfg.loss, precision
                 )
                 if ema is not None:
-                    ema.update(unwrap(gen))
+                    ema.update(unwrap(gen), step)
                 for k, v in out.items():
                     sums[k] = sums[k] + v if k in sums else v.clone()
                 step += 1
