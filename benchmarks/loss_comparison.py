@@ -36,6 +36,7 @@ from context_encoder.evaluate import (
 )
 from context_encoder.masks import fill_value
 from context_encoder.progress import Progress
+from context_encoder.train import training_seconds
 from context_encoder.viz import hole_view, image_grid, save_png
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,14 +65,6 @@ def train_run(mode: str, steps: int, data: Path, runs: Path) -> Path:
         cmd += ["--set", s]
     subprocess.run(cmd, check=True)
     return ckpt
-
-
-def wall_time(run: Path) -> float:
-    """Training seconds from stats.jsonl timestamps (the first window estimated from its rate)."""
-    records = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
-    first = records[0]
-    busy = sum(b["time"] - a["time"] for a, b in zip(records, records[1:]) if b["step"] > a["step"])
-    return busy + first["step"] * 64 / first["img_per_s"]
 
 
 def observations(results: dict) -> str:
@@ -127,7 +120,7 @@ def main() -> None:
     labels = ["original", "masked", "L2", "adversarial", "joint"]
     save_png(image_grid([c * 2 - 1 for c in columns], min_tile=96, labels=labels), args.out / "cifar10_losses.png")
     (args.out / "cifar10_losses.json").write_text(json.dumps(results, indent=2) + "\n")
-    times = {m: wall_time(args.runs / m) for m in MODES}
+    times = {m: training_seconds(args.runs / m) for m in MODES}
     report = [
         "# CIFAR-10: L2 vs adversarial vs joint loss",
         "",

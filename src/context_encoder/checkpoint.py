@@ -12,7 +12,7 @@ import torch
 
 from .config import Config, config_from_dict
 from .errors import CheckpointError
-from .models import Discriminator, Generator
+from .models import Discriminator, Generator, make_generator
 
 FORMAT = "context-encoder/1"
 
@@ -63,7 +63,7 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu", ema: bo
     """
     state = load_checkpoint(path, map_location=device)
     cfg = checkpoint_config(state)
-    gen = Generator(cfg.model, cfg.full_image)
+    gen = make_generator(cfg.model, cfg.full_image)
     key = "generator_ema" if ema and "generator_ema" in state else "generator"
     try:
         gen.load_state_dict(state[key])

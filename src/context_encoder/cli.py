@@ -119,12 +119,12 @@ def _export(args: argparse.Namespace) -> int:
 
 def _presets(args: argparse.Namespace) -> int:
     from .config import list_presets, load_config
-    from .models import Generator, count_parameters
+    from .models import count_parameters, make_generator
 
     print(f"{'preset':<14} {'size':>5} {'mask':<14} {'bottleneck':<12} {'loss':<6} {'G params':>9} {'steps':>8}")
     for name in list_presets():
         cfg = load_config(name)
-        params = count_parameters(Generator(cfg.model, cfg.full_image)) / 1e6
+        params = count_parameters(make_generator(cfg.model, cfg.full_image)) / 1e6
         m = cfg.model
         print(
             f"{name:<14} {m.image_size:>5} {cfg.mask.kind:<14} {m.bottleneck:<12} {cfg.loss.mode:<6} "
@@ -152,6 +152,27 @@ def _evaluate(args: argparse.Namespace) -> int:
     for region in next(iter(results.values())):
         print(markdown_table(results, region) + "\n")
     print(f"reports: {Path(args.out) / 'metrics.md'}, {Path(args.out) / 'metrics.json'}, {Path(args.out) / 'grid.png'}")
+    return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from .features import run_probe, summarize
+
+    if (args.checkpoint is None) == (args.init is None):
+        raise ContextEncoderError("pass exactly one of --checkpoint CKPT or --init random")
+    result = run_probe(
+        args.data,
+        args.checkpoint,
+        args.config,
+        args.mode,
+        args.labels_fraction,
+        args.seeds,
+        args.limit,
+        args.test_limit,
+        args.epochs,
+        args.out,
+    )
+    print(summarize(result))
     return 0
 
 
@@ -233,6 +254,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nn-data", help="training images searched by nn-hog (default: the checkpoint's train_dir)")
     p.add_argument("--nn-index", type=int, default=2000, help="images in the nn-hog index (default 2000)")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("probe", help="measure an encoder's features: linear probe or fine-tuning on labels")
+    p.add_argument("--checkpoint", help="pretrained checkpoint whose generator encoder is probed")
+    p.add_argument("--init", choices=["random"], help="a randomly initialised encoder instead (needs --config)")
+    p.add_argument("--config", help="architecture for --init random (preset or TOML)")
+    p.add_argument("--data", required=True, help="folder with train/<class>/ and test/<class>/")
+    p.add_argument("--mode", default="linear", choices=["linear", "finetune"])
+    p.add_argument("--labels-fraction", type=float, default=1.0, help="share of training labels used (default 1)")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--limit", type=int, help="training images at most (evenly spread over classes)")
+    p.add_argument("--test-limit", type=int, help="test images at most")
+    p.add_argument("--epochs", type=int, help="epochs (default: 100 linear, 15 finetune)")
+    p.add_argument("--out", help="folder for probe.json")
+    p.set_defaults(func=_probe)
 
     p = sub.add_parser("demo", help="train a small model on built-in sample photos and fill held-out holes")
     p.add_argument("--out", default="demo", help="output folder (default: demo)")

@@ -22,7 +22,8 @@ from .errors import ConfigError
 
 PRESET_DIR = Path(__file__).resolve().parent / "configs"
 
-MASK_KINDS = ("center", "random-block", "random-region")
+MASK_KINDS = ("center", "random-block", "random-region", "none")
+ENCODERS = ("dcgan", "alexnet", "alexnet-nopool")
 BOTTLENECKS = ("fc", "channelwise")
 LOSS_MODES = ("l2", "adv", "joint")
 RECONSTRUCTIONS = ("l2", "l1")
@@ -40,13 +41,14 @@ class ModelConfig:
     bottleneck: str = "fc"  # "fc": released 4000-unit fully connected layer; "channelwise": paper Sec. 3.1
     bottleneck_dim: int = 4000  # units of the "fc" bottleneck (released inpainting models: 4000)
     skip: bool = False  # beyond the paper: U-Net skip connections from encoder to decoder (centre-cropped)
+    encoder: str = "dcgan"  # "dcgan" (Fig. 9a) | "alexnet" | "alexnet-nopool" (Fig. 9b, feature learning, 227 px)
 
 
 @dataclass(frozen=True)
 class MaskConfig:
     """Where the hole is and what fills it (paper Sec. 3.3)."""
 
-    kind: str = "center"  # "center" | "random-block" | "random-region"
+    kind: str = "center"  # "center" | "random-block" | "random-region" | "none" (a plain autoencoder)
     overlap: int = 4  # px of context ring the centre prediction overlaps (released 4, paper 7)
     fill_rgb: tuple[float, float, float] = (117.0, 104.0, 123.0)  # hole fill, 0-255: released mean pixel
     block_max_count: int = 5  # random-block: at most this many blocks per image
@@ -260,15 +262,23 @@ def _is_power_of_two(n: int) -> bool:
 def validate(cfg: Config) -> Config:
     """Reject impossible geometry and unknown choices with one clear sentence."""
     m, k, lo, d, t = cfg.model, cfg.mask, cfg.loss, cfg.data, cfg.train
-    if not _is_power_of_two(m.image_size) or m.image_size < 32:
+    if k.kind not in MASK_KINDS:
+        raise ConfigError(f"mask.kind must be one of {', '.join(MASK_KINDS)}, got '{k.kind}'")
+    if m.encoder not in ENCODERS:
+        raise ConfigError(f"model.encoder must be one of {', '.join(ENCODERS)}, got '{m.encoder}'")
+    if m.encoder != "dcgan":
+        if m.image_size != 227 or k.kind == "center" or lo.mode != "l2" or m.skip:
+            raise ConfigError(
+                "model.encoder='alexnet' is the paper's feature-learning net: model.image_size=227, a random or "
+                "'none' mask, loss.mode='l2' (the paper's adversarial loss diverged with it), no skips"
+            )
+    elif not _is_power_of_two(m.image_size) or m.image_size < 32:
         raise ConfigError(f"model.image_size must be a power of two >= 32, got {m.image_size}")
     for name in ("nef", "ngf", "ndf", "bottleneck_dim"):
         if getattr(m, name) < 1:
             raise ConfigError(f"model.{name} must be >= 1, got {getattr(m, name)}")
     if m.bottleneck not in BOTTLENECKS:
         raise ConfigError(f"model.bottleneck must be one of {', '.join(BOTTLENECKS)}, got '{m.bottleneck}'")
-    if k.kind not in MASK_KINDS:
-        raise ConfigError(f"mask.kind must be one of {', '.join(MASK_KINDS)}, got '{k.kind}'")
     hole = m.image_size // 2 - 2 * k.overlap
     if k.overlap < 0 or hole < 2:
         raise ConfigError(

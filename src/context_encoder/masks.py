@@ -100,6 +100,8 @@ def sample_masks(cfg: MaskConfig, batch: int, size: int, generator: torch.Genera
         return random_region_mask(
             batch, size, generator, cfg.region_coverage_min, cfg.region_coverage_max, cfg.region_cells_per_px
         )
+    if cfg.kind == "none":  # plain autoencoder: nothing is hidden
+        return torch.zeros(batch, 1, size, size, dtype=torch.bool)
     raise ValueError(f"unknown mask kind '{cfg.kind}'")
 
 

@@ -168,6 +168,66 @@ class Generator(nn.Module):
         return h
 
 
+class AlexNetGenerator(nn.Module):
+    """The paper's feature-learning network (Fig. 9b): AlexNet conv1-pool5, channel-wise FC, five up-convs.
+
+    Input (B, 3, 227, 227). Encoder: conv1 11x11/4 (96) - pool - conv2 5x5 (256) - pool - conv3 3x3 (384)
+    - conv4 3x3 (384) - conv5 3x3 (256) - pool5 -> (256, 6, 6), with ReLU after each conv (BatchNorm
+    after conv2-5 here, for stable training from scratch). `pool_free=True` replaces the three max
+    pools by strides in conv2, conv3 and conv5 (same 6x6 output). Bottleneck: channel-wise FC over the
+    6x6 maps plus a 1x1 conv. Decoder: five stride-2 up-convs 6 -> 192 px, then a bilinear resize to
+    the input size; the whole image is predicted (random masks). Trained with reconstruction only: the
+    paper's adversarial loss diverged with this encoder.
+    """
+
+    def __init__(self, cfg: ModelConfig, full_image: bool = True, pool_free: bool = False):
+        super().__init__()
+        self.image_size, self.full_image, self.skip = cfg.image_size, True, False
+
+        def conv(c_in: int, c_out: int, k: int, stride: int, pad: int, bn: bool = True) -> list[nn.Module]:
+            return (
+                [nn.Conv2d(c_in, c_out, k, stride, pad, bias=False)]
+                + ([nn.BatchNorm2d(c_out)] if bn else [])
+                + [nn.ReLU(inplace=True)]
+            )
+
+        if pool_free:
+            layers = conv(3, 96, 11, 4, 0, bn=False)  # 55
+            layers += conv(96, 256, 5, 2, 2) + conv(256, 384, 3, 2, 1)  # 28, 14
+            layers += conv(384, 384, 3, 1, 1) + conv(384, 256, 3, 2, 0)  # 14, 6
+        else:
+            pool = [nn.MaxPool2d(3, 2)]
+            layers = conv(3, 96, 11, 4, 0, bn=False) + pool  # 55 -> 27
+            layers += conv(96, 256, 5, 1, 2) + pool  # 27 -> 13
+            layers += conv(256, 384, 3, 1, 1) + conv(384, 384, 3, 1, 1) + conv(384, 256, 3, 1, 1) + pool  # 13 -> 6
+        self.encoder = nn.Sequential(*layers)
+        self.bottleneck = ChannelwiseBottleneck(256, 256, size=6)
+        widths = [cfg.ngf * 4, cfg.ngf * 2, cfg.ngf, cfg.ngf]
+        layers, c = [], 256
+        for w in widths:  # 6 -> 12 -> 24 -> 48 -> 96
+            layers += [nn.ConvTranspose2d(c, w, 4, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+            c = w
+        layers += [nn.ConvTranspose2d(c, 3, 4, 2, 1, bias=False), nn.Tanh()]  # 192
+        self.decoder = nn.Sequential(*layers)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """pool5 features (B, 256, 6, 6)."""
+        return self.encoder(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s = self.image_size
+        assert x.shape[1:] == (3, s, s), f"AlexNetGenerator expects (B, 3, {s}, {s}), got {tuple(x.shape)}"
+        y = self.decoder(self.bottleneck(self.encoder(x)))
+        return nn.functional.interpolate(y, size=(s, s), mode="bilinear", align_corners=False)
+
+
+def make_generator(cfg: ModelConfig, full_image: bool) -> nn.Module:
+    """The generator `cfg.encoder` names: the DCGAN context encoder or the AlexNet feature learner."""
+    if cfg.encoder == "dcgan":
+        return Generator(cfg, full_image)
+    return AlexNetGenerator(cfg, full_image, pool_free=cfg.encoder == "alexnet-nopool")
+
+
 class Discriminator(nn.Module):
     """DCGAN discriminator on the predicted patch (centre mode) or the whole image (random masks).
 
@@ -178,7 +238,8 @@ class Discriminator(nn.Module):
     def __init__(self, cfg: ModelConfig, full_image: bool = False):
         super().__init__()
         self.in_size = cfg.image_size if full_image else cfg.image_size // 2
-        n_down = int(math.log2(self.in_size)) - 2
+        self.net_size = 2 ** int(math.log2(self.in_size))  # other sizes (AlexNet's 227) are resized down
+        n_down = int(math.log2(self.net_size)) - 2
         layers: list[nn.Module] = []
         c = 3
         for i, w in enumerate(_widths(cfg.ndf, n_down, 8)):  # ends at (ndf*8) x 4 x 4
@@ -190,6 +251,8 @@ class Discriminator(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         s = self.in_size
         assert x.shape[1:] == (3, s, s), f"Discriminator expects (B, 3, {s}, {s}), got {tuple(x.shape)}"
+        if self.net_size != s:
+            x = nn.functional.interpolate(x, size=(self.net_size,) * 2, mode="bilinear", antialias=True)
         return self.net(x).flatten()  # (B,) logits
 
 
@@ -208,10 +271,10 @@ def init_weights(module: nn.Module, generator: torch.Generator | None = None) ->
 
 def build_models(
     cfg: ModelConfig, full_image: bool, seed: int = 0, device: torch.device | str = "cpu"
-) -> tuple[Generator, Discriminator]:
+) -> tuple[nn.Module, Discriminator]:
     """Generator and discriminator with DCGAN init drawn from `seed`."""
     gen = torch.Generator().manual_seed(seed)
-    g, d = Generator(cfg, full_image), Discriminator(cfg, full_image)
+    g, d = make_generator(cfg, full_image), Discriminator(cfg, full_image)
     init_weights(g, gen)
     init_weights(d, gen)
     return g.to(device), d.to(device)

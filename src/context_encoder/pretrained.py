@@ -19,7 +19,7 @@ import torch
 from .checkpoint import checkpoint_config, load_checkpoint
 from .config import Config, config_from_dict
 from .errors import CheckpointError, InputError
-from .models import Generator, count_parameters
+from .models import Generator, count_parameters, make_generator
 from .safetensors_io import load_file, metadata, save_file
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -49,7 +49,7 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> tuple[
         raise CheckpointError(f"{path} has no context-encoder config in its metadata")
     cfg = config_from_dict(json.loads(meta["config"]))
     state = load_file(path)
-    gen = Generator(cfg.model, cfg.full_image)
+    gen = make_generator(cfg.model, cfg.full_image)
     reference = gen.state_dict()
     if set(state) != set(reference) or any(state[k].shape != reference[k].shape for k in state):
         raise CheckpointError(f"corrupt weights file {path}: tensors do not match the model in its config")
@@ -73,7 +73,7 @@ def export(
     cfg = checkpoint_config(state)
     weights = state.get("generator_ema") or state["generator"]
     tensors = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in weights.items()}
-    gen = Generator(cfg.model, cfg.full_image)
+    gen = make_generator(cfg.model, cfg.full_image)
     meta = {
         "config": cfg.to_dict(),
         "steps": int(state["step"]),

@@ -410,3 +410,19 @@ def _agree(flag: bool, info: DistInfo, device: torch.device) -> bool:
     t = torch.tensor([float(flag)], device=device)
     torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
     return bool(t.item())
+
+
+def training_seconds(run_dir: str | Path) -> float | None:
+    """Training time of a run from its stats.jsonl: the sum of the logged windows (None without stats)."""
+    stats = Path(run_dir) / "stats.jsonl"
+    if not stats.is_file():
+        return None
+    cfg_file = Path(run_dir) / "config.json"
+    batch = json.loads(cfg_file.read_text())["train"]["batch_size"] if cfg_file.is_file() else 64
+    records = [json.loads(x) for x in stats.read_text().splitlines() if "img_per_s" in x]
+    total, last = 0.0, 0
+    for r in records:
+        if r["step"] > last:
+            total += (r["step"] - last) * batch / r["img_per_s"]
+        last = r["step"]
+    return total
