@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -14,8 +15,15 @@ from context_encoder.cli import main
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")
 
 
-def _torchrun(args, tmp_path, port):
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _torchrun(args, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    port = _free_port()
     cmd = [
         sys.executable,
         "-m",
@@ -39,7 +47,7 @@ def _stats(run):
 
 def test_two_processes_match_one_with_the_same_global_batch(photo_dir, tmp_path):
     common = ["--config", "tiny", "--data", str(photo_dir), "--set", "train.steps=4", "--set", "train.log_every=1"]
-    ddp = _torchrun([*common, "--out", str(tmp_path / "ddp"), "--set", "train.sync_bn=true"], tmp_path, 29611)
+    ddp = _torchrun([*common, "--out", str(tmp_path / "ddp"), "--set", "train.sync_bn=true"], tmp_path)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert main(["train", *common, "--out", str(tmp_path / "one"), "-q"]) == 0
 
