@@ -8,7 +8,16 @@ from context_encoder.config import Config, apply_overrides, config_from_dict, li
 from context_encoder.errors import ConfigError
 from context_encoder.models import build_models
 
-PRESETS = ["cifar10", "paper_center", "paper_random", "scenes64", "scenes_center", "tiny"]
+PRESETS = [
+    "cifar10",
+    "features_cifar",
+    "features_scenes",
+    "paper_center",
+    "paper_random",
+    "scenes64",
+    "scenes_center",
+    "tiny",
+]
 
 
 def test_every_named_preset_is_committed_and_loads():
