@@ -34,8 +34,9 @@ from context_encoder.config import Config, apply_overrides, load_config
 from context_encoder.data import ImageDataset, readable_images, training_loader
 from context_encoder.masks import fill_value, sample_masks
 from context_encoder.models import FullyConnectedBottleneck, build_models
+from context_encoder.optim import make_optimizers
 from context_encoder.perf import Precision, resolve_speed
-from context_encoder.train import make_optimizers, resolve_device, train_step
+from context_encoder.train import resolve_device, train_step
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATA = {"cifar10": "cifar10/train", "tiny": "cifar10/train"}  # others: intel-scenes/train

@@ -54,3 +54,14 @@ def tiny_cfg(photo_dir: Path):
         return apply_overrides(load_config("tiny"), [f'data.train_dir="{photo_dir.as_posix()}"', *overrides])
 
     return make
+
+
+def train_tiny(out: Path, data: Path, *settings: str) -> Path:
+    """Train the tiny preset through the command line into `out` with `--set` overrides; returns `out`."""
+    from context_encoder.cli import main
+
+    args = ["train", "--config", "tiny", "--data", str(data), "--out", str(out), "-q"]
+    for setting in settings:
+        args += ["--set", setting]
+    assert main(args) == 0
+    return out

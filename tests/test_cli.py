@@ -9,15 +9,12 @@ from PIL import Image
 from context_encoder.cli import main
 from context_encoder.data import load_image
 
+from .conftest import train_tiny
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, photo_dir):
-    out = tmp_path_factory.mktemp("cli") / "run"
-    rc = main(
-        ["train", "--config", "tiny", "--data", str(photo_dir), "--out", str(out), "-q", "--set", "train.steps=4"]
-    )
-    assert rc == 0
-    return out
+    return train_tiny(tmp_path_factory.mktemp("cli") / "run", photo_dir, "train.steps=4")
 
 
 def _photo(path, size=32, seed=0):

@@ -13,6 +13,8 @@ from context_encoder.config import MaskConfig
 from context_encoder.errors import ContextEncoderError
 from context_encoder.evaluate import center_region, l1_error, l2_error, psnr, seeded_masks, spread, ssim, ssim_map
 
+from .conftest import train_tiny
+
 
 def _pair():
     target = torch.zeros(2, 3, 4, 4)
@@ -118,12 +120,7 @@ def test_missing_optional_dependency_names_the_extra(monkeypatch):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, photo_dir):
-    out = tmp_path_factory.mktemp("eval") / "run"
-    assert (
-        main(["train", "--config", "tiny", "--data", str(photo_dir), "--out", str(out), "-q", "--set", "train.steps=2"])
-        == 0
-    )
-    return out
+    return train_tiny(tmp_path_factory.mktemp("eval") / "run", photo_dir, "train.steps=2")
 
 
 def test_evaluate_command_writes_three_files(checkpoint, photo_dir, tmp_path, capsys):
@@ -169,25 +166,7 @@ def test_evaluate_bad_input(checkpoint, photo_dir, tmp_path, capsys, caplog):
 
 def test_random_mask_model_warns_on_centre_masks(photo_dir, tmp_path, caplog):
     out = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--config",
-                "tiny",
-                "--data",
-                str(photo_dir),
-                "--out",
-                str(out),
-                "-q",
-                "--set",
-                "train.steps=1",
-                "--set",
-                "mask.kind=random-block",
-            ]
-        )
-        == 0
-    )
+    train_tiny(out, photo_dir, "train.steps=1", "mask.kind=random-block")
     with caplog.at_level(logging.WARNING):
         rc = main(
             [

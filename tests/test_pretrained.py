@@ -8,6 +8,8 @@ from context_encoder.cli import main
 from context_encoder.errors import CheckpointError, InputError
 from context_encoder.safetensors_io import load_file, metadata, save_file
 
+from .conftest import train_tiny
+
 
 def test_safetensors_round_trip(tmp_path):
     tensors = {"a": torch.randn(3, 4), "b": torch.arange(5), "c": torch.randn(2).half(), "d": torch.zeros(0)}
@@ -26,25 +28,7 @@ def test_safetensors_round_trip(tmp_path):
 def exported(tmp_path_factory, photo_dir):
     root = tmp_path_factory.mktemp("pre")
     run = root / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--config",
-                "tiny",
-                "--data",
-                str(photo_dir),
-                "--out",
-                str(run),
-                "-q",
-                "--set",
-                "train.steps=2",
-                "--set",
-                "train.ema_decay=0.9",
-            ]
-        )
-        == 0
-    )
+    train_tiny(run, photo_dir, "train.steps=2", "train.ema_decay=0.9")
     info = root / "info.json"
     info.write_text(json.dumps({"data": "synthetic", "metrics": {"psnr": 1.0}}))
     weights = root / "weights"

@@ -10,7 +10,8 @@ from context_encoder.checkpoint import load_checkpoint, load_generator
 from context_encoder.errors import CheckpointError
 from context_encoder.masks import center_mask, fill_value
 from context_encoder.models import build_models
-from context_encoder.train import TrainingInterrupted, make_optimizers, train, train_step
+from context_encoder.optim import make_optimizers
+from context_encoder.train import TrainingInterrupted, train, train_step
 
 train_mod = importlib.import_module("context_encoder.train")  # the package exports a function of that name
 
@@ -93,17 +94,23 @@ def test_resume_refuses_a_different_model(tiny_cfg, tmp_path):
         _run(tiny_cfg("train.steps=4", "model.nef=4"), tmp_path / "r", resume=ckpt)
 
 
-def test_sigterm_saves_a_checkpoint_then_stops(tiny_cfg, tmp_path, monkeypatch):
+def _signal_during_step(monkeypatch, step: int, signum: int):
+    """Make the training loop receive `signum` while it runs step number `step`; returns the real step function."""
     calls = {"n": 0}
     real_step = train_mod.train_step
 
     def step_then_signal(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 3:
-            os.kill(os.getpid(), signal.SIGTERM)
+        if calls["n"] == step:
+            os.kill(os.getpid(), signum)
         return real_step(*args, **kwargs)
 
     monkeypatch.setattr(train_mod, "train_step", step_then_signal)
+    return real_step
+
+
+def test_sigterm_saves_a_checkpoint_then_stops(tiny_cfg, tmp_path, monkeypatch):
+    _signal_during_step(monkeypatch, 3, signal.SIGTERM)
     with pytest.raises(TrainingInterrupted) as info:
         _run(tiny_cfg("train.checkpoint_every=100"), tmp_path / "run")
     assert info.value.step == 3 and info.value.signum == signal.SIGTERM
@@ -167,7 +174,7 @@ def test_ema_schedule_validation_and_best_checkpoint(tiny_cfg, tmp_path):
 
 
 def test_lr_factor():
-    from context_encoder.train import lr_factor
+    from context_encoder.optim import lr_factor
 
     assert lr_factor(5, 10, "constant", 0.1) == 1.0
     assert lr_factor(0, 10, "cosine", 0.1) == pytest.approx(1.0)
@@ -178,16 +185,7 @@ def test_lr_factor():
 def test_interrupted_run_with_ema_and_schedule_resumes_exactly(tiny_cfg, tmp_path, monkeypatch):
     cfg = tiny_cfg("train.steps=6", "train.ema_decay=0.5", "train.lr_schedule=cosine")
     full = _run(cfg, tmp_path / "full")
-    calls = {"n": 0}
-    real_step = train_mod.train_step
-
-    def step_then_signal(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(train_mod, "train_step", step_then_signal)
+    real_step = _signal_during_step(monkeypatch, 3, signal.SIGINT)
     with pytest.raises(TrainingInterrupted):
         _run(cfg, tmp_path / "cut")
     monkeypatch.setattr(train_mod, "train_step", real_step)

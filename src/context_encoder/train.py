@@ -7,7 +7,6 @@ held-out batch) and `checkpoints/last.pt` (everything needed to resume bit for b
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
@@ -39,38 +38,12 @@ from .losses import (
 )
 from .masks import apply_mask, fill_value, sample_masks
 from .models import Discriminator, Generator, build_models
+from .optim import EMA, lr_factor, make_optimizers
 from .perf import Precision, Speed, resolve_speed
 from .progress import Progress
 from .viz import hole_view, image_grid, save_png
 
 log = logging.getLogger(__name__)
-
-
-class EMA:
-    """Exponential moving average of a module's parameters (buffers copied): ema = d * ema + (1 - d) * current.
-
-    The decay warms up as min(d, (1 + step) / (10 + step)), so early averages are not dominated by the
-    random initialisation.
-    """
-
-    def __init__(self, module: nn.Module, decay: float):
-        self.decay = decay
-        self.module = copy.deepcopy(module).eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, module: nn.Module, step: int) -> None:
-        decay = min(self.decay, (1 + step) / (10 + step))
-        ema_params = list(self.module.parameters())
-        torch._foreach_lerp_(ema_params, [p.detach() for p in module.parameters()], 1.0 - decay)
-        for b_ema, b in zip(self.module.buffers(), module.buffers()):
-            b_ema.copy_(b)
-
-
-def lr_factor(step: int, total: int, schedule: str, min_factor: float) -> float:
-    """Learning-rate multiplier at `step` of `total`: 1 for "constant", a half cosine down to `min_factor`."""
-    if schedule == "constant":
-        return 1.0
-    return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
 
 
 class Validator:
@@ -114,16 +87,6 @@ def resolve_device(name: str) -> torch.device:
     if not available.get(name, False):
         raise ConfigError(f"train.device='{name}' was requested but is not available here (use 'auto' or 'cpu')")
     return torch.device(name)
-
-
-def make_optimizers(
-    gen: nn.Module, disc: nn.Module, cfg: Config, fused: bool = True
-) -> tuple[torch.optim.Adam, torch.optim.Adam]:
-    """Adam for G and D; G's learning rate is `g_lr_mult` x D's in joint mode, as in the released code."""
-    t = cfg.train
-    g_lr = t.lr * (t.g_lr_mult if cfg.loss.mode == "joint" else 1.0)
-    kwargs = {"betas": (t.beta1, t.beta2), **({"fused": True} if fused else {})}
-    return torch.optim.Adam(gen.parameters(), lr=g_lr, **kwargs), torch.optim.Adam(disc.parameters(), lr=t.lr, **kwargs)
 
 
 def train_step(
