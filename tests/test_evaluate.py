@@ -198,3 +198,23 @@ def test_sharpness_ratio():
     flat = torch.full_like(x, 0.5)
     assert sharpness_ratio(flat, x, region).item() == 0.0
     assert sharpness_ratio(x * 2, x, region).item() == pytest.approx(2.0, rel=1e-5)
+
+
+def test_evaluate_with_seam_blending(checkpoint, photo_dir, tmp_path):
+    rc = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(checkpoint),
+            "--data",
+            str(photo_dir),
+            "--limit",
+            "4",
+            "--blend",
+            "--out",
+            str(tmp_path / "b"),
+        ]
+    )
+    data = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert rc == 0 and data["meta"]["seam_blending"] is True
+    assert list(data["results"]) == ["context-encoder (blended)"]

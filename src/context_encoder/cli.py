@@ -148,6 +148,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.seed,
         args.nn_data,
         args.nn_index,
+        args.blend,
     )
     for region in next(iter(results.values())):
         print(markdown_table(results, region) + "\n")
@@ -253,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="eval", help="report folder (default: eval)")
     p.add_argument("--nn-data", help="training images searched by nn-hog (default: the checkpoint's train_dir)")
     p.add_argument("--nn-index", type=int, default=2000, help="images in the nn-hog index (default 2000)")
+    p.add_argument("--blend", action="store_true", help="score the model with the seam blending of `inpaint`")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("probe", help="measure an encoder's features: linear probe or fine-tuning on labels")

@@ -29,7 +29,7 @@ from .checkpoint import load_generator
 from .config import Config, MaskConfig
 from .data import load_image, pil_to_tensor, readable_images
 from .errors import InputError
-from .inpaint import fill_batch
+from .inpaint import Inpainter, fill_batch
 from .masks import center_patch_bounds, sample_masks
 from .progress import Progress
 from .viz import hole_view, image_grid, save_png
@@ -223,8 +223,18 @@ def psnr_gap(results: dict[str, dict[str, dict[str, float]]], model: str, region
     return best, results[model][region]["psnr"] - baselines[best]
 
 
-def model_filler(gen: torch.nn.Module, cfg: Config) -> Filler:
-    """A trained generator as a `fill(images, masks)` method on [0, 1] images."""
+def model_filler(gen: torch.nn.Module, cfg: Config, blend: bool = False) -> Filler:
+    """A trained generator as a `fill(images, masks)` method on [0, 1] images.
+
+    `blend` applies the seam blending of `context-encoder inpaint` (a harmonic correction in the hole).
+    """
+    if blend:
+        inpainter = Inpainter(gen, cfg, next(gen.parameters()).device, blend=True)
+
+        def fill_blended(images: Tensor, masks: Tensor) -> Tensor:
+            return torch.where(masks, inpainter._fill_windows(images, masks), images)
+
+        return fill_blended
 
     def fill(images: Tensor, masks: Tensor) -> Tensor:
         device = next(gen.parameters()).device
@@ -262,6 +272,7 @@ def run_evaluation(
     seed: int = 0,
     nn_data: str | Path | None = None,
     nn_index: int = 2000,
+    blend: bool = False,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """The `evaluate` command: score a checkpoint and baselines on the same images and masks; write reports."""
     gen, cfg = (None, None)
@@ -289,7 +300,7 @@ def run_evaluation(
     masks = seeded_masks(mask_cfg, len(images), size, seed)
     methods: dict[str, Filler] = {}
     if gen is not None:
-        methods["context-encoder"] = model_filler(gen, cfg)
+        methods["context-encoder" + (" (blended)" if blend else "")] = model_filler(gen, cfg, blend)
     nn_folder = nn_data or (
         cfg.data.train_dir if cfg and cfg.data.train_dir and Path(cfg.data.train_dir).is_dir() else None
     )
@@ -315,6 +326,7 @@ def run_evaluation(
         "overlap": mask_cfg.overlap if kind == "center" else None,
         "seed": seed,
         "checkpoint": str(checkpoint) if checkpoint else None,
+        "seam_blending": blend,
         "hole_fraction": round(float(masks.float().mean()), 4),
         "regions": {"hole": "pixels the methods did not see", "center": "the full central S/2 square"},
     }
