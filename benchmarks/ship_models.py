@@ -1,0 +1,129 @@
+"""Export a trained run as a shipped model, with its held-out metrics, and regenerate docs/models.md.
+
+    python benchmarks/ship_models.py --name scenes-center --run runs/scenes-center \
+        --data "intel-scenes train/ (8,574 images; 167 held out for validation)"
+    python benchmarks/ship_models.py --docs-only
+
+The checkpoint is the run's best.pt (highest validation hole PSNR) when it has one, else last.pt.
+Every shipped model is scored by `benchmarks/quality.py`'s protocol (same images and seeded masks
+for the model, with seam blending, and every classical baseline) on each held-out set; the numbers
+go into the model file's metadata and docs/models.md is rebuilt from the metadata of all models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quality import SETS, score_set  # noqa: E402
+
+from context_encoder.checkpoint import load_checkpoint, load_generator  # noqa: E402
+from context_encoder.pretrained import WEIGHTS_DIR, export, list_pretrained  # noqa: E402
+from context_encoder.train import training_seconds  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def validation_log(run: Path) -> list[list[float]]:
+    stats = run / "stats.jsonl"
+    return [[r["step"], r["val_psnr"]] for r in map(json.loads, stats.read_text().splitlines()) if "val_psnr" in r]
+
+
+def ship(name: str, run: Path, data: str, limit: int) -> Path:
+    ckpt = run / "checkpoints" / ("best.pt" if (run / "checkpoints" / "best.pt").is_file() else "last.pt")
+    state = load_checkpoint(ckpt)
+    gen, cfg = load_generator(ckpt)
+    metrics = {}
+    for set_name, folder in SETS.items():
+        if folder.is_dir():
+            r = score_set(gen, cfg, folder, limit, seed=0, blend=True)
+            model, best = r["methods"]["model"], r["methods"][r["best_baseline"]]
+            metrics[set_name] = {
+                "images": r["images"],
+                "psnr": round(model["psnr"], 2),
+                "l1": round(model["l1"], 4),
+                "ssim": round(model["ssim"], 3),
+                "best_baseline": r["best_baseline"],
+                "baseline_psnr": round(best["psnr"], 2),
+                "baseline_l1": round(best["l1"], 4),
+            }
+            print(f"{name} {set_name}: {metrics[set_name]}", flush=True)
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    info = {
+        "data": data,
+        "checkpoint_step": int(state["step"]),
+        "run_steps": int(last["step"]),
+        "training_minutes": round((training_seconds(run) or 0) / 60, 1),
+        "validation": validation_log(run),
+        "metrics": metrics,
+        "recipe": f"context-encoder train --config {cfg.name} --data DIR --out runs/{name}",
+    }
+    return export(ckpt, WEIGHTS_DIR / f"{name}.safetensors", info)
+
+
+def docs() -> str:
+    models = list_pretrained()
+    lines = [
+        "# Shipped models",
+        "",
+        "Inside the package as safetensors files (fp16 weights of G's moving average, the config and this",
+        "summary in the file's metadata); `context-encoder models` lists them, `context_encoder.load_pretrained(name)`",
+        "loads one, `context-encoder inpaint --model NAME` uses one. Regenerate this page and the metrics with",
+        "`python benchmarks/ship_models.py` (see its --help).",
+        "",
+        "| name | input | holes | G params | file | training | data |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, m in models.items():
+        c = m["config"]
+        lines.append(
+            f"| `{name}` | {c['model']['image_size']} px | {c['mask']['kind']} | {m['parameters'] / 1e6:.1f}M | "
+            f"{m['megabytes']} MB | {m['run_steps']} steps, {m['training_minutes']:.0f} min (2-core CPU) | "
+            f"{m['data']} |"
+        )
+    for name, m in models.items():
+        lines += [
+            "",
+            f"## {name}",
+            "",
+            f"Recipe: `{m['recipe']}` (config `configs/{m['config']['name']}.toml`). Checkpoint: step "
+            f"{m['checkpoint_step']} of {m['run_steps']}, chosen by validation hole PSNR.",
+            "",
+            "Held-out hole metrics (pixels in [0, 1]; images centre-cropped and resized to the model's input; the",
+            "same seeded masks for every method; the model with the seam blending `inpaint` uses):",
+            "",
+            "| set | images | model PSNR | model L1 | best baseline | its PSNR | its L1 | PSNR gain |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for set_name, r in m["metrics"].items():
+            lines.append(
+                f"| {set_name} | {r['images']} | {r['psnr']:.2f} | {r['l1']:.2%} | {r['best_baseline']} | "
+                f"{r['baseline_psnr']:.2f} | {r['baseline_l1']:.2%} | {r['psnr'] - r['baseline_psnr']:+.2f} |"
+            )
+        if m.get("validation"):
+            curve = ", ".join(f"{int(s)}: {p:.2f}" for s, p in m["validation"])
+            lines += ["", f"Validation hole PSNR during training (step: dB): {curve}."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--name")
+    parser.add_argument("--run", type=Path)
+    parser.add_argument("--data", default="")
+    parser.add_argument("--limit", type=int, default=1000, help="images per held-out set at most")
+    parser.add_argument("--docs-only", action="store_true")
+    args = parser.parse_args()
+    if not args.docs_only:
+        print(ship(args.name, args.run, args.data, args.limit))
+    notes = ROOT / "docs" / "models_notes.md"  # hand-written discussion appended below the generated tables
+    (ROOT / "docs" / "models.md").write_text(docs() + ("\n" + notes.read_text() if notes.is_file() else ""))
+    print(f"written {ROOT / 'docs' / 'models.md'}")
+
+
+if __name__ == "__main__":
+    main()
