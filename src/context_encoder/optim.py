@@ -29,10 +29,11 @@ def lr_factor(step: int, total: int, schedule: str, min_factor: float) -> float:
 
 
 class EMA:
-    """Exponential moving average of a module's parameters (buffers copied): ema = d * ema + (1 - d) * current.
+    """Exponential moving average of a module's weights: ema = d * ema + (1 - d) * current.
 
-    The decay warms up as min(d, (1 + step) / (10 + step)), so early averages are not dominated by the
-    random initialisation.
+    BatchNorm running statistics are averaged the same way, so they match the averaged weights
+    (integer buffers are copied). The decay warms up as min(d, (1 + step) / (10 + step)), so early
+    averages are not dominated by the random initialisation.
     """
 
     def __init__(self, module: nn.Module, decay: float):
@@ -45,4 +46,7 @@ class EMA:
         ema_params = list(self.module.parameters())
         torch._foreach_lerp_(ema_params, [p.detach() for p in module.parameters()], 1.0 - decay)
         for b_ema, b in zip(self.module.buffers(), module.buffers()):
-            b_ema.copy_(b)
+            if b.is_floating_point():
+                b_ema.lerp_(b, 1.0 - decay)
+            else:
+                b_ema.copy_(b)
