@@ -163,7 +163,7 @@ def loading_rate(cfg: Config, data: Path, batches: int = 20) -> float:
     """Images/s the configured DataLoader delivers on real photographs (decode, resize, crop, flip)."""
     paths = readable_images(data)
     ds = ImageDataset(paths, cfg.model.image_size, cfg.load_size, True, 0, cfg.data.cache_max_images)
-    it = training_loader(ds, cfg.train.batch_size, 0, 0, cfg.data.workers)
+    it = training_loader(ds, cfg.train.batch_size, 0, 0, cfg.workers)
     next(it)
     t0 = time.perf_counter()
     for _ in range(batches):

@@ -258,7 +258,7 @@ def train(
     s = cfg.model.image_size
     dataset = ImageDataset(train_paths, s, cfg.load_size, cfg.data.flip, t.seed, cfg.data.cache_max_images)
     batches = training_loader(
-        dataset, t.batch_size, t.seed, step, cfg.data.workers, device.type == "cuda", info.rank, info.world_size
+        dataset, t.batch_size, t.seed, step, cfg.workers, device.type == "cuda", info.rank, info.world_size
     )
     fill = fill_value(cfg.mask.fill_rgb, device)
     mine = slice(info.rank * batch, (info.rank + 1) * batch)  # this process's slice of each global batch
