@@ -5,13 +5,13 @@ BIN := $(VENV)/bin
 # CPU build of PyTorch; set TORCH=torch for your platform's default build (e.g. CUDA).
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint serve clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[dev,demo,baselines]"
+	$(BIN)/pip install --quiet -e ".[dev,demo,baselines,web]"
 	touch $@
 
 install: $(BIN)/.installed
@@ -21,6 +21,9 @@ demo: install
 
 test: install
 	$(BIN)/pytest -q
+
+serve: install
+	$(BIN)/context-encoder serve
 
 lint: install
 	$(BIN)/ruff check .

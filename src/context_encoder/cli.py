@@ -17,6 +17,7 @@ EPILOG = """examples:
   context-encoder train --resume runs/try --set train.steps=40
   context-encoder inpaint photo.jpg --checkpoint runs/try --center -o filled.png
   context-encoder inpaint photo.jpg --model scenes-region --mask holes.png -o filled.png
+  context-encoder serve --checkpoint runs/try
 """
 
 
@@ -177,6 +178,13 @@ def _probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from .web import serve
+
+    serve(host=args.host, port=args.port, model=args.model, checkpoint=args.checkpoint, workers=args.workers)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -270,6 +278,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="epochs (default: 100 linear, 15 finetune)")
     p.add_argument("--out", help="folder for probe.json")
     p.set_defaults(func=_probe)
+
+    p = sub.add_parser("serve", help="local web app: paint a hole in the browser, fill it, compare, download")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--model", help="offer only this shipped model (default: every shipped model)")
+    which.add_argument("--checkpoint", help="offer the generator of this checkpoint (.pt file or run directory)")
+    p.add_argument("--workers", type=int, default=1, help="images filled at once (default 1)")
+    p.set_defaults(func=_serve)
 
     p = sub.add_parser("demo", help="train a small model on built-in sample photos and fill held-out holes")
     p.add_argument("--out", default="demo", help="output folder (default: demo)")

@@ -1,0 +1,411 @@
+"""The web app's HTTP API with an in-process client: results, limits, bad input, the queue under load."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import io
+import re
+import struct
+import tempfile
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+pytest.importorskip("python_multipart")
+try:  # the client Starlette's TestClient prefers; plain httpx works too
+    import httpx2 as httpx
+except ImportError:
+    httpx = pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from context_encoder.config import load_config  # noqa: E402
+from context_encoder.inpaint import Inpainter  # noqa: E402
+from context_encoder.models import build_models  # noqa: E402
+from context_encoder.web import create_app  # noqa: E402
+
+from .conftest import smooth_image  # noqa: E402
+
+torch.set_num_threads(1)
+needs_opencv = pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="OpenCV (baselines extra) missing")
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Inpainter:
+    cfg = load_config("tiny")
+    gen, _ = build_models(cfg.model, cfg.full_image, seed=0)
+    return Inpainter(gen, cfg)
+
+
+@pytest.fixture(scope="module")
+def client(tiny: Inpainter):
+    with TestClient(create_app(models={"tiny": lambda: tiny})) as c:
+        yield c
+
+
+def png(arr: np.ndarray | Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    img = arr if isinstance(arr, Image.Image) else Image.fromarray(arr)
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def photo(h: int = 64, w: int = 80, seed: int = 0) -> np.ndarray:
+    return smooth_image(np.random.default_rng(seed), h, w)
+
+
+def hole(h: int = 64, w: int = 80) -> np.ndarray:
+    m = np.zeros((h, w), dtype=bool)
+    m[20:34, 28:52] = True
+    return m
+
+
+def mask_png(m: np.ndarray) -> bytes:
+    return png(m.astype(np.uint8) * 255)
+
+
+def form(image: bytes, mask: bytes, **fields: str) -> dict:
+    files = {"image": ("photo.png", image, "image/png"), "mask": ("mask.png", mask, "image/png")}
+    return {"files": files, "data": fields}
+
+
+def decode(res) -> np.ndarray:
+    assert res.status_code == 200, res.text
+    assert res.headers["content-type"] == "image/png"
+    return np.asarray(Image.open(io.BytesIO(res.content)))
+
+
+def assert_filled(out: np.ndarray, img: np.ndarray, m: np.ndarray) -> None:
+    assert out.shape == img.shape
+    changed = (out != img).any(axis=2)
+    assert not changed[~m].any(), "known pixels must come back bit-identical"
+    assert changed[m].mean() > 0.5, "the hole must be filled with something new"
+
+
+def test_inpaint_with_the_model(client: TestClient) -> None:
+    img, m = photo(), hole()
+    res = client.post("/api/inpaint", **form(png(img), mask_png(m)))
+    assert_filled(decode(res), img, m)
+    assert res.headers["x-inpaint-method"] == "model" and res.headers["x-inpaint-model"] == "tiny"
+    assert float(res.headers["x-inpaint-seconds"]) >= 0
+
+
+def test_inpaint_names_the_model_and_takes_a_browser_style_rgba_mask(client: TestClient) -> None:
+    img, m = photo(seed=1), hole()
+    rgba = np.zeros((*m.shape, 4), np.uint8)
+    rgba[m] = 255  # white opaque hole on a transparent canvas, as a canvas exports it
+    res = client.post("/api/inpaint", **form(png(img), png(rgba), model="tiny", method="model"))
+    assert_filled(decode(res), img, m)
+
+
+@needs_opencv
+def test_inpaint_with_telea(client: TestClient) -> None:
+    img, m = photo(seed=2), hole()
+    res = client.post("/api/inpaint", **form(png(img), mask_png(m), method="telea"))
+    assert_filled(decode(res), img, m)
+    assert res.headers["x-inpaint-method"] == "telea" and "x-inpaint-model" not in res.headers
+
+
+def test_empty_mask_returns_the_image_unchanged(client: TestClient) -> None:
+    img = photo(seed=3)
+    res = client.post("/api/inpaint", **form(png(img), mask_png(np.zeros(img.shape[:2], bool))))
+    np.testing.assert_array_equal(decode(res), img)
+
+
+def test_grey_and_jpeg_inputs_come_back_as_rgb_of_the_same_size(client: TestClient) -> None:
+    grey = photo(seed=4)[..., 0]
+    m = hole()
+    out = decode(client.post("/api/inpaint", **form(png(grey), mask_png(m))))
+    assert out.shape == (*grey.shape, 3)
+    np.testing.assert_array_equal(out[~m], np.repeat(grey[..., None], 3, axis=2)[~m])
+    jpeg = png(photo(seed=5), "JPEG", quality=90)
+    decoded = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
+    assert_filled(decode(client.post("/api/inpaint", **form(jpeg, mask_png(m)))), decoded, m)
+
+
+def test_exif_rotated_photo_takes_a_mask_of_the_size_shown(client: TestClient) -> None:
+    img = Image.fromarray(photo(48, 80, seed=6))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated by 90 degrees: 48 wide, 80 high
+    data = png(img, "JPEG", quality=95, exif=exif)
+    m = np.zeros((80, 48), bool)
+    m[30:50, 10:30] = True
+    out = decode(client.post("/api/inpaint", **form(data, mask_png(m))))
+    assert out.shape == (80, 48, 3)
+    res = client.post("/api/inpaint", **form(data, mask_png(np.zeros((48, 80), bool))))
+    assert res.status_code == 400 and "48x80" in res.json()["detail"]
+
+
+def test_upload_over_max_bytes_is_413(tiny: Inpainter) -> None:
+    img, m = photo(), hole()
+    body = form(png(img), mask_png(m))
+    with TestClient(create_app({"tiny": lambda: tiny}, max_bytes=2000)) as c:
+        res = c.post("/api/inpaint", **body)
+        assert res.status_code == 413 and "limit" in res.json()["detail"]
+        # without Content-Length (chunked upload) the limit is enforced while streaming
+        request = c.build_request("POST", "/api/inpaint", **body)
+        raw = request.read()
+
+        def chunks():
+            for i in range(0, len(raw), 512):
+                yield raw[i : i + 512]
+
+        res = c.post("/api/inpaint", content=chunks(), headers={"content-type": request.headers["content-type"]})
+        assert res.status_code == 413
+        small = photo(8, 8)
+        ok = c.post("/api/inpaint", **form(png(small), mask_png(np.zeros((8, 8), bool))))
+        assert ok.status_code == 200
+
+
+def test_image_over_max_pixels_is_413(tiny: Inpainter) -> None:
+    with TestClient(create_app({"tiny": lambda: tiny}, max_pixels=64 * 64)) as c:
+        res = c.post("/api/inpaint", **form(png(photo(64, 80)), mask_png(hole())))
+        assert res.status_code == 413 and "pixels" in res.json()["detail"]
+        assert c.post("/api/inpaint", **form(png(photo(64, 64)), mask_png(hole(64, 64)))).status_code == 200
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that only claims its size (no pixel data): what a decompression bomb looks like to the server."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def test_huge_images_are_refused_before_decoding(client: TestClient) -> None:
+    m = mask_png(hole())
+    for side in (7000, 30000):  # over max_pixels; over Pillow's own bomb limit
+        res = client.post("/api/inpaint", **form(_png_header(side, side), m))
+        assert res.status_code == 413 and "40,000,000" in res.json()["detail"]
+
+
+def test_not_an_image_is_400_with_a_json_message(client: TestClient) -> None:
+    m = mask_png(hole())
+    for junk in (b"hello, not an image", png(photo())[:60]):  # text; a PNG cut after its header
+        res = client.post("/api/inpaint", **form(junk, m))
+        assert res.status_code == 400
+        assert res.headers["content-type"] == "application/json"
+        assert "image" in res.json()["detail"]
+    res = client.post("/api/inpaint", **form(png(photo()), b"GIF89a-broken"))
+    assert res.status_code == 400 and "mask" in res.json()["detail"]
+
+
+def test_size_mismatch_is_400(client: TestClient) -> None:
+    res = client.post("/api/inpaint", **form(png(photo(64, 80)), mask_png(hole(64, 64))))
+    assert res.status_code == 400
+    assert "64x64" in res.json()["detail"] and "80x64" in res.json()["detail"]
+
+
+def test_unknown_model_is_400_listing_the_known_ones(client: TestClient) -> None:
+    res = client.post("/api/inpaint", **form(png(photo()), mask_png(hole()), model="nope"))
+    assert res.status_code == 400
+    assert "nope" in res.json()["detail"] and "tiny" in res.json()["detail"]
+
+
+def test_other_bad_requests_are_400(client: TestClient) -> None:
+    img, m = png(photo()), mask_png(hole())
+    cases = [
+        client.post("/api/inpaint", **form(img, m, method="magic")),
+        client.post("/api/inpaint", files={"image": ("a.png", img, "image/png")}),  # no mask
+        client.post("/api/inpaint", json={"image": "x"}),  # not a form
+        client.post("/api/inpaint", **form(img, mask_png(np.ones((64, 80), bool)))),  # nothing left to fill from
+    ]
+    for res in cases:
+        assert res.status_code == 400, res.text
+        assert res.json()["detail"]
+
+
+def test_nothing_is_written_to_disk(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 1+ MB upload (where Starlette's form parser would spool to a temporary file) stays in memory."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the app wrote a temporary file")
+
+    for name in ("TemporaryFile", "NamedTemporaryFile", "SpooledTemporaryFile", "mkstemp", "mkdtemp"):
+        monkeypatch.setattr(tempfile, name, refuse)
+    noise = np.random.default_rng(0).integers(0, 256, (700, 700, 3), dtype=np.uint8)
+    data = png(noise, compress_level=0)
+    assert len(data) > 2**20
+    m = np.zeros((700, 700), bool)
+    m[300:340, 300:360] = True
+    assert_filled(decode(client.post("/api/inpaint", **form(data, mask_png(m)))), noise, m)
+
+
+def test_models_healthz_and_page(client: TestClient) -> None:
+    assert client.post("/api/inpaint", **form(png(photo()), mask_png(hole()))).status_code == 200  # loads it
+    info = client.get("/api/models").json()
+    assert info["default"] == "tiny"
+    assert [m["name"] for m in info["models"]] == ["tiny"]
+    assert {m["name"] for m in info["methods"]} == {"model", "telea"}
+    assert info["limits"] == {"max_bytes": 20 * 2**20, "max_pixels": 40_000_000}
+    tiny = info["models"][0]
+    assert tiny["loaded"] and tiny["summary"]["image_size"] == 32
+    health = client.get("/healthz")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    for name in ("app.js", "style.css"):
+        assert client.get(f"/static/{name}").status_code == 200
+    static = Path(__file__).resolve().parents[1] / "src" / "context_encoder" / "web" / "static"
+    for path in static.iterdir():  # works offline: no CDN, nothing loaded from elsewhere
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", path.read_text()), path.name
+
+
+def test_openapi_documents_the_routes(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/inpaint", "/api/models", "/healthz"} <= set(paths)
+    for path, method in (("/api/inpaint", "post"), ("/api/models", "get"), ("/healthz", "get")):
+        route = paths[path][method]
+        assert route["summary"] and route["description"]
+    inpaint = paths["/api/inpaint"]["post"]
+    form_schema = inpaint["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert set(form_schema["required"]) == {"image", "mask"}
+    assert set(form_schema["properties"]) == {"image", "mask", "model", "method"}
+    assert "image/png" in inpaint["responses"]["200"]["content"]
+    assert {"400", "413", "503"} <= set(inpaint["responses"])
+
+
+def test_no_models_still_offers_telea(tiny: Inpainter) -> None:
+    with TestClient(create_app({})) as c:
+        info = c.get("/api/models").json()
+        assert info["models"] == [] and info["default"] is None
+        res = c.post("/api/inpaint", **form(png(photo()), mask_png(hole())))
+        assert res.status_code == 400 and "no models" in res.json()["detail"]
+        if importlib.util.find_spec("cv2") is not None:
+            res = c.post("/api/inpaint", **form(png(photo()), mask_png(hole()), method="telea"))
+            assert res.status_code == 200
+
+
+def test_model_is_loaded_once_and_lazily(tiny: Inpainter) -> None:
+    calls = []
+
+    def factory() -> Inpainter:
+        calls.append(1)
+        return tiny
+
+    with TestClient(create_app({"tiny": factory, "other": factory})) as c:
+        assert not calls
+        for _ in range(2):
+            assert c.post("/api/inpaint", **form(png(photo()), mask_png(hole()))).status_code == 200
+        assert len(calls) == 1
+        assert [m["loaded"] for m in c.get("/api/models").json()["models"]] == [True, False]
+
+
+class _Gated(Inpainter):
+    """The tiny model, but each fill first waits for `gate` (or sleeps `delay` seconds)."""
+
+    def __init__(self, base: Inpainter, gate: threading.Event | None = None, delay: float = 0.0):
+        super().__init__(base.gen, base.cfg)
+        self.gate, self.delay = gate, delay
+
+    def __call__(self, image, mask):
+        if self.gate is not None:
+            assert self.gate.wait(20)
+        time.sleep(self.delay)
+        return super().__call__(image, mask)
+
+
+def _async_client(app):
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=60)
+
+
+async def _wait_for(client, running: int, waiting: int) -> float:
+    """Poll /healthz until the queue shows `running` and `waiting` jobs; the slowest answer's seconds."""
+    slowest = 0.0
+    for _ in range(400):
+        start = time.perf_counter()
+        res = await client.get("/healthz")
+        slowest = max(slowest, time.perf_counter() - start)
+        assert res.status_code == 200
+        queue = res.json()["queue"]
+        if (queue["running"], queue["waiting"]) == (running, waiting):
+            return slowest
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the queue never showed {running} running and {waiting} waiting")
+
+
+def test_full_queue_answers_503_with_retry_after_and_healthz_stays_responsive(tiny: Inpainter) -> None:
+    gate = threading.Event()
+    app = create_app({"tiny": lambda: _Gated(tiny, gate)}, workers=1, queue_size=1)
+    body = form(png(photo()), mask_png(hole()))
+
+    async def run():
+        async with _async_client(app) as client:
+            first = asyncio.create_task(client.post("/api/inpaint", **body))
+            await _wait_for(client, running=1, waiting=0)
+            second = asyncio.create_task(client.post("/api/inpaint", **body))
+            slowest = await _wait_for(client, running=1, waiting=1)  # inference blocked, the loop is not
+            refused = await client.post("/api/inpaint", **body)
+            gate.set()
+            done = await asyncio.gather(first, second)
+            return refused, done, slowest
+
+    try:
+        refused, done, slowest = asyncio.run(run())
+    finally:
+        gate.set()
+    assert refused.status_code == 503
+    assert int(refused.headers["retry-after"]) >= 1 and "busy" in refused.json()["detail"]
+    assert [r.status_code for r in done] == [200, 200]
+    assert slowest < 2.0
+
+
+def test_20_concurrent_requests_answer_200_or_503_never_500(tiny: Inpainter) -> None:
+    app = create_app({"tiny": lambda: _Gated(tiny, delay=0.1)}, workers=2, queue_size=3)
+    img, m = photo(), hole()
+    body = form(png(img), mask_png(m))
+
+    async def run():
+        async with _async_client(app) as client:
+            tasks = [asyncio.create_task(client.post("/api/inpaint", **body)) for _ in range(20)]
+            health = await client.get("/healthz")
+            answers = await asyncio.gather(*tasks)
+            return answers, health, await client.get("/healthz")
+
+    answers, during, after = asyncio.run(run())
+    codes = [r.status_code for r in answers]
+    assert set(codes) <= {200, 503}, codes
+    assert codes.count(200) >= 1
+    assert codes.count(503) >= 1, "20 requests at once must overflow a queue of 2 workers + 3 places"
+    for r in answers:
+        if r.status_code == 200:
+            assert_filled(decode(r), img, m)
+        else:
+            assert r.headers["retry-after"].isdigit()
+    assert during.status_code == 200 and after.status_code == 200
+    assert after.json()["queue"] == {"workers": 2, "running": 0, "waiting": 0, "queue_size": 3}
+
+
+def test_serve_builds_the_app_and_prints_its_url(monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path) -> None:
+    import uvicorn
+
+    from context_encoder.errors import InputError
+    from context_encoder.web import serve
+
+    started = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.update(app=app, **kw))
+    ckpt = tmp_path / "exp" / "checkpoints" / "best.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"not loaded until the first request")
+    serve(checkpoint=str(ckpt), port=8123, max_pixels=1000)
+    assert "http://127.0.0.1:8123/" in capsys.readouterr().out
+    assert started["host"] == "127.0.0.1" and started["port"] == 8123
+    with TestClient(started["app"]) as c:
+        info = c.get("/api/models").json()
+        assert [m["name"] for m in info["models"]] == ["exp-best"] and info["limits"]["max_pixels"] == 1000
+    with pytest.raises(InputError):
+        serve(checkpoint=str(tmp_path / "missing.pt"))
+    with pytest.raises(InputError, match="unknown model"):
+        serve(model="no-such-model")
