@@ -218,3 +218,21 @@ def test_evaluate_with_seam_blending(checkpoint, photo_dir, tmp_path):
     data = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert rc == 0 and data["meta"]["seam_blending"] is True
     assert list(data["results"]) == ["context-encoder (blended)"]
+
+
+def test_evaluate_methods_with_extra_metrics():
+    from context_encoder.evaluate import METRICS, evaluate_methods, sharpness_ratio
+
+    images = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    masks = torch.zeros(3, 1, 16, 16, dtype=torch.bool)
+    masks[..., 4:12, 4:12] = True
+    results, kept = evaluate_methods(
+        {"mean": bl.mean_fill},
+        images,
+        masks,
+        {"hole": masks},
+        keep=[0, 2],
+        metrics={**METRICS, "sharpness": sharpness_ratio},
+    )
+    assert set(results["mean"]["hole"]) == {"l1", "l2", "psnr", "ssim", "sharpness"}
+    assert results["mean"]["hole"]["sharpness"] == 0.0 and kept["mean"].shape == (2, 3, 16, 16)

@@ -156,7 +156,7 @@ def evaluate_methods(
     Returns ({method: {region: {metric: mean}}}, {method: filled images at the indices `keep`}).
     """
     sums: dict[str, dict[str, dict[str, float]]] = {
-        m: {r: dict.fromkeys(METRICS, 0.0) for r in regions} for m in methods
+        m: {r: dict.fromkeys(metrics, 0.0) for r in regions} for m in methods
     }
     kept: dict[str, dict[int, Tensor]] = {m: {} for m in methods}
     n = len(images)
