@@ -90,3 +90,47 @@ def test_module_entry_point_and_help():
     assert out.returncode == 0 and "train" in out.stdout and "inpaint" in out.stdout
     out = subprocess.run([sys.executable, "-m", "context_encoder", "presets"], capture_output=True, text=True)
     assert out.returncode == 0 and "paper_center" in out.stdout and "71.1M" in out.stdout
+
+
+def test_sigterm_to_the_process_group_with_loader_workers_saves_and_stops(photo_dir, tmp_path):
+    """Loader workers ignore the signal; the training process checkpoints the finished step and exits 143."""
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "context_encoder",
+        "train",
+        "--config",
+        "tiny",
+        "--data",
+        str(photo_dir),
+        "--out",
+        str(out),
+        "-q",
+        "--set",
+        "train.steps=100000",
+        "--set",
+        "data.workers=1",
+        "--set",
+        "train.log_every=1",
+        "--set",
+        "train.checkpoint_every=100000",
+        "--set",
+        "train.sample_every=100000",
+    ]
+    proc = subprocess.Popen(
+        cmd, start_new_session=True, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    deadline = time.time() + 120
+    while not (out / "stats.jsonl").is_file() or not (out / "stats.jsonl").read_text().strip():
+        assert time.time() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else ""
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "interrupted at step" in err and "Traceback" not in err
+    assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["step"] >= 1

@@ -72,3 +72,22 @@ def test_corrupt_weights_are_refused(exported, tmp_path):
     bad.write_bytes(len(raw).to_bytes(8, "little") + raw + good[8 + n :])
     with pytest.raises(CheckpointError):
         pretrained.load_weights(bad)
+
+
+def test_demo_with_a_shipped_model(exported, monkeypatch, tmp_path, capsys):
+    pytest.importorskip("skimage")
+    pytest.importorskip("cv2")
+    import shutil
+
+    _, weights = exported
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
+    shutil.copy(weights / "tiny-test.safetensors", shipped / "scenes-center.safetensors")
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", shipped)
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("scenes-center") == 4 and "Telea PSNR" in out
+    assert (tmp_path / "demo" / "demo.png").is_file()
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "none")
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 1
+    assert "no shipped models" in capsys.readouterr().err

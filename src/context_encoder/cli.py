@@ -188,7 +188,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(Path(args.out), steps=args.steps, progress=not args.quiet)
+    run_demo(Path(args.out))
     return 0
 
 
@@ -288,10 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="images filled at once (default 1)")
     p.set_defaults(func=_serve)
 
-    p = sub.add_parser("demo", help="train a small model on built-in sample photos and fill held-out holes")
+    p = sub.add_parser("demo", help="fill holes in built-in photos with the shipped models and OpenCV Telea")
     p.add_argument("--out", default="demo", help="output folder (default: demo)")
-    p.add_argument("--steps", type=int, default=300, help="training steps (default: 300)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("presets", help="list the bundled config presets")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import signal
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -234,6 +235,16 @@ def training_paths(cfg: DataConfig) -> tuple[list[Path], list[Path]]:
     return holdout_split(paths, Path(cfg.train_dir), cfg.val_fraction)
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """Loader workers leave SIGINT/SIGTERM to the training process, which saves a checkpoint and stops them.
+
+    A Ctrl-C reaches the whole process group; without this a worker would die first and take the
+    training process down with an error instead of a clean checkpointed stop.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def training_loader(
     dataset: ImageDataset,
     global_batch: int,
@@ -253,5 +264,6 @@ def training_loader(
         persistent_workers=workers > 0,
         pin_memory=pin_memory,
         prefetch_factor=4 if workers > 0 else None,
+        worker_init_fn=_ignore_stop_signals if workers > 0 else None,
     )
     return iter(loader)

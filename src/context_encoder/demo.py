@@ -1,105 +1,94 @@
-"""`context-encoder demo`: train a small context encoder on scikit-image's sample photographs, fill held-out holes.
+"""`context-encoder demo`: fill holes in built-in photographs with the shipped models and with OpenCV Telea.
 
-Needs the `demo` extra (`pip install context-encoder[demo]`) for the photographs; everything runs offline.
-Three photographs (astronaut, coffee, rocket) are never trained on; the figure and the numbers come
-from them only.
+The photographs come from scikit-image's bundled data (the `demo` extra); nothing is downloaded and
+none of them was used to train the shipped models. Each photograph is resized to 256 px on its
+shorter side and centre-cropped to 256 x 256; `scenes-center` fills a centred square hole,
+`scenes-region` (when shipped) fills free-form blobs. The figure puts original | masked | model |
+Telea side by side, and the hole metrics are printed.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .checkpoint import load_generator
-from .config import apply_overrides, load_config
-from .data import ImageDataset
+from .baselines import opencv_fill
 from .errors import ContextEncoderError
-from .inpaint import fill_batch
-from .masks import center_mask, fill_value
-from .train import train
-from .viz import hole_view, image_grid, save_png
+from .evaluate import l1_error, psnr
+from .inpaint import Inpainter, hole_mask
+from .masks import random_region_mask
+from .pretrained import is_pretrained, load_pretrained
+from .viz import image_grid, save_png
 
 log = logging.getLogger(__name__)
 
-TRAIN_PHOTOS = (
-    "chelsea",
-    "hubble_deep_field",
-    "immunohistochemistry",
-    "retina",
-    "stereo_motorcycle",
-    "camera",
-    "brick",
-    "grass",
-    "gravel",
-    "moon",
-    "coins",
-    "clock",
-)
-HELD_OUT_PHOTOS = ("astronaut", "coffee", "rocket")
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+SIZE = 256
 
 
-def export_sample_photos(folder: Path) -> dict[str, Path]:
-    """Write scikit-image's bundled photographs as PNG files under `folder/{train,held_out}`."""
+def sample_photos() -> dict[str, Image.Image]:
+    """scikit-image's bundled photographs, 256 x 256 (shorter side resized, centre crop)."""
     try:
         import skimage.data
     except ImportError:
         raise ContextEncoderError("the demo needs scikit-image: pip install 'context-encoder[demo]'") from None
-    paths = {}
-    for split, names in (("train", TRAIN_PHOTOS), ("held_out", HELD_OUT_PHOTOS)):
-        (folder / split).mkdir(parents=True, exist_ok=True)
-        for name in names:
-            path = folder / split / f"{name}.png"
-            if not path.exists():
-                arr = getattr(skimage.data, name)()
-                arr = arr[0] if isinstance(arr, tuple) else arr  # stereo pairs: the left view
-                Image.fromarray(np.asarray(arr)).save(path)
-            paths[name] = path
-    return paths
+    out = {}
+    for name in PHOTOS:
+        img = Image.fromarray(np.asarray(getattr(skimage.data, name)())).convert("RGB")
+        w, h = img.size
+        scale = SIZE / min(w, h)
+        img = img.resize((round(w * scale), round(h * scale)), Image.BICUBIC)
+        w, h = img.size
+        out[name] = img.crop(((w - SIZE) // 2, (h - SIZE) // 2, (w - SIZE) // 2 + SIZE, (h - SIZE) // 2 + SIZE))
+    return out
 
 
-def psnr_on(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB on the masked pixels, images in [-1, 1] mapped to [0, 1]."""
-    m = mask.expand_as(a)
-    mse = (((a - b) / 2)[m] ** 2).mean().item()
-    return 10 * math.log10(1.0 / max(mse, 1e-12))
+def _tensor(img: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float()[None] / 255
 
 
-def run_demo(out: Path, steps: int = 300, progress: bool = True) -> Path:
-    """Train the demo model into `out/run`, write `out/demo.png`, print hole PSNR against a mean-colour fill."""
-    photos = export_sample_photos(out / "photos")
-    cfg = apply_overrides(
-        load_config("scenes64"),
-        [
-            f'data.train_dir="{(out / "photos" / "train").as_posix()}"',
-            "data.val_fraction=0.0",
-            "data.load_size=96",
-            "data.workers=0",
-            f"train.steps={steps}",
-            "train.batch_size=32",
-            f"train.sample_every={steps}",
-            f"train.checkpoint_every={steps}",
-            "train.log_every=20",
-            'name="demo"',
-        ],
+def run_demo(out: Path) -> Path:
+    """Write `out/demo.png` and print hole PSNR / L1 of each shipped model and of Telea."""
+    tasks = []
+    if is_pretrained("scenes-center"):
+        tasks.append(("scenes-center", "centre square"))
+    if is_pretrained("scenes-region"):
+        tasks.append(("scenes-region", "free-form blobs"))
+    if not tasks:
+        raise ContextEncoderError("no shipped models in this installation (see `context-encoder models`)")
+    photos = sample_photos()
+    telea = opencv_fill("telea")
+    rows: dict[str, list[torch.Tensor]] = {"original": [], "masked": [], "model": [], "telea": []}
+    header = ("photo", "model", "hole", "model PSNR", "Telea PSNR", "model L1", "Telea L1")
+    print("{:<10} {:<14} {:<16} {:>10} {:>10} {:>8} {:>8}".format(*header))
+    for model_name, hole_kind in tasks:
+        inpainter = Inpainter(*load_pretrained(model_name))
+        for i, (name, img) in enumerate(photos.items()):
+            if hole_kind == "centre square":
+                mask = hole_mask(img.size, inpainter.cfg, center=True)
+            else:
+                gen = torch.Generator().manual_seed(i)
+                mask = random_region_mask(1, SIZE, gen, 0.15, 0.2, cells_per_px=6 / SIZE)[0, 0].numpy()
+            filled = _tensor(inpainter(img, mask))
+            x, m = _tensor(img), torch.from_numpy(mask)[None, None]
+            tel = telea(x, m)
+            rows["original"].append(x)
+            rows["masked"].append(torch.where(m, torch.ones_like(x), x))
+            rows["model"].append(filled)
+            rows["telea"].append(tel)
+            scores = (psnr(filled, x, m).item(), psnr(tel, x, m).item(), l1_error(filled, x, m), l1_error(tel, x, m))
+            print(
+                f"{name:<10} {model_name:<14} {hole_kind:<16} {scores[0]:>10.2f} {scores[1]:>10.2f} "
+                f"{scores[2].item():>8.2%} {scores[3].item():>8.2%}"
+            )
+    columns = [torch.cat(v) * 2 - 1 for v in rows.values()]
+    path = save_png(
+        image_grid(columns, min_tile=SIZE, labels=["original", "masked", "context encoder", "Telea"]),
+        Path(out) / "demo.png",
     )
-    ckpt = train(cfg, out / "run", progress=progress)
-    gen, cfg = load_generator(ckpt)
-    held = ImageDataset([photos[n] for n in HELD_OUT_PHOTOS], 64, 64, flip=False)
-    wide = ImageDataset([photos[n] for n in HELD_OUT_PHOTOS], 64, 128, flip=False)
-    images = torch.stack([held[i] for i in range(len(held))] + [wide[i] for i in range(len(wide))])
-    mask = center_mask(64, cfg.mask.overlap, len(images))
-    filled = fill_batch(gen, cfg, images, mask)
-    fill = fill_value(cfg.mask.fill_rgb)
-    mean_fill = torch.where(mask, fill, images)
-    masked = hole_view(mean_fill, mask)
-    path = save_png(image_grid([images, masked, filled], min_tile=192), out / "demo.png")
-    print(f"held-out photographs ({', '.join(HELD_OUT_PHOTOS)}), 64 px, {steps} training steps")
-    print(f"  hole PSNR, context encoder: {psnr_on(mask, filled, images):6.2f} dB")
-    print(f"  hole PSNR, mean-colour fill: {psnr_on(mask, mean_fill, images):6.2f} dB")
-    print(f"figure (original | masked | filled): {path}")
+    print(f"figure (original | masked | context encoder | OpenCV Telea): {path}")
     return path
