@@ -70,7 +70,7 @@ def docs() -> str:
     lines = [
         "# Shipped models",
         "",
-        "Inside the package as safetensors files (fp16 weights of G's moving average, the config and this",
+        "Inside the package as safetensors files (G's fp16 weights, the config and this",
         "summary in the file's metadata); `context-encoder models` lists them, `context_encoder.load_pretrained(name)`",
         "loads one, `context-encoder inpaint --model NAME` uses one. Regenerate this page and the metrics with",
         "`python benchmarks/ship_models.py` (see its --help).",
@@ -91,7 +91,13 @@ def docs() -> str:
             f"## {name}",
             "",
             f"Recipe: `{m['recipe']}` (config `configs/{m['config']['name']}.toml`). Checkpoint: step "
-            f"{m['checkpoint_step']} of {m['run_steps']}, chosen by validation hole PSNR.",
+            f"{m['checkpoint_step']} of {m['run_steps']}"
+            + (", chosen by validation hole PSNR" if m.get("validation") else ", the last")
+            + (
+                "; weights: the moving average of G."
+                if m.get("ema")
+                else "; weights: G as trained (no moving average)."
+            ),
             "",
             "Held-out hole metrics (pixels in [0, 1]; images centre-cropped and resized to the model's input; the",
             "same seeded masks for every method; the model with the seam blending `inpaint` uses):",

@@ -30,7 +30,8 @@ def exported(tmp_path_factory, photo_dir):
     run = root / "run"
     train_tiny(run, photo_dir, "train.steps=2", "train.ema_decay=0.9")
     info = root / "info.json"
-    info.write_text(json.dumps({"data": "synthetic", "metrics": {"psnr": 1.0}}))
+    metrics = {"photos": {"psnr": 20.0, "best_baseline": "telea", "baseline_psnr": 19.0}}
+    info.write_text(json.dumps({"data": "synthetic", "metrics": metrics}))
     weights = root / "weights"
     assert main(["export", str(run), "--out", str(weights / "tiny-test.safetensors"), "--info", str(info)]) == 0
     return run, weights
@@ -49,7 +50,8 @@ def test_export_then_load_matches_the_checkpoint(exported, monkeypatch, capsys):
     assert listing["tiny-test"]["steps"] == 2 and listing["tiny-test"]["ema"] is True
     assert listing["tiny-test"]["data"] == "synthetic"
     assert main(["models"]) == 0
-    assert "tiny-test" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "tiny-test" in listed and "photos 20.00 dB (best baseline telea 19.00)" in listed
     with pytest.raises(InputError, match="unknown model 'nope' \\(known: tiny-test\\)"):
         pretrained.load_pretrained("nope")
 

@@ -95,10 +95,13 @@ def _models(args: argparse.Namespace) -> int:
     if not models:
         print("no shipped models in this installation")
         return 0
-    print(f"{'name':<16} {'size':>4} {'mask':<14} {'params':>7} {'MB':>5} {'steps':>6}  data / held-out metrics")
+    print(f"{'name':<16} {'size':>4} {'mask':<14} {'params':>7} {'MB':>5} {'steps':>6}  data / held-out hole PSNR")
     for name, m in models.items():
         cfg = m["config"]
-        metrics = "; ".join(f"{k}: {v}" for k, v in m.get("metrics", {}).items())
+        metrics = "; ".join(
+            f"{k} {v['psnr']:.2f} dB (best baseline {v['best_baseline']} {v['baseline_psnr']:.2f})"
+            for k, v in m.get("metrics", {}).items()
+        )
         print(
             f"{name:<16} {cfg['model']['image_size']:>4} {cfg['mask']['kind']:<14} {m['parameters'] / 1e6:>6.1f}M "
             f"{m['megabytes']:>5} {m['steps']:>6}  {m.get('data', '')}"

@@ -286,12 +286,13 @@ def resolve_model(name: str | None, checkpoint: str | Path | None, arbitrary: bo
     """An Inpainter from a shipped model name or a checkpoint; by default the shipped model for the hole type."""
     if checkpoint is not None:
         return as_inpainter(Path(checkpoint))
-    if name is None:
+    if name is None:  # the shipped model made for the hole type, else the other one (it fills any hole too)
         from .pretrained import is_pretrained
 
-        name = "scenes-region" if arbitrary else "scenes-center"
-        if not is_pretrained(name):
-            raise InputError("no shipped model installed: pass --checkpoint CKPT")
+        candidates = ("scenes-region", "scenes-center") if arbitrary else ("scenes-center", "scenes-region")
+        name = next((c for c in candidates if is_pretrained(c)), None)
+        if name is None:
+            raise InputError("no shipped model installed: pass --model NAME or --checkpoint CKPT")
     from .pretrained import load_pretrained
 
     return Inpainter(*load_pretrained(name))
