@@ -125,13 +125,13 @@ def _presets(args: argparse.Namespace) -> int:
     from .config import list_presets, load_config
     from .models import count_parameters, make_generator
 
-    print(f"{'preset':<14} {'size':>5} {'mask':<14} {'bottleneck':<12} {'loss':<6} {'G params':>9} {'steps':>8}")
+    print(f"{'preset':<16} {'size':>5} {'mask':<14} {'bottleneck':<12} {'loss':<6} {'G params':>9} {'steps':>8}")
     for name in list_presets():
         cfg = load_config(name)
         params = count_parameters(make_generator(cfg.model, cfg.full_image)) / 1e6
         m = cfg.model
         print(
-            f"{name:<14} {m.image_size:>5} {cfg.mask.kind:<14} {m.bottleneck:<12} {cfg.loss.mode:<6} "
+            f"{name:<16} {m.image_size:>5} {cfg.mask.kind:<14} {m.bottleneck:<12} {cfg.loss.mode:<6} "
             f"{params:>8.1f}M {cfg.train.steps:>8}"
         )
     return 0
