@@ -16,6 +16,7 @@ PRESETS = [
     "paper_random",
     "scenes64",
     "scenes_center",
+    "scenes_region",
     "tiny",
 ]
 
