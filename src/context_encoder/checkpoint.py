@@ -12,7 +12,7 @@ import torch
 
 from .config import Config, config_from_dict
 from .errors import CheckpointError
-from .models import Discriminator, Generator, make_generator
+from .models import Generator, make_generator
 
 FORMAT = "context-encoder/1"
 
@@ -72,9 +72,3 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu", ema: bo
             f"{path}: generator weights do not match its config: {str(exc).splitlines()[0]}"
         ) from None
     return gen.to(device).eval(), cfg
-
-
-def load_discriminator(state: dict[str, Any], cfg: Config) -> Discriminator:
-    disc = Discriminator(cfg.model, cfg.full_image)
-    disc.load_state_dict(state["discriminator"])
-    return disc
