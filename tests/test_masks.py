@@ -48,7 +48,7 @@ def test_random_region_coverage_bounds(size):
 
 
 def test_masks_are_reproducible_from_the_generator():
-    for kind in ("random-block", "random-region"):
+    for kind in ("random-block", "random-region", "mixed"):
         cfg = MaskConfig(kind=kind)
         a = sample_masks(cfg, 4, 64, torch.Generator().manual_seed(5))
         b = sample_masks(cfg, 4, 64, torch.Generator().manual_seed(5))
@@ -65,3 +65,13 @@ def test_fill_with_the_released_mean_pixel():
     out = apply_mask(img, mask, f)
     torch.testing.assert_close(out[0, :, 1, 2], f.flatten())
     assert out.abs().sum() == f.abs().sum()
+
+
+def test_mixed_masks_draw_blocks_or_regions_per_image():
+    m = sample_masks(MaskConfig(kind="mixed"), 64, 64, torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)  # the same stream: all blocks first, then all regions
+    blocks, regions = random_block_mask(64, 64, g), random_region_mask(64, 64, g)
+    is_block = [torch.equal(a, b) for a, b in zip(m, blocks)]
+    is_region = [torch.equal(a, r) for a, r in zip(m, regions)]
+    assert all(b != r for b, r in zip(is_block, is_region))  # each image is exactly one of the two
+    assert 10 < sum(is_block) < 54  # both kinds occur, at about even odds

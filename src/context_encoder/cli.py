@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score a checkpoint and classical baselines on the same images and masks")
     p.add_argument("--checkpoint", help="checkpoint written by `train` (optional with --size and --baselines)")
     p.add_argument("--data", required=True, help="folder of held-out images (searched recursively)")
-    p.add_argument("--mask", choices=["center", "random-block", "random-region"], help="default: the model's")
+    p.add_argument("--mask", choices=["center", "random-block", "random-region", "mixed"], help="default: the model's")
     p.add_argument("--size", type=int, help="image size (default: the model's; must match it)")
     p.add_argument("--baselines", help="comma-separated: mean,telea,navier-stokes,biharmonic,nn-hog, or all")
     p.add_argument("--limit", type=int, help="evaluate this many images, evenly spread over the sorted folder")

@@ -23,7 +23,7 @@ from .errors import ConfigError
 
 PRESET_DIR = Path(__file__).resolve().parent / "configs"
 
-MASK_KINDS = ("center", "random-block", "random-region", "none")
+MASK_KINDS = ("center", "random-block", "random-region", "mixed", "none")
 ENCODERS = ("dcgan", "alexnet", "alexnet-nopool")
 BOTTLENECKS = ("fc", "channelwise")
 LOSS_MODES = ("l2", "adv", "joint")
@@ -49,7 +49,7 @@ class ModelConfig:
 class MaskConfig:
     """Where the hole is and what fills it (paper Sec. 3.3)."""
 
-    kind: str = "center"  # "center" | "random-block" | "random-region" | "none" (a plain autoencoder)
+    kind: str = "center"  # "center" | "random-block" | "random-region" | "mixed" (either, per image) | "none"
     overlap: int = 4  # px of context ring the centre prediction overlaps (released 4, paper 7)
     fill_rgb: tuple[float, float, float] = (117.0, 104.0, 123.0)  # hole fill, 0-255: released mean pixel
     block_max_count: int = 5  # random-block: at most this many blocks per image

@@ -29,6 +29,7 @@ from .data import readable_images
 from .errors import CheckpointError, DataError
 from .evaluate import load_images, spread
 from .models import make_generator
+from .perf import cpu_has_native_bf16
 from .train import training_seconds
 
 log = logging.getLogger(__name__)
@@ -87,10 +88,17 @@ class Probe(nn.Module):
         return self.head(self.features(x))
 
 
+def _autocast() -> torch.autocast:
+    """bf16 autocast where the CPU has native bf16 instructions (the training default there), else off."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_has_native_bf16())
+
+
 @torch.no_grad()
 def _features(probe: Probe, images: Tensor, batch: int = 256) -> Tensor:
     probe.encoder.eval()
-    return torch.cat([probe.features(images[i : i + batch] * 2 - 1) for i in range(0, len(images), batch)])
+    with _autocast():
+        feats = [probe.features(images[i : i + batch] * 2 - 1) for i in range(0, len(images), batch)]
+    return torch.cat(feats).float()
 
 
 def _balanced_subset(labels: Tensor, fraction: float, gen: torch.Generator) -> Tensor:
@@ -141,10 +149,12 @@ def finetune_probe(
             flip = torch.rand(len(idx), generator=gen) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(probe(x), train_y[idx]).backward()
+            with _autocast():
+                logits = probe(x)
+            F.cross_entropy(logits.float(), train_y[idx]).backward()
             opt.step()
     probe.eval()
-    with torch.no_grad():
+    with torch.no_grad(), _autocast():
         logits = torch.cat([probe(test_x[i : i + 256] * 2 - 1) for i in range(0, len(test_x), 256)])
     return (logits.argmax(1) == test_y).float().mean().item()
 

@@ -5,6 +5,8 @@ A mask is a bool tensor of shape (B, 1, S, S), True where the pixel is missing (
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -100,6 +102,11 @@ def sample_masks(cfg: MaskConfig, batch: int, size: int, generator: torch.Genera
         return random_region_mask(
             batch, size, generator, cfg.region_coverage_min, cfg.region_coverage_max, cfg.region_cells_per_px
         )
+    if cfg.kind == "mixed":  # each image independently: random blocks or a free-form region, even odds
+        blocks = sample_masks(replace(cfg, kind="random-block"), batch, size, generator)
+        regions = sample_masks(replace(cfg, kind="random-region"), batch, size, generator)
+        pick = torch.rand(batch, generator=generator) < 0.5
+        return torch.where(pick[:, None, None, None], blocks, regions)
     if cfg.kind == "none":  # plain autoencoder: nothing is hidden
         return torch.zeros(batch, 1, size, size, dtype=torch.bool)
     raise ValueError(f"unknown mask kind '{cfg.kind}'")
