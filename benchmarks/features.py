@@ -38,13 +38,14 @@ def pretrain(name: str, config: str, data: Path, steps: int, runs: Path, mask: s
     if ckpt.is_file() and load_checkpoint(ckpt)["step"] >= steps:
         return out
     if not ckpt.is_file():
-        shorter = sorted(
-            (int(d.parent.name.removeprefix("steps-")), d)
+        done = {
+            int(d.parent.name.removeprefix("steps-")): d
             for d in runs.glob(f"steps-*/{name}")
-            if (d / "checkpoints" / "last.pt").is_file() and int(d.parent.name.removeprefix("steps-")) < steps
-        )
+            if (d / "checkpoints" / "last.pt").is_file()
+        }
+        shorter = [n for n in done if n < steps]
         if shorter:
-            shutil.copytree(shorter[-1][1], out, dirs_exist_ok=True)
+            shutil.copytree(done[max(shorter)], out, dirs_exist_ok=True)
     start = ["--resume", str(out)] if ckpt.is_file() else ["--config", config, "--data", str(data), "--out", str(out)]
     cmd = [
         sys.executable,

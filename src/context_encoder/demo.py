@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from .baselines import opencv_fill
+from .data import pil_to_tensor
 from .errors import ContextEncoderError
 from .evaluate import l1_error, psnr
 from .inpaint import Inpainter, hole_mask
@@ -48,7 +49,8 @@ def sample_photos() -> dict[str, Image.Image]:
 
 
 def _tensor(img: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float()[None] / 255
+    """(1, 3, H, W) in [0, 1], the range the metrics and baselines take."""
+    return (pil_to_tensor(img)[None] + 1) / 2
 
 
 def run_demo(out: Path) -> Path:

@@ -12,6 +12,8 @@ mean and spread over seeds.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import statistics
@@ -24,12 +26,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checkpoint import checkpoint_config, load_checkpoint
-from .config import Config, load_config
+from .config import Config, TrainConfig, load_config
 from .data import readable_images
 from .errors import CheckpointError, DataError
 from .evaluate import load_images, spread
 from .models import make_generator
-from .perf import cpu_has_native_bf16
+from .perf import Precision, resolve_speed
 from .train import training_seconds
 
 log = logging.getLogger(__name__)
@@ -88,9 +90,15 @@ class Probe(nn.Module):
         return self.head(self.features(x))
 
 
-def _autocast() -> torch.autocast:
-    """bf16 autocast where the CPU has native bf16 instructions (the training default there), else off."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_has_native_bf16())
+@functools.cache
+def _precision() -> Precision:
+    cpu = torch.device("cpu")
+    return Precision(resolve_speed(TrainConfig(), cpu), cpu)
+
+
+def _autocast() -> contextlib.AbstractContextManager:
+    """The autocast training's `auto` precision picks on this CPU (bf16 with native bf16 instructions, else none)."""
+    return _precision().autocast()
 
 
 @torch.no_grad()
