@@ -28,7 +28,7 @@ SETS = {
     "cifar10-test": SHARED / "cifar10" / "test",
     "intel-scenes-test": SHARED / "intel-scenes" / "test",
 }
-BASELINES = ["telea", "navier-stokes", "biharmonic", "mean"]
+BASELINES = ["telea", "navier-stokes", "biharmonic", "harmonic", "mean"]
 
 
 def score_set(gen, cfg, folder: Path, limit: int | None, seed: int, blend: bool = True) -> dict:

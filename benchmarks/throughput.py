@@ -32,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from context_encoder.config import Config, apply_overrides, load_config
 from context_encoder.data import ImageDataset, readable_images, training_loader
-from context_encoder.masks import fill_value, sample_masks
+from context_encoder.masks import hole_fill, sample_masks
 from context_encoder.models import FullyConnectedBottleneck, build_models
 from context_encoder.optim import make_optimizers
 from context_encoder.perf import Precision, resolve_speed
@@ -113,7 +113,7 @@ def training_rates(cfg: Config, device: torch.device, steps: int, variants: tupl
     b, s = cfg.train.batch_size, cfg.model.image_size
     real = torch.rand(b, 3, s, s, generator=torch.Generator().manual_seed(0)).to(device) * 2 - 1
     mask = sample_masks(cfg.mask, b, s, torch.Generator().manual_seed(1)).to(device)
-    fill = fill_value(cfg.mask.fill_rgb, device)
+    fill = hole_fill(cfg.mask, device)
     paths = {p: _setup(cfg, p, device) for p in ("plain", "fast", *variants)}
     with FlopCounterMode(display=False) as counter:
         g, d, og, od, prec, fmt = paths["fast"]
@@ -146,12 +146,13 @@ def inference(cfg: Config, device: torch.device, repeats: int = 10) -> dict:
     out = {}
     for batch, key in ((1, "latency_b1_ms"), (64, "img_s_b64")):
         x = torch.randn(batch, 3, s, s, device=device)
-        gen(x)
+        m = sample_masks(cfg.mask, batch, s, torch.Generator().manual_seed(0)).to(device)
+        gen(x, m)
         times = []
         for _ in range(repeats if batch == 1 else max(2, repeats // 4)):
             _sync(device)
             t0 = time.perf_counter()
-            gen(x)
+            gen(x, m)
             _sync(device)
             times.append(time.perf_counter() - t0)
         med = statistics.median(times)
@@ -176,14 +177,14 @@ def peak_memory(preset: str, device: torch.device) -> dict:
     code = f"""
 import json, resource, torch, sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
-from throughput import _setup, load_config, sample_masks, fill_value, train_step
+from throughput import _setup, load_config, sample_masks, hole_fill, train_step
 cfg = load_config({preset!r}); device = torch.device({str(device)!r})
 b, s = cfg.train.batch_size, cfg.model.image_size
 g, d, og, od, prec, fmt = _setup(cfg, "fast", device)
 x = (torch.rand(b, 3, s, s) * 2 - 1).to(device).contiguous(memory_format=fmt)
 m = sample_masks(cfg.mask, b, s, torch.Generator().manual_seed(1)).to(device)
 for _ in range(2):
-    train_step(g, d, og, od, x, m, fill_value(cfg.mask.fill_rgb, device), cfg.loss, prec)
+    train_step(g, d, og, od, x, m, hole_fill(cfg.mask, device), cfg.loss, prec)
 gpu = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
 print(json.dumps({{"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_gpu_mib": gpu}}))
 """

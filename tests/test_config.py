@@ -17,6 +17,7 @@ PRESETS = [
     "scenes64",
     "scenes_center",
     "scenes_region",
+    "cifar10_center",
     "tiny",
 ]
 

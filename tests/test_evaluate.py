@@ -77,7 +77,7 @@ def test_center_region_and_seeded_masks():
     assert spread(list(range(10)), 3) == [0, 3, 6] and spread([1, 2], None) == [1, 2]
 
 
-@pytest.mark.parametrize("name", ["mean", "telea", "navier-stokes", "biharmonic"])
+@pytest.mark.parametrize("name", ["mean", "telea", "navier-stokes", "biharmonic", "harmonic"])
 def test_baselines_keep_known_pixels_and_fill_smoothly(name):
     if name != "mean":
         pytest.importorskip("cv2" if name in ("telea", "navier-stokes") else "skimage")

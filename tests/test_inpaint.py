@@ -12,8 +12,9 @@ from context_encoder.masks import hole_components
 from context_encoder.models import build_models
 
 
-def _model(kind="center"):
-    cfg = apply_overrides(load_config("tiny"), [f"mask.kind={kind}"])
+def _model(kind="center", residual=False):
+    extra = ["model.residual=true", "mask.fill=harmonic"] if residual else []
+    cfg = apply_overrides(load_config("tiny"), [f"mask.kind={kind}", *extra])
     gen, _ = build_models(cfg.model, cfg.full_image, seed=0)
     return Inpainter(gen, cfg)
 
@@ -22,16 +23,16 @@ def _image(h, w, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("kind", ["center", "random-region"])
+@pytest.mark.parametrize("kind,residual", [("center", False), ("random-region", False), ("random-region", True)])
 @pytest.mark.parametrize("shape", [(16, 16), (37, 53), (300, 4000)])
-def test_any_size_several_holes_known_pixels_untouched(kind, shape):
+def test_any_size_several_holes_known_pixels_untouched(kind, residual, shape):
     h, w = shape
     img = _image(h, w)
     mask = np.zeros((h, w), bool)
     mask[: h // 4, : w // 5] = True  # touches the top-left border
     mask[h // 2 : h // 2 + max(2, h // 6), w // 2 : w // 2 + max(2, w // 7)] = True
     mask[-2:, -3:] = True  # bottom-right corner
-    out = np.asarray(_model(kind)(Image.fromarray(img), mask))
+    out = np.asarray(_model(kind, residual)(Image.fromarray(img), mask))
     assert out.shape == img.shape and out.dtype == np.uint8
     assert (out[~mask] == img[~mask]).all()  # bit-identical context
     assert (out[mask] != img[mask]).mean() > 0.5  # holes really filled
@@ -96,7 +97,7 @@ def test_blending_removes_a_colour_cast():
             super().__init__()
             self.truth, self.w = truth, torch.nn.Parameter(torch.zeros(1))
 
-        def forward(self, x):
+        def forward(self, x, mask=None):
             return (self.truth + 0.3).clamp(-1, 1)
 
     ramp = torch.linspace(-0.5, 0.5, 32)

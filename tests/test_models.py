@@ -123,3 +123,21 @@ def test_skip_connections_see_the_context_next_to_the_hole():
     y[..., 7, 8:24] += 1.0  # the row just above the 16 px centre
     diff = (g(y) - g(x)).abs()[0].sum(0)  # (16, 16) over the centre
     assert diff[:2].sum() > diff[-2:].sum()  # the top of the prediction changes most
+
+
+@pytest.mark.parametrize("full_image", [False, True])
+def test_residual_generator_starts_as_its_input_and_needs_the_mask(full_image):
+    cfg = ModelConfig(image_size=32, nef=8, ngf=8, ndf=8, bottleneck="channelwise", skip=True, residual=True)
+    g, _ = build_models(cfg, full_image)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    m = torch.zeros(2, 1, 32, 32, dtype=torch.bool)
+    m[..., 10:22, 10:22] = True
+    expected = x if full_image else x[..., 8:24, 8:24]
+    torch.testing.assert_close(g(x, m), expected)  # zero output layer: the fill is the starting point
+    with pytest.raises(ValueError, match="needs the hole mask"):
+        g(x)
+    with torch.no_grad():  # once trained, the mask channel changes the prediction
+        [p for n, p in g.named_parameters() if n.startswith("decoder")][-1].normal_(0, 0.1)
+    g.eval()
+    assert not torch.allclose(g(x, m), g(x, ~m))
+    assert g(x, m).abs().max() <= 1.0  # clamped in eval mode

@@ -18,11 +18,12 @@ import torch
 from torch import Tensor
 
 from .errors import ContextEncoderError
+from .masks import harmonic_fill
 
 log = logging.getLogger(__name__)
 
 Filler = Callable[[Tensor, Tensor], Tensor]
-BASELINES = ("mean", "telea", "navier-stokes", "biharmonic", "nn-hog")
+BASELINES = ("mean", "telea", "navier-stokes", "biharmonic", "harmonic", "nn-hog")
 
 
 def _require(module: str, package: str):  # noqa: ANN202
@@ -49,6 +50,14 @@ def mean_fill(images: Tensor, masks: Tensor) -> Tensor:
     known = (~masks).float()
     mean = (images * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True).clamp(min=1)
     return _keep_known(images, masks, mean.expand_as(images))
+
+
+def membrane_fill(images: Tensor, masks: Tensor) -> Tensor:
+    """Harmonic (membrane) inpainting: Laplace's equation in each hole, the known pixels as boundary.
+
+    The multigrid solver of `masks.harmonic_fill`, which is also what a residual generator starts from.
+    """
+    return _keep_known(images, masks, harmonic_fill(images, masks))
 
 
 def opencv_fill(method: str, radius: int = 3) -> Filler:
@@ -128,6 +137,8 @@ def build_baselines(names: Sequence[str], nn_database: Callable[[], Tensor] | No
             fillers[name] = mean_fill
         elif name in ("telea", "navier-stokes"):
             fillers[name] = opencv_fill(name)
+        elif name == "harmonic":
+            fillers[name] = membrane_fill
         elif name == "biharmonic":
             _require("skimage.restoration", "scikit-image")
             fillers[name] = biharmonic_fill

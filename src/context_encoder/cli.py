@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="folder of held-out images (searched recursively)")
     p.add_argument("--mask", choices=["center", "random-block", "random-region", "mixed"], help="default: the model's")
     p.add_argument("--size", type=int, help="image size (default: the model's; must match it)")
-    p.add_argument("--baselines", help="comma-separated: mean,telea,navier-stokes,biharmonic,nn-hog, or all")
+    p.add_argument("--baselines", help="comma-separated: mean,telea,navier-stokes,biharmonic,harmonic,nn-hog, or all")
     p.add_argument("--limit", type=int, help="evaluate this many images, evenly spread over the sorted folder")
     p.add_argument("--seed", type=int, default=0, help="seed of the random masks (default 0)")
     p.add_argument("--out", default="eval", help="report folder (default: eval)")

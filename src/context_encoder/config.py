@@ -24,6 +24,7 @@ from .errors import ConfigError
 PRESET_DIR = Path(__file__).resolve().parent / "configs"
 
 MASK_KINDS = ("center", "random-block", "random-region", "mixed", "none")
+HOLE_FILLS = ("mean", "harmonic")
 ENCODERS = ("dcgan", "alexnet", "alexnet-nopool")
 BOTTLENECKS = ("fc", "channelwise")
 LOSS_MODES = ("l2", "adv", "joint")
@@ -42,6 +43,7 @@ class ModelConfig:
     bottleneck: str = "fc"  # "fc": released 4000-unit fully connected layer; "channelwise": paper Sec. 3.1
     bottleneck_dim: int = 4000  # units of the "fc" bottleneck (released inpainting models: 4000)
     skip: bool = False  # beyond the paper: U-Net skip connections from encoder to decoder (centre-cropped)
+    residual: bool = False  # beyond the paper: G predicts a correction added to its input (zero at init)
     encoder: str = "dcgan"  # "dcgan" (Fig. 9a) | "alexnet" | "alexnet-nopool" (Fig. 9b, feature learning, 227 px)
 
 
@@ -52,6 +54,7 @@ class MaskConfig:
     kind: str = "center"  # "center" | "random-block" | "random-region" | "mixed" (either, per image) | "none"
     overlap: int = 4  # px of context ring the centre prediction overlaps (released 4, paper 7)
     fill_rgb: tuple[float, float, float] = (117.0, 104.0, 123.0)  # hole fill, 0-255: released mean pixel
+    fill: str = "mean"  # "mean": fill_rgb (paper) | "harmonic": smooth membrane over the hole border (beyond)
     block_max_count: int = 5  # random-block: at most this many blocks per image
     block_min_frac: float = 0.125  # random-block: smallest block side, fraction of the image side
     block_max_frac: float = 0.333  # random-block: largest block side, fraction of the image side
@@ -279,10 +282,10 @@ def validate(cfg: Config) -> Config:
     if m.encoder not in ENCODERS:
         raise ConfigError(f"model.encoder must be one of {', '.join(ENCODERS)}, got '{m.encoder}'")
     if m.encoder != "dcgan":
-        if m.image_size != 227 or k.kind == "center" or lo.mode != "l2" or m.skip:
+        if m.image_size != 227 or k.kind == "center" or lo.mode != "l2" or m.skip or m.residual:
             raise ConfigError(
                 "model.encoder='alexnet' is the paper's feature-learning net: model.image_size=227, a random or "
-                "'none' mask, loss.mode='l2' (the paper's adversarial loss diverged with it), no skips"
+                "'none' mask, loss.mode='l2' (the paper's adversarial loss diverged with it), no skips, no residual"
             )
     elif not _is_power_of_two(m.image_size) or m.image_size < 32:
         raise ConfigError(f"model.image_size must be a power of two >= 32, got {m.image_size}")
@@ -297,6 +300,8 @@ def validate(cfg: Config) -> Config:
             f"mask.overlap={k.overlap} leaves no hole in the {m.image_size // 2} px centre of a "
             f"{m.image_size} px image (need 0 <= overlap <= {m.image_size // 4 - 1})"
         )
+    if k.fill not in HOLE_FILLS:
+        raise ConfigError(f"mask.fill must be one of {', '.join(HOLE_FILLS)}, got '{k.fill}'")
     if not all(0.0 <= v <= 255.0 for v in k.fill_rgb):
         raise ConfigError(f"mask.fill_rgb values must lie in [0, 255], got {k.fill_rgb}")
     if not 0.0 < k.max_coverage <= 1.0:

@@ -14,7 +14,7 @@ from torch import Tensor
 from .config import Config
 from .data import load_image, load_mask, to_rgb
 from .errors import InputError
-from .masks import apply_mask, center_bounds, center_mask, center_patch_bounds, fill_value, hole_components
+from .masks import apply_mask, center_bounds, center_mask, center_patch_bounds, hole_components, hole_fill
 from .models import Generator
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,10 @@ def fill_batch(gen: Generator, cfg: Config, image: Tensor, mask: Tensor) -> Tens
         inside[..., lo:hi, lo:hi] = True
         if bool((mask & ~inside).any()):
             raise InputError(f"this centre-hole model only fills holes inside the central {hi - lo} px square")
-    masked = apply_mask(image, mask, fill_value(cfg.mask.fill_rgb, image.device))
+    masked = apply_mask(image, mask, hole_fill(cfg.mask, image.device))
     was_training = gen.training
     gen.eval()
-    pred = gen(masked)
+    pred = gen(masked, mask)
     gen.train(was_training)
     return composite(image, pred, mask)
 
@@ -168,8 +168,8 @@ class Inpainter:
         x = (windows * 2 - 1).to(self.device)
         holes = holes.to(self.device)
         model_holes = holes if cfg.full_image else holes | center_mask(s, cfg.mask.overlap, len(x), self.device)
-        masked = apply_mask(x, model_holes, fill_value(cfg.mask.fill_rgb, self.device))
-        pred = self.gen(masked)
+        masked = apply_mask(x, model_holes, hole_fill(cfg.mask, self.device))
+        pred = self.gen(masked, model_holes)
         canvas = x.clone()
         if cfg.full_image:
             canvas = pred

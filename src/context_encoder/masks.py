@@ -117,9 +117,65 @@ def fill_value(fill_rgb: tuple[float, float, float], device: torch.device | str 
     return (torch.tensor(fill_rgb, dtype=torch.float32, device=device) / 127.5 - 1.0).view(1, 3, 1, 1)
 
 
-def apply_mask(image: Tensor, mask: Tensor, fill: Tensor) -> Tensor:
-    """The generator's input: `image` (B, 3, S, S) with the hole replaced by `fill`."""
+def hole_fill(cfg: MaskConfig, device: torch.device | str = "cpu") -> Tensor | str:
+    """What `apply_mask` puts in the hole: the constant `fill_value` (paper) or "harmonic"."""
+    return "harmonic" if cfg.fill == "harmonic" else fill_value(cfg.fill_rgb, device)
+
+
+def apply_mask(image: Tensor, mask: Tensor, fill: Tensor | str) -> Tensor:
+    """The generator's input: `image` (B, 3, S, S) with the hole replaced by `fill`.
+
+    `fill` is a (1, 3, 1, 1) colour (the paper's mean pixel) or "harmonic" (`harmonic_fill`).
+    """
+    if isinstance(fill, str):
+        if fill != "harmonic":
+            raise ValueError(f"unknown hole fill '{fill}'")
+        return harmonic_fill(image, mask)
     return torch.where(mask, fill.to(image.dtype), image)
+
+
+def _jacobi(field: Tensor, free: Tensor, sweeps: int) -> Tensor:
+    """`sweeps` Jacobi iterations of Laplace's equation on the `free` pixels (4-neighbour mean, edges replicated)."""
+    c = field.shape[1]
+    kernel = field.new_tensor([[0.0, 0.25, 0.0], [0.25, 0.0, 0.25], [0.0, 0.25, 0.0]]).view(1, 1, 3, 3)
+    kernel = kernel.expand(c, 1, 3, 3)
+    for _ in range(sweeps):
+        avg = F.conv2d(F.pad(field, (1, 1, 1, 1), mode="replicate"), kernel, groups=c)
+        field = torch.where(free, avg, field)
+    return field
+
+
+def _membrane(values: Tensor, weight: Tensor, sweeps: int) -> Tensor:
+    """Multigrid solve: `values` are pixel sums over `weight` (the known share of each pixel)."""
+    known = weight > 0
+    estimate = values / weight.clamp_min(1e-6)
+    h, w = weight.shape[-2:]
+    if bool(known.all()):
+        return estimate
+    if min(h, w) <= 2:  # coarsest level: each image's mean known colour
+        mean = values.sum((2, 3), keepdim=True) / weight.sum((2, 3), keepdim=True).clamp_min(1e-6)
+        return torch.where(known, estimate, mean.expand_as(estimate))
+    coarse = _membrane(
+        F.avg_pool2d(values, 2, ceil_mode=True), F.avg_pool2d(weight, 2, ceil_mode=True), sweeps
+    )  # the same divisor on both, so their ratio stays a weighted mean
+    up = F.interpolate(coarse, scale_factor=2, mode="bilinear", align_corners=False)[..., :h, :w]
+    return _jacobi(torch.where(known, estimate, up), ~known, sweeps)
+
+
+@torch.no_grad()
+def harmonic_fill(image: Tensor, mask: Tensor, sweeps: int = 8) -> Tensor:
+    """`image` (B, C, H, W) with each hole (`mask` True) replaced by the smooth membrane over its border.
+
+    Approximately solves Laplace's equation in the hole with the known pixels as boundary values
+    (the "membrane" of classical inpainting), coarse to fine: the image and mask are averaged down to
+    2 px, the hole is filled there with the mean known colour, and each finer level starts from the
+    upsampled coarser solution and relaxes it with `sweeps` Jacobi iterations. A few milliseconds for
+    a batch of 64 px images; used as the generator's input in the hole by `mask.fill = "harmonic"`.
+    """
+    x = image.float()
+    known = (~mask).to(x.dtype).expand(x.shape[0], 1, *x.shape[-2:])
+    out = _membrane(x * known, known, sweeps)
+    return torch.where(mask, out.to(image.dtype), image)
 
 
 def hole_components(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:

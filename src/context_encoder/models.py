@@ -104,15 +104,23 @@ class Generator(nn.Module):
     encoder map of size 2k shows in its central k x k crop; for a whole-image prediction it is the
     encoder map of size k itself. The bottleneck stays; the skips carry the fine detail of the context
     next to the hole, which a 4x4 bottleneck cannot.
+
+    `cfg.residual` (beyond the paper) gives G the hole mask as a fourth input channel and adds its
+    Tanh output to the input's predicted region, so G learns a correction of what its input holds in
+    the hole (with `mask.fill = "harmonic"`, a smooth
+    membrane); `build_models` zeroes the output layer so that training starts from that fill. The sum
+    is clamped to [-1, 1] in eval mode only, so no pixel's gradient is cut off in training.
     """
 
     def __init__(self, cfg: ModelConfig, full_image: bool = False):
         super().__init__()
         self.image_size, self.full_image, self.skip = cfg.image_size, full_image, cfg.skip
+        self.residual = cfg.residual
+        c_input = 4 if cfg.residual else 3  # a residual G also sees the hole mask (+1 hole, -1 known)
         n_down = int(math.log2(cfg.image_size)) - 2  # stride-2 convs down to 4x4
         widths = _widths(cfg.nef, n_down, 8)
         layers: list[nn.Module] = []
-        c = 3
+        c = c_input
         enc_channels: dict[int, int] = {}  # feature size -> channels of the encoder output at that size
         for i, w in enumerate(widths):  # state size halves each layer, ends at (nef*8) x 4 x 4
             layers += _down(c, w, bn=i > 0)
@@ -141,13 +149,38 @@ class Generator(nn.Module):
         layers += [nn.ConvTranspose2d(c + skip_channels(k), 3, 4, 2, 1, bias=False), nn.Tanh()]  # 3 x out x out
         self.decoder = nn.Sequential(*layers)
 
-    def encode(self, x: Tensor) -> Tensor:
-        """Encoder features (B, nef*8, 4, 4): the self-supervised representation."""
-        return self.encoder(x)
+    def _with_mask(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        if not self.residual:
+            return x
+        if mask is None:
+            raise ValueError("a residual generator needs the hole mask: call gen(x, mask)")
+        m = mask.to(x.dtype).expand(x.shape[0], 1, *x.shape[-2:])
+        return torch.cat([x, m * 2 - 1], dim=1)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def encode(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Encoder features (B, nef*8, 4, 4): the self-supervised representation."""
+        return self.encoder(self._with_mask(x, mask))
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Prediction for `x`, the image with its hole filled; `mask` (B, 1, S, S) is used by residual G only."""
         s = self.image_size
         assert x.shape[1:] == (3, s, s), f"Generator expects (B, 3, {s}, {s}), got {tuple(x.shape)}"
+        out = self._predict(self._with_mask(x, mask))
+        if not self.residual:
+            return out
+        if not self.full_image:
+            lo, hi = s // 4, s - s // 4
+            x = x[..., lo:hi, lo:hi]
+        out = x + out
+        return out if self.training else out.clamp(-1.0, 1.0)
+
+    @torch.no_grad()
+    def zero_output_(self) -> None:
+        """Zero the output up-conv: a residual generator then starts as the identity on its input."""
+        last = [m for m in self.decoder if isinstance(m, nn.ConvTranspose2d)][-1]
+        last.weight.zero_()
+
+    def _predict(self, x: Tensor) -> Tensor:
         if not self.skip:
             return self.decoder(self.bottleneck(self.encoder(x)))
         features: dict[int, Tensor] = {}
@@ -214,7 +247,7 @@ class AlexNetGenerator(nn.Module):
         """pool5 features (B, 256, 6, 6)."""
         return self.encoder(x)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         s = self.image_size
         assert x.shape[1:] == (3, s, s), f"AlexNetGenerator expects (B, 3, {s}, {s}), got {tuple(x.shape)}"
         y = self.decoder(self.bottleneck(self.encoder(x)))
@@ -277,6 +310,8 @@ def build_models(
     g, d = make_generator(cfg, full_image), Discriminator(cfg, full_image)
     init_weights(g, gen)
     init_weights(d, gen)
+    if getattr(g, "residual", False):
+        g.zero_output_()
     return g.to(device), d.to(device)
 
 

@@ -36,7 +36,7 @@ from .losses import (
     reconstruction_weights,
     uses_discriminator,
 )
-from .masks import apply_mask, fill_value, sample_masks
+from .masks import apply_mask, hole_fill, sample_masks
 from .models import Discriminator, Generator, build_models
 from .optim import EMA, lr_factor, make_optimizers
 from .perf import Precision, Speed, resolve_speed
@@ -96,7 +96,7 @@ def train_step(
     opt_d: torch.optim.Optimizer,
     real: Tensor,
     mask: Tensor,
-    fill: Tensor,
+    fill: Tensor | str,
     loss_cfg: LossConfig,
     precision: Precision | None = None,
 ) -> dict[str, Tensor]:
@@ -109,7 +109,7 @@ def train_step(
     target = prediction_region(real, full_image)  # what G must predict, (B, 3, P, P)
     weights = reconstruction_weights(prediction_region(mask, full_image), loss_cfg.overlap_weight)  # (B, 1, P, P)
     with precision.autocast():
-        fake = gen(apply_mask(real, mask, fill))  # (B, 3, P, P)
+        fake = gen(apply_mask(real, mask, fill), mask)  # (B, 3, P, P)
     stats: dict[str, Tensor] = {}
     adversarial = uses_discriminator(loss_cfg)
 
@@ -182,13 +182,13 @@ def _fixed_batch(cfg: Config, dataset: ImageDataset) -> tuple[Tensor, Tensor]:
 
 
 @torch.no_grad()
-def save_samples(gen: Generator, images: Tensor, masks: Tensor, fill: Tensor, path: Path) -> Path:
+def save_samples(gen: Generator, images: Tensor, masks: Tensor, fill: Tensor | str, path: Path) -> Path:
     device = next(gen.parameters()).device
     images, masks = images.to(device), masks.to(device)
     masked = apply_mask(images, masks, fill)
     was_training = gen.training
     gen.eval()
-    filled = composite(images, gen(masked), masks)
+    filled = composite(images, gen(masked, masks), masks)
     gen.train(was_training)
     return save_png(image_grid([images, hole_view(masked, masks), filled]), path)
 
@@ -260,7 +260,7 @@ def train(
     batches = training_loader(
         dataset, t.batch_size, t.seed, step, cfg.workers, device.type == "cuda", info.rank, info.world_size
     )
-    fill = fill_value(cfg.mask.fill_rgb, device)
+    fill = hole_fill(cfg.mask, device)
     mine = slice(info.rank * batch, (info.rank + 1) * batch)  # this process's slice of each global batch
     center_masks = sample_masks(cfg.mask, t.batch_size, s, mask_rng).to(device) if cfg.mask.kind == "center" else None
     ckpt_path = run_dir / "checkpoints" / "last.pt"
