@@ -106,8 +106,8 @@ class Generator(nn.Module):
     next to the hole, which a 4x4 bottleneck cannot.
 
     `cfg.residual` (beyond the paper) gives G the hole mask as a fourth input channel and adds its
-    Tanh output to the input's predicted region, so G learns a correction of what its input holds in
-    the hole (with `mask.fill = "harmonic"`, a smooth
+    Tanh output, inside the hole only, to the input's predicted region, so G learns a correction of
+    what its input holds in the hole (with `mask.fill = "harmonic"`, a smooth
     membrane); `build_models` zeroes the output layer so that training starts from that fill. The sum
     is clamped to [-1, 1] in eval mode only, so no pixel's gradient is cut off in training.
     """
@@ -168,10 +168,11 @@ class Generator(nn.Module):
         out = self._predict(self._with_mask(x, mask))
         if not self.residual:
             return out
+        hole = mask.to(x.dtype)
         if not self.full_image:
             lo, hi = s // 4, s - s // 4
-            x = x[..., lo:hi, lo:hi]
-        out = x + out
+            x, hole = x[..., lo:hi, lo:hi], hole[..., lo:hi, lo:hi]
+        out = x + out * hole  # known pixels pass through: the correction acts in the hole only
         return out if self.training else out.clamp(-1.0, 1.0)
 
     @torch.no_grad()
