@@ -106,7 +106,8 @@ def docs() -> str:
             "Held-out hole metrics (pixels in [0, 1]; images centre-cropped and resized to the model's input; the",
             "same seeded masks for every method; the model with the seam blending `inpaint` uses):",
             "",
-            "| set | images | model PSNR | model L1 | best baseline | its PSNR | its L1 | PSNR gain | lowest baseline L1 | bar |",
+            "| set | images | model PSNR | model L1 | best baseline | its PSNR | its L1 | PSNR gain "
+            "| lowest baseline L1 | bar |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for set_name, r in m["metrics"].items():

@@ -169,8 +169,8 @@ def harmonic_fill(image: Tensor, mask: Tensor, sweeps: int = 8) -> Tensor:
     Approximately solves Laplace's equation in the hole with the known pixels as boundary values
     (the "membrane" of classical inpainting), coarse to fine: the image and mask are averaged down to
     2 px, the hole is filled there with the mean known colour, and each finer level starts from the
-    upsampled coarser solution and relaxes it with `sweeps` Jacobi iterations. A few milliseconds for
-    a batch of 64 px images; used as the generator's input in the hole by `mask.fill = "harmonic"`.
+    upsampled coarser solution and relaxes it with `sweeps` Jacobi iterations. About 0.1 s for 64
+    images of 64 px on a 2-core CPU; used as the generator's input in the hole by `mask.fill = "harmonic"`.
     """
     x = image.float()
     known = (~mask).to(x.dtype).expand(x.shape[0], 1, *x.shape[-2:])
