@@ -14,7 +14,15 @@ from torch import Tensor
 from .config import Config
 from .data import load_image, load_mask, to_rgb
 from .errors import InputError
-from .masks import apply_mask, center_bounds, center_mask, center_patch_bounds, hole_components, hole_fill
+from .masks import (
+    apply_mask,
+    center_bounds,
+    center_mask,
+    center_patch_bounds,
+    hole_components,
+    hole_fill,
+    laplace_sweeps,
+)
 from .models import Generator
 
 log = logging.getLogger(__name__)
@@ -70,14 +78,8 @@ def harmonic_offset(diff: Tensor, known: Tensor, hole: Tensor, iters: int = 300)
     Adding it to the prediction removes colour casts and seams the way Poisson blending does.
     """
     field = torch.where(known, diff, torch.zeros_like(diff))
-    kernel = torch.tensor([[0.0, 0.25, 0.0], [0.25, 0.0, 0.25], [0.0, 0.25, 0.0]], device=diff.device)
-    kernel = kernel.view(1, 1, 3, 3).expand(diff.shape[1], 1, 3, 3)
     inside = hole & ~known
-    for _ in range(iters):  # Jacobi sweeps; the hole of a model window is small (a few dozen px)
-        avg = torch.nn.functional.conv2d(
-            torch.nn.functional.pad(field, (1, 1, 1, 1), mode="replicate"), kernel, groups=diff.shape[1]
-        )
-        field = torch.where(inside, avg, field)
+    field = laplace_sweeps(field, inside, iters)  # the hole of a model window is small (a few dozen px)
     return torch.where(inside, field, torch.zeros_like(field))
 
 

@@ -134,7 +134,7 @@ def apply_mask(image: Tensor, mask: Tensor, fill: Tensor | str) -> Tensor:
     return torch.where(mask, fill.to(image.dtype), image)
 
 
-def _jacobi(field: Tensor, free: Tensor, sweeps: int) -> Tensor:
+def laplace_sweeps(field: Tensor, free: Tensor, sweeps: int) -> Tensor:
     """`sweeps` Jacobi iterations of Laplace's equation on the `free` pixels (4-neighbour mean, edges replicated)."""
     c = field.shape[1]
     kernel = field.new_tensor([[0.0, 0.25, 0.0], [0.25, 0.0, 0.25], [0.0, 0.25, 0.0]]).view(1, 1, 3, 3)
@@ -159,7 +159,7 @@ def _membrane(values: Tensor, weight: Tensor, sweeps: int) -> Tensor:
         F.avg_pool2d(values, 2, ceil_mode=True), F.avg_pool2d(weight, 2, ceil_mode=True), sweeps
     )  # the same divisor on both, so their ratio stays a weighted mean
     up = F.interpolate(coarse, scale_factor=2, mode="bilinear", align_corners=False)[..., :h, :w]
-    return _jacobi(torch.where(known, estimate, up), ~known, sweeps)
+    return laplace_sweeps(torch.where(known, estimate, up), ~known, sweeps)
 
 
 @torch.no_grad()
