@@ -102,3 +102,41 @@ def test_mask_files(tmp_path):
     assert m.shape == (1, 1, 6, 5) and m.sum() == 1 and m[0, 0, 1, 2]
     Image.fromarray(np.full((4, 4), 7, np.uint8)).save(tmp_path / "g.png")
     assert load_mask(tmp_path / "g.png").all()
+
+
+def _folder(root, n, colour):
+    root.mkdir()
+    for i in range(n):
+        Image.new("RGB", (34, 34), colour).save(root / f"{i:03d}.png")
+    return root
+
+
+def test_several_training_folders_balanced_or_pooled(tmp_path):
+    big = _folder(tmp_path / "big", 60, (200, 0, 0))
+    small = _folder(tmp_path / "small", 9, (0, 0, 200))
+    cfg = DataConfig(train_dir=str(big), extra_dirs=(str(small),), val_fraction=0.2)
+    train, held = training_paths(cfg)
+    from_small = [p for p in train if p.parent == small]
+    assert len(from_small) == len(train) - len(from_small)  # balanced: each folder half the stream
+    counts = {p: from_small.count(p) for p in set(from_small)}
+    assert max(counts.values()) - min(counts.values()) <= 1  # small folder repeated evenly
+    held_small = [p for p in held if p.parent == small]
+    assert held_small and len(held_small) == len(held) - len(held_small)  # validation balanced too
+    assert not set(train) & set(held)
+
+    pooled_train, pooled_held = training_paths(DataConfig(train_dir=str(big), extra_dirs=(str(small),), mix="pooled"))
+    assert sorted(pooled_train + pooled_held) == sorted(readable_images(big) + readable_images(small))
+    assert training_paths(DataConfig(train_dir=str(big))) == holdout_split(readable_images(big), big, 0.02)
+
+
+def test_repeated_data_flag_trains_on_the_mix(tmp_path):
+    import json
+
+    from context_encoder.cli import main
+
+    a, b = _folder(tmp_path / "a", 12, (200, 0, 0)), _folder(tmp_path / "b b", 5, (0, 0, 200))
+    out = tmp_path / "run"
+    args = ["train", "--config", "tiny", "--data", str(a), "--data", str(b), "--out", str(out), "-q"]
+    assert main([*args, "--set", "train.steps=2", "--set", "train.val_every=0"]) == 0
+    data = json.loads((out / "config.json").read_text())["data"]
+    assert data["train_dir"] == a.as_posix() and data["extra_dirs"] == [b.as_posix()] and data["mix"] == "balanced"

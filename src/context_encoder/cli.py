@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -28,8 +29,9 @@ def _train(args: argparse.Namespace) -> int:
     from .train import TrainingInterrupted, next_run_dir, train
 
     overrides = list(args.set)
-    if args.data:
-        overrides.append(f'data.train_dir="{Path(args.data).as_posix()}"')
+    if args.data:  # the first folder is data.train_dir, any further ones data.extra_dirs
+        first, *extra = (json.dumps(Path(d).as_posix()) for d in args.data)
+        overrides += [f"data.train_dir={first}", f"data.extra_dirs=[{', '.join(extra)}]"]
     state = None
     if args.resume:
         state = load_checkpoint(args.resume)
@@ -224,7 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a context encoder", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--config", help="TOML file or preset name (see `context-encoder presets`)")
-    p.add_argument("--data", help="folder of training images (searched recursively); sets data.train_dir")
+    p.add_argument(
+        "--data",
+        action="append",
+        help="folder of training images (searched recursively); repeat to mix folders (data.extra_dirs, data.mix)",
+    )
     p.add_argument("--set", **setting)
     p.add_argument("--out", help="run directory (default: runs/NNNNN-<config name>)")
     p.add_argument("--resume", metavar="RUN_DIR|CKPT", help="continue a run from its last checkpoint")

@@ -80,8 +80,10 @@ class DataConfig:
     """Image folders and the released augmentation."""
 
     train_dir: str = ""  # folder of training images, searched recursively; --data sets it
-    val_dir: str = ""  # held-out folder; empty: a deterministic slice of train_dir is held out
-    val_fraction: float = 0.02  # share of train_dir held out when val_dir is empty
+    extra_dirs: tuple[str, ...] = ()  # further training folders mixed in (--data A --data B ...)
+    mix: str = "balanced"  # with extra_dirs: "balanced" (each folder drawn equally often) | "pooled" (each image)
+    val_dir: str = ""  # held-out folder; empty: a deterministic slice of every training folder is held out
+    val_fraction: float = 0.02  # share of each training folder held out when val_dir is empty
     load_size: int = 350  # px, shorter side is resized to this before the random crop (released 350; 0: image_size)
     flip: bool = True  # random horizontal flip
     workers: int | str = "auto"  # DataLoader worker processes (0: in the training process; "auto": see below)
@@ -173,6 +175,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             return value
     elif origin is tuple:
         args = typing.get_args(annotation)
+        if len(args) == 2 and args[1] is Ellipsis and isinstance(value, (list, tuple)):  # tuple[T, ...]
+            return tuple(_coerce(v, args[0], where) for v in value)
         if isinstance(value, (list, tuple)) and len(value) == len(args):
             return tuple(_coerce(v, a, where) for v, a in zip(value, args))
     elif origin in (typing.Union, types.UnionType):
@@ -328,6 +332,8 @@ def validate(cfg: Config) -> Config:
         )
     if d.load_size < 0:
         raise ConfigError(f"data.load_size must be >= 0, got {d.load_size}")
+    if d.mix not in ("balanced", "pooled"):
+        raise ConfigError(f"data.mix must be balanced or pooled, got '{d.mix}'")
     if not 0.0 <= d.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction must lie in [0, 1), got {d.val_fraction}")
     if d.workers != "auto" and (isinstance(d.workers, str) or d.workers < 0):

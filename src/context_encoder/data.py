@@ -225,14 +225,37 @@ class StreamSampler(Sampler):
         return 2**62
 
 
+def resample(paths: Sequence[Path], n: int) -> list[Path]:
+    """`n` entries evenly spaced over `paths`: thinned when n < len, else each repeated n // len times or once more."""
+    return [paths[i * len(paths) // n] for i in range(n)]
+
+
 def training_paths(cfg: DataConfig) -> tuple[list[Path], list[Path]]:
-    """(train, held-out) image paths: `val_dir` when given, else a hashed slice of `train_dir`."""
+    """(train, held-out) image paths from `train_dir` and any `extra_dirs`.
+
+    Held-out images are `val_dir` when given, else a hashed slice of each training folder. With
+    several folders and `mix = "balanced"`, every folder fills the same share of the training list
+    (smaller folders repeat, evenly) and of the held-out list (larger folders' held-out slices are
+    thinned to the smallest one's size), so a small folder is not drowned by a large one.
+    """
     if not cfg.train_dir:
         raise DataError("no training data: pass --data DIR (a folder of images, searched recursively)")
-    paths = readable_images(cfg.train_dir)
-    if cfg.val_dir:
-        return paths, readable_images(cfg.val_dir)
-    return holdout_split(paths, Path(cfg.train_dir), cfg.val_fraction)
+    roots = [cfg.train_dir, *cfg.extra_dirs]
+    splits = []
+    for root in roots:
+        paths = readable_images(root)
+        splits.append((paths, []) if cfg.val_dir else holdout_split(paths, Path(root), cfg.val_fraction))
+    trains, helds = [t for t, _ in splits], [h for _, h in splits]
+    if len(roots) > 1 and cfg.mix == "balanced":
+        longest = max(len(t) for t in trains)
+        trains = [resample(t, longest) for t in trains]
+        shortest = min((len(h) for h in helds if h), default=0)
+        helds = [resample(h, shortest) if h else h for h in helds]
+    train = [p for t in trains for p in t]
+    held = readable_images(cfg.val_dir) if cfg.val_dir else [p for h in helds for p in h]
+    if len(roots) > 1:
+        log.info("training images: %s", ", ".join(f"{r}: {len(t)}" for r, t in zip(roots, trains)))
+    return train, held
 
 
 def _ignore_stop_signals(worker_id: int) -> None:
