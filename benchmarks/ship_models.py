@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality import SETS, score_set  # noqa: E402
+from quality import SETS, SHARED, score_set  # noqa: E402
 
 from context_encoder.checkpoint import load_checkpoint, load_generator  # noqa: E402
 from context_encoder.pretrained import WEIGHTS_DIR, export, list_pretrained  # noqa: E402
@@ -31,6 +31,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def validation_log(run: Path) -> list[list[float]]:
     stats = run / "stats.jsonl"
     return [[r["step"], r["val_psnr"]] for r in map(json.loads, stats.read_text().splitlines()) if "val_psnr" in r]
+
+
+def recipe(cfg, name: str) -> str:
+    """The one command that trains this model: its preset and its data folders (shared data shown relative)."""
+
+    def shown(folder: str) -> str:
+        path = Path(folder)
+        return f"../shared/data/{path.relative_to(SHARED).as_posix()}" if path.is_relative_to(SHARED) else "DIR"
+
+    data = " ".join(f"--data {shown(f)}" for f in (cfg.data.train_dir, *cfg.data.extra_dirs))
+    mix = f" --set data.mix={cfg.data.mix}" if cfg.data.extra_dirs and cfg.data.mix != "balanced" else ""
+    return f"context-encoder train --config {cfg.name} {data}{mix} --out runs/{name}"
 
 
 def ship(name: str, run: Path, data: str, limit: int) -> Path:
@@ -64,7 +76,7 @@ def ship(name: str, run: Path, data: str, limit: int) -> Path:
         "training_minutes": round((training_seconds(run) or 0) / 60, 1),
         "validation": validation_log(run),
         "metrics": metrics,
-        "recipe": f"context-encoder train --config {cfg.name} --data DIR --out runs/{name}",
+        "recipe": recipe(cfg, name),
     }
     return export(ckpt, WEIGHTS_DIR / f"{name}.safetensors", info)
 
