@@ -6,6 +6,7 @@ from context_encoder.config import ModelConfig, load_config
 from context_encoder.models import (
     ChannelwiseFC,
     FullyConnectedBottleneck,
+    WholeImageEncoder,
     build_models,
     count_parameters,
 )
@@ -144,3 +145,16 @@ def test_residual_generator_starts_as_its_input_and_needs_the_mask(full_image):
     known = ~m[..., 8:24, 8:24] if not full_image else ~m
     assert torch.equal(out[known.expand_as(out)], expected[known.expand_as(out)])  # only the hole changes
     assert g(x, m).abs().max() <= 1.0  # clamped in eval mode
+
+
+def test_residual_generator_encodes_a_whole_image_without_a_mask():
+    cfg = ModelConfig(image_size=32, nef=8, ngf=8, ndf=8, bottleneck="channelwise", residual=True)
+    g, _ = build_models(cfg, full_image=False)
+    g.eval()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    no_hole = torch.zeros(2, 1, 32, 32, dtype=torch.bool)
+    feats = g.encode(x)  # feature probes pass no mask: every pixel is known
+    assert feats.shape == (2, 64, 4, 4)
+    torch.testing.assert_close(feats, g.encode(x, no_hole))
+    assert not torch.allclose(feats, g.encode(x, ~no_hole))  # the mask channel does reach the encoder
+    torch.testing.assert_close(WholeImageEncoder(g)(x), feats)  # what the feature probes see

@@ -30,7 +30,7 @@ from .config import Config, TrainConfig, load_config
 from .data import readable_images
 from .errors import CheckpointError, DataError
 from .evaluate import load_images, spread
-from .models import make_generator
+from .models import WholeImageEncoder, make_generator
 from .perf import Precision, resolve_speed
 from .train import training_seconds
 
@@ -73,7 +73,7 @@ def load_encoder(checkpoint: str | Path | None, config: str | None, seed: int = 
 
         gen = make_generator(cfg.model, cfg.full_image)
         init_weights(gen, torch.Generator().manual_seed(seed))
-    return gen.encoder, cfg
+    return WholeImageEncoder(gen), cfg
 
 
 class Probe(nn.Module):

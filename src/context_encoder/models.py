@@ -158,7 +158,12 @@ class Generator(nn.Module):
         return torch.cat([x, m * 2 - 1], dim=1)
 
     def encode(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """Encoder features (B, nef*8, 4, 4): the self-supervised representation."""
+        """Encoder features (B, nef*8, 4, 4): the self-supervised representation.
+
+        A residual generator called without a mask sees the whole image as known (an all-False mask).
+        """
+        if self.residual and mask is None:
+            mask = torch.zeros(x.shape[0], 1, *x.shape[-2:], dtype=torch.bool, device=x.device)
         return self.encoder(self._with_mask(x, mask))
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -253,6 +258,23 @@ class AlexNetGenerator(nn.Module):
         assert x.shape[1:] == (3, s, s), f"AlexNetGenerator expects (B, 3, {s}, {s}), got {tuple(x.shape)}"
         y = self.decoder(self.bottleneck(self.encoder(x)))
         return nn.functional.interpolate(y, size=(s, s), mode="bilinear", align_corners=False)
+
+
+class WholeImageEncoder(nn.Module):
+    """A generator's encoder on whole images (no hole), as the feature probes use it: (B, 3, S, S) -> features.
+
+    A residual generator's encoder takes the hole mask as a fourth channel; here every pixel is known.
+    """
+
+    def __init__(self, gen: nn.Module):
+        super().__init__()
+        self.encoder = gen.encoder
+        self.mask_channel = bool(getattr(gen, "residual", False))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.mask_channel:  # the channel holds mask * 2 - 1: -1 everywhere means no hole
+            x = torch.cat([x, torch.full_like(x[:, :1], -1.0)], dim=1)
+        return self.encoder(x)
 
 
 def make_generator(cfg: ModelConfig, full_image: bool) -> nn.Module:
