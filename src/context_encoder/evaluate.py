@@ -27,7 +27,7 @@ from torch import Tensor
 from .baselines import build_baselines
 from .checkpoint import load_generator
 from .config import Config, MaskConfig
-from .data import load_image, pil_to_tensor, readable_images
+from .data import load_image, pil_to_tensor, readable_images, resample
 from .errors import InputError
 from .inpaint import Inpainter, fill_batch
 from .masks import center_patch_bounds, sample_masks
@@ -135,7 +135,7 @@ def spread(paths: Sequence[Path], limit: int | None) -> list[Path]:
     """`limit` paths evenly spaced over the sorted list (so a limit covers every class folder)."""
     if not limit or limit >= len(paths):
         return list(paths)
-    return [paths[i * len(paths) // limit] for i in range(limit)]
+    return resample(paths, limit)
 
 
 # ---- the evaluation loop

@@ -93,6 +93,12 @@ class ChannelwiseBottleneck(nn.Module):
         return torch.relu(self.mix_bn(self.mix(x)))  # (C', 4, 4)
 
 
+def with_mask_channel(x: Tensor, mask: Tensor | None) -> Tensor:
+    """(B, 3, S, S) images with the hole mask (B, 1, S, S) appended as mask * 2 - 1; None means no hole."""
+    m = torch.zeros_like(x[:, :1]) if mask is None else mask.to(x.dtype).expand(x.shape[0], 1, *x.shape[-2:])
+    return torch.cat([x, m * 2 - 1], dim=1)
+
+
 class Generator(nn.Module):
     """Context encoder: masked image (B, 3, S, S) in [-1, 1] -> prediction in [-1, 1].
 
@@ -154,17 +160,14 @@ class Generator(nn.Module):
             return x
         if mask is None:
             raise ValueError("a residual generator needs the hole mask: call gen(x, mask)")
-        m = mask.to(x.dtype).expand(x.shape[0], 1, *x.shape[-2:])
-        return torch.cat([x, m * 2 - 1], dim=1)
+        return with_mask_channel(x, mask)
 
     def encode(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """Encoder features (B, nef*8, 4, 4): the self-supervised representation.
 
-        A residual generator called without a mask sees the whole image as known (an all-False mask).
+        A residual generator called without a mask sees the whole image as known (no hole).
         """
-        if self.residual and mask is None:
-            mask = torch.zeros(x.shape[0], 1, *x.shape[-2:], dtype=torch.bool, device=x.device)
-        return self.encoder(self._with_mask(x, mask))
+        return self.encoder(with_mask_channel(x, mask) if self.residual else x)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """Prediction for `x`, the image with its hole filled; `mask` (B, 1, S, S) is used by residual G only."""
@@ -272,9 +275,7 @@ class WholeImageEncoder(nn.Module):
         self.mask_channel = bool(getattr(gen, "residual", False))
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.mask_channel:  # the channel holds mask * 2 - 1: -1 everywhere means no hole
-            x = torch.cat([x, torch.full_like(x[:, :1], -1.0)], dim=1)
-        return self.encoder(x)
+        return self.encoder(with_mask_channel(x, None) if self.mask_channel else x)
 
 
 def make_generator(cfg: ModelConfig, full_image: bool) -> nn.Module:
