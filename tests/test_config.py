@@ -73,6 +73,7 @@ def test_overrides_required_names_and_types():
         ("loss.mode=gan", "loss.mode must be one of"),
         ("data.load_size=16", "data.load_size"),
         ("data.load_size=-1", "data.load_size"),
+        ("data.zoom=0.5", "data.zoom"),
         ("data.workers=many", "data.workers"),
         ("train.steps", "section.key=value"),
     ],

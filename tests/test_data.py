@@ -85,6 +85,26 @@ def test_augmentation_is_a_function_of_seed_and_position(photo_dir):
     assert ds[0].shape == (3, 32, 32)
 
 
+def test_zoom_shows_closer_views_without_enlarging(tmp_path):
+    ramp = np.tile(np.linspace(0, 255, 128).round().astype(np.uint8)[None, :, None], (128, 1, 3))
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    small = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(small).save(tmp_path / "small.png")
+    paths = [tmp_path / "ramp.png", tmp_path / "small.png"]
+
+    def spans(ds):  # horizontal extent of the ramp each sample shows, in [-1, 1] units
+        return [float(ds[(0, n)][0].max() - ds[(0, n)][0].min()) for n in range(30)]
+
+    whole = ImageDataset(paths, 32, 32, flip=False)
+    zoomed = ImageDataset(paths, 32, 32, flip=False, zoom=4.0)
+    assert min(spans(whole)) > 1.9  # the whole ramp, shrunk
+    assert min(spans(zoomed)) > 0.4 and max(spans(zoomed)) > 1.9 and sorted(spans(zoomed))[3] < 1.5
+    assert torch.equal(zoomed[(0, 7)], zoomed[(0, 7)])  # still a function of the sample number
+    assert torch.equal(zoomed[0], whole[0])  # evaluation items: no zoom
+    exact = torch.from_numpy(small).permute(2, 0, 1).float() / 127.5 - 1
+    assert all(torch.allclose(zoomed[(1, n)], exact, atol=1e-6) for n in range(5))  # 32 px: not enlarged
+
+
 def test_stream_resumes_at_any_position():
     full = StreamSampler(10, seed=3)
     it = iter(full)

@@ -86,6 +86,8 @@ class DataConfig:
     val_fraction: float = 0.02  # share of each training folder held out when val_dir is empty
     load_size: int = 350  # px, shorter side is resized to this before the random crop (released 350; 0: image_size)
     flip: bool = True  # random horizontal flip
+    zoom: float = 1.0  # beyond the released augmentation: a random square crop of 1/zoom to all of the shorter
+    # side is cut first and shrunk to load_size (never enlarged: images near load_size are not zoomed)
     workers: int | str = "auto"  # DataLoader worker processes (0: in the training process; "auto": see below)
     cache_max_images: int = 2000  # keep decoded, resized images in memory when the set has at most this many
 
@@ -334,6 +336,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"data.load_size must be >= 0, got {d.load_size}")
     if d.mix not in ("balanced", "pooled"):
         raise ConfigError(f"data.mix must be balanced or pooled, got '{d.mix}'")
+    if not (math.isfinite(d.zoom) and d.zoom >= 1.0):
+        raise ConfigError(f"data.zoom must be >= 1 (1: off), got {d.zoom}")
     if not 0.0 <= d.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction must lie in [0, 1), got {d.val_fraction}")
     if d.workers != "auto" and (isinstance(d.workers, str) or d.workers < 0):

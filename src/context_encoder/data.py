@@ -142,6 +142,11 @@ class ImageDataset(Dataset):
     Training items are keyed by `(index, sample_number)`: resize the shorter side to `load_size`, take
     a random S x S crop and flip at random, all drawn from (seed, sample_number). Evaluation items are
     keyed by a plain index: same resize, centre crop, no flip.
+
+    With `zoom` > 1 a training item first cuts a random square whose side is drawn between 1/zoom of
+    the shorter side and all of it, and shrinks that square to `load_size`: closer views of the same
+    photographs. The square never has fewer than `load_size` pixels a side, so small images (CIFAR-10
+    at 32 px) are not enlarged and not zoomed.
     """
 
     def __init__(
@@ -152,9 +157,10 @@ class ImageDataset(Dataset):
         flip: bool = True,
         seed: int = 0,
         cache_max_images: int = 0,
+        zoom: float = 1.0,
     ):
         self.paths, self.image_size, self.load_size = list(paths), image_size, load_size
-        self.flip, self.seed = flip, seed
+        self.flip, self.seed, self.zoom = flip, seed, zoom
         self.failures = 0
         # decoded, resized images kept in memory (per loader worker) when the set is small enough
         self.cache: dict[int, Image.Image] | None = {} if len(self.paths) <= cache_max_images else None
@@ -173,7 +179,10 @@ class ImageDataset(Dataset):
         for attempt in range(len(self.paths)):  # a file that fails to decode is replaced by the next one
             path = self.paths[(index + attempt) % len(self.paths)]
             try:
-                return resize_shorter(load_image(path), self.load_size)
+                img = load_image(path)
+                if self.zoom > 1:  # keep enough pixels for the closest view, at most the original ones
+                    return resize_shorter(img, max(self.load_size, min(min(img.size), round(self.load_size * self.zoom))))
+                return resize_shorter(img, self.load_size)
             except DataError as exc:
                 self.failures += 1
                 log.warning("%s (skipped; %d so far in this loader)", exc, self.failures)
@@ -185,6 +194,8 @@ class ImageDataset(Dataset):
             index, sample = key
             img = self._decode(index)
             g = torch.Generator().manual_seed((self.seed * 0x9E3779B1 + sample) & 0x7FFF_FFFF_FFFF_FFFF)
+            if self.zoom > 1:
+                img = self._zoom_crop(img, g)
             w, h = img.size
             left = int(torch.randint(0, w - s + 1, (1,), generator=g))
             top = int(torch.randint(0, h - s + 1, (1,), generator=g))
@@ -192,11 +203,22 @@ class ImageDataset(Dataset):
             if self.flip and bool(torch.rand((), generator=g) < 0.5):
                 img = img.transpose(Image.FLIP_LEFT_RIGHT)
         else:
-            img = self._decode(key)
+            img = resize_shorter(self._decode(key), self.load_size)
             w, h = img.size
             left, top = (w - s) // 2, (h - s) // 2
             img = img.crop((left, top, left + s, top + s))
         return pil_to_tensor(img)
+
+
+    def _zoom_crop(self, img: Image.Image, g: torch.Generator) -> Image.Image:
+        """A random square of 1/zoom to all of the shorter side (never under load_size px), shrunk to load_size."""
+        w, h = img.size
+        short = min(w, h)
+        smallest = max(self.load_size, round(short / self.zoom))
+        side = smallest + int(torch.randint(0, short - smallest + 1, (1,), generator=g))
+        left = int(torch.randint(0, w - side + 1, (1,), generator=g))
+        top = int(torch.randint(0, h - side + 1, (1,), generator=g))
+        return resize_shorter(img.crop((left, top, left + side, top + side)), self.load_size)
 
 
 class StreamSampler(Sampler):
