@@ -181,7 +181,8 @@ class ImageDataset(Dataset):
             try:
                 img = load_image(path)
                 if self.zoom > 1:  # keep enough pixels for the closest view, at most the original ones
-                    return resize_shorter(img, max(self.load_size, min(min(img.size), round(self.load_size * self.zoom))))
+                    keep = min(min(img.size), round(self.load_size * self.zoom))
+                    return resize_shorter(img, max(self.load_size, keep))
                 return resize_shorter(img, self.load_size)
             except DataError as exc:
                 self.failures += 1
@@ -208,7 +209,6 @@ class ImageDataset(Dataset):
             left, top = (w - s) // 2, (h - s) // 2
             img = img.crop((left, top, left + s, top + s))
         return pil_to_tensor(img)
-
 
     def _zoom_crop(self, img: Image.Image, g: torch.Generator) -> Image.Image:
         """A random square of 1/zoom to all of the shorter side (never under load_size px), shrunk to load_size."""
