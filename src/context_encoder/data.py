@@ -180,10 +180,10 @@ class ImageDataset(Dataset):
             path = self.paths[(index + attempt) % len(self.paths)]
             try:
                 img = load_image(path)
+                size = self.load_size
                 if self.zoom > 1:  # keep enough pixels for the closest view, at most the original ones
-                    keep = min(min(img.size), round(self.load_size * self.zoom))
-                    return resize_shorter(img, max(self.load_size, keep))
-                return resize_shorter(img, self.load_size)
+                    size = max(size, min(min(img.size), round(size * self.zoom)))
+                return resize_shorter(img, size)
             except DataError as exc:
                 self.failures += 1
                 log.warning("%s (skipped; %d so far in this loader)", exc, self.failures)
