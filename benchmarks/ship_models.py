@@ -33,16 +33,21 @@ def validation_log(run: Path) -> list[list[float]]:
     return [[r["step"], r["val_psnr"]] for r in map(json.loads, stats.read_text().splitlines()) if "val_psnr" in r]
 
 
-def recipe(cfg, name: str) -> str:
-    """The one command that trains this model: its preset and its data folders (shared data shown relative)."""
+def recipe(config: dict, name: str) -> str:
+    """The one command that trains this model: its preset and its data folders (shared data shown relative).
+
+    `config` is the run's config as a dict; relative data folders are taken from the repository root,
+    where the training command is run.
+    """
 
     def shown(folder: str) -> str:
-        path = Path(folder)
+        path = (ROOT / folder).resolve()  # an absolute `folder` stays as it is
         return f"../shared/data/{path.relative_to(SHARED).as_posix()}" if path.is_relative_to(SHARED) else "DIR"
 
-    data = " ".join(f"--data {shown(f)}" for f in (cfg.data.train_dir, *cfg.data.extra_dirs))
-    mix = f" --set data.mix={cfg.data.mix}" if cfg.data.extra_dirs and cfg.data.mix != "balanced" else ""
-    return f"context-encoder train --config {cfg.name} {data}{mix} --out runs/{name}"
+    data_cfg = config["data"]
+    data = " ".join(f"--data {shown(f)}" for f in (data_cfg["train_dir"], *data_cfg["extra_dirs"]))
+    mix = f" --set data.mix={data_cfg['mix']}" if data_cfg["extra_dirs"] and data_cfg["mix"] != "balanced" else ""
+    return f"context-encoder train --config {config['name']} {data}{mix} --out runs/{name}"
 
 
 def ship(name: str, run: Path, data: str, limit: int) -> Path:
@@ -76,7 +81,7 @@ def ship(name: str, run: Path, data: str, limit: int) -> Path:
         "training_minutes": round((training_seconds(run) or 0) / 60, 1),
         "validation": validation_log(run),
         "metrics": metrics,
-        "recipe": recipe(cfg, name),
+        "recipe": recipe(cfg.to_dict(), name),
     }
     return export(ckpt, WEIGHTS_DIR / f"{name}.safetensors", info)
 
@@ -106,7 +111,7 @@ def docs() -> str:
             "",
             f"## {name}",
             "",
-            f"Recipe: `{m['recipe']}` (config `configs/{m['config']['name']}.toml`). Checkpoint: step "
+            f"Recipe: `{recipe(m['config'], name)}` (config `configs/{m['config']['name']}.toml`). Checkpoint: step "
             f"{m['checkpoint_step']} of {m['run_steps']}"
             + (", chosen by validation hole PSNR" if m.get("validation") else ", the last")
             + (
