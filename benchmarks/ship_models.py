@@ -81,7 +81,6 @@ def ship(name: str, run: Path, data: str, limit: int) -> Path:
         "training_minutes": round((training_seconds(run) or 0) / 60, 1),
         "validation": validation_log(run),
         "metrics": metrics,
-        "recipe": recipe(cfg.to_dict(), name),
     }
     return export(ckpt, WEIGHTS_DIR / f"{name}.safetensors", info)
 
