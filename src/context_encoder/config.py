@@ -73,6 +73,7 @@ class LossConfig:
     lambda_rec: float = 0.999  # weight of the reconstruction loss in joint mode
     lambda_adv: float = 0.001  # weight of the adversarial loss in joint mode
     overlap_weight: float = 10.0  # reconstruction weight of the overlap ring / known pixels vs the hole
+    # (no effect with model.residual: a residual G passes the known pixels through, so their error is zero)
 
 
 @dataclass(frozen=True)
