@@ -106,6 +106,24 @@ def test_zoom_shows_closer_views_without_enlarging(tmp_path):
     assert all(torch.allclose(zoomed[(1, n)], exact, atol=1e-6) for n in range(5))  # 32 px: not enlarged
 
 
+def test_saturation_jitter_changes_colour_strength_only(tmp_path):
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(80, 176, (48, 48, 3), dtype=np.uint8)).save(tmp_path / "a.png")  # no clipping
+    plain = ImageDataset([tmp_path / "a.png"], 32, 32, flip=True)
+    jitter = ImageDataset([tmp_path / "a.png"], 32, 32, flip=True, saturation=0.5)
+
+    def chroma(x):  # spread of each pixel's channels around its grey value
+        return float((x - x.mean(0, keepdim=True)).abs().mean())
+
+    ratios = [chroma(jitter[(0, n)]) / chroma(plain[(0, n)]) for n in range(40)]
+    assert min(ratios) < 0.8 and max(ratios) > 1.2  # weaker and stronger colour, both drawn
+    assert 0.45 < min(ratios) and max(ratios) < 1.55  # within [1 - 0.5, 1 + 0.5]
+    luma = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)  # what Pillow keeps when it scales colour
+    same = [torch.allclose((jitter[(0, n)] * luma).sum(0), (plain[(0, n)] * luma).sum(0), atol=0.03) for n in range(10)]
+    assert all(same)  # the same crop and flip, only the colour strength differs
+    assert torch.equal(jitter[0], plain[0])  # evaluation items: untouched
+
+
 def test_stream_resumes_at_any_position():
     full = StreamSampler(10, seed=3)
     it = iter(full)

@@ -89,6 +89,8 @@ class DataConfig:
     flip: bool = True  # random horizontal flip
     zoom: float = 1.0  # beyond the released augmentation: a random square crop of 1/zoom to all of the shorter
     # side is cut first and shrunk to load_size (never enlarged: images near load_size are not zoomed)
+    saturation: float = 0.0  # beyond the released augmentation: colour saturation scaled by a random factor
+    # in [1 - saturation, 1 + saturation] (0: off)
     workers: int | str = "auto"  # DataLoader worker processes (0: in the training process; "auto": see below)
     cache_max_images: int = 2000  # keep decoded, resized images in memory when the set has at most this many
 
@@ -339,6 +341,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"data.mix must be balanced or pooled, got '{d.mix}'")
     if not (math.isfinite(d.zoom) and d.zoom >= 1.0):
         raise ConfigError(f"data.zoom must be >= 1 (1: off), got {d.zoom}")
+    if not (math.isfinite(d.saturation) and 0.0 <= d.saturation <= 1.0):
+        raise ConfigError(f"data.saturation must be in [0, 1] (0: off), got {d.saturation}")
     if not 0.0 <= d.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction must lie in [0, 1), got {d.val_fraction}")
     if d.workers != "auto" and (isinstance(d.workers, str) or d.workers < 0):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageEnhance, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -147,6 +147,9 @@ class ImageDataset(Dataset):
     the shorter side and all of it, and shrinks that square to `load_size`: closer views of the same
     photographs. The square never has fewer than `load_size` pixels a side, so small images (CIFAR-10
     at 32 px) are not enlarged and not zoomed.
+
+    With `saturation` > 0 a training item's colour saturation is scaled by a factor drawn uniformly
+    from [1 - saturation, 1 + saturation] (0: grey, 1: unchanged).
     """
 
     def __init__(
@@ -158,9 +161,10 @@ class ImageDataset(Dataset):
         seed: int = 0,
         cache_max_images: int = 0,
         zoom: float = 1.0,
+        saturation: float = 0.0,
     ):
         self.paths, self.image_size, self.load_size = list(paths), image_size, load_size
-        self.flip, self.seed, self.zoom = flip, seed, zoom
+        self.flip, self.seed, self.zoom, self.saturation = flip, seed, zoom, saturation
         self.failures = 0
         # decoded, resized images kept in memory (per loader worker) when the set is small enough
         self.cache: dict[int, Image.Image] | None = {} if len(self.paths) <= cache_max_images else None
@@ -203,6 +207,9 @@ class ImageDataset(Dataset):
             img = img.crop((left, top, left + s, top + s))
             if self.flip and bool(torch.rand((), generator=g) < 0.5):
                 img = img.transpose(Image.FLIP_LEFT_RIGHT)
+            if self.saturation > 0:  # drawn last: the crops and flips above do not depend on it
+                factor = 1 + self.saturation * (2 * float(torch.rand((), generator=g)) - 1)
+                img = ImageEnhance.Color(img).enhance(factor)
         else:
             img = resize_shorter(self._decode(key), self.load_size)
             w, h = img.size

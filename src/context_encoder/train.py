@@ -257,7 +257,14 @@ def train(
     train_paths, val_paths = training_paths(cfg.data)
     s = cfg.model.image_size
     dataset = ImageDataset(
-        train_paths, s, cfg.load_size, cfg.data.flip, t.seed, cfg.data.cache_max_images, cfg.data.zoom
+        train_paths,
+        s,
+        cfg.load_size,
+        cfg.data.flip,
+        t.seed,
+        cfg.data.cache_max_images,
+        cfg.data.zoom,
+        cfg.data.saturation,
     )
     batches = training_loader(
         dataset, t.batch_size, t.seed, step, cfg.workers, device.type == "cuda", info.rank, info.world_size
