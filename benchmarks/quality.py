@@ -31,11 +31,11 @@ SETS = {
 BASELINES = ["telea", "navier-stokes", "biharmonic", "harmonic", "mean"]
 
 
-def score_set(gen, cfg, folder: Path, limit: int | None, seed: int, blend: bool = True) -> dict:
+def score_set(gen, cfg, folder: Path, limit: int | None, seed: int, blend: bool = True, flip: bool = True) -> dict:
     size = cfg.model.image_size
     images = load_images(spread(readable_images(folder), limit), size, folder.name)
     masks = seeded_masks(cfg.mask, len(images), size, seed)
-    methods = {"model": model_filler(gen, cfg, blend), **build_baselines(BASELINES)}
+    methods = {"model": model_filler(gen, cfg, blend, flip), **build_baselines(BASELINES)}
     results, _ = evaluate_methods(methods, images, masks, {"hole": masks})
     hole = {k: v["hole"] for k, v in results.items()}
     best = max((k for k in hole if k != "model"), key=lambda k: hole[k]["psnr"])
@@ -60,6 +60,9 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--no-blend", action="store_true", help="score the raw prediction, without seam blending")
+    parser.add_argument(
+        "--no-flip-average", action="store_true", help="one fill per image, not the mean with its mirror"
+    )
     args = parser.parse_args()
     gen, cfg = load_pretrained(args.model) if args.model else load_generator(args.checkpoint)
     name = args.model or args.checkpoint
@@ -74,7 +77,7 @@ def main() -> None:
         if not folder.is_dir():
             print(f"{set_name:<18} (missing: {folder})")
             continue
-        r = score_set(gen, cfg, folder, args.limit, args.seed, not args.no_blend)
+        r = score_set(gen, cfg, folder, args.limit, args.seed, not args.no_blend, not args.no_flip_average)
         out[set_name] = r
         m, b = r["methods"]["model"], r["methods"][r["best_baseline"]]
         b1 = r["methods"][r["best_l1_baseline"]]

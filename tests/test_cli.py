@@ -33,6 +33,10 @@ def test_train_then_inpaint_center(trained, tmp_path, capsys):
     hole[9:23, 9:23] = True  # tiny preset: 16 px centre, 1 px overlap
     assert (a[~hole] == b[~hole]).all()  # known pixels untouched
     assert (a[hole] != b[hole]).any()
+    single = tmp_path / "single.png"
+    assert main(["inpaint", str(src), "--checkpoint", str(trained), "--no-flip-average", "-o", str(single)]) == 0
+    c = np.asarray(load_image(single))
+    assert (c[~hole] == a[~hole]).all() and (c[hole] != b[hole]).any()  # one pass of G: another fill
 
 
 def test_resume_from_the_cli(trained, capsys):

@@ -216,8 +216,20 @@ def test_evaluate_with_seam_blending(checkpoint, photo_dir, tmp_path):
         ]
     )
     data = json.loads((tmp_path / "b" / "metrics.json").read_text())
-    assert rc == 0 and data["meta"]["seam_blending"] is True
+    assert rc == 0 and data["meta"]["seam_blending"] is True and data["meta"]["flip_average"] is False
     assert list(data["results"]) == ["context-encoder (blended)"]
+
+
+def test_evaluate_as_inpaint_fills(checkpoint, photo_dir, tmp_path):
+    args = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(photo_dir), "--limit", "4"]
+    assert main([*args, "--as-inpaint", "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--blend", "--out", str(tmp_path / "b")]) == 0
+    a = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert a["meta"]["seam_blending"] and a["meta"]["flip_average"]
+    [(name, scores)] = a["results"].items()
+    assert name == "context-encoder (blended, flip-averaged)"
+    assert scores["hole"]["psnr"] != b["results"]["context-encoder (blended)"]["hole"]["psnr"]  # a different fill
 
 
 def test_evaluate_methods_with_extra_metrics():

@@ -7,7 +7,7 @@ from PIL import Image
 
 from context_encoder.config import apply_overrides, load_config
 from context_encoder.errors import InputError
-from context_encoder.inpaint import Inpainter, harmonic_offset, hole_mask, inpaint
+from context_encoder.inpaint import Inpainter, harmonic_offset, hole_mask, inpaint, predict
 from context_encoder.masks import hole_components
 from context_encoder.models import build_models
 
@@ -105,9 +105,32 @@ def test_blending_removes_a_colour_cast():
     img = ((truth[0] + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
     mask = np.zeros((32, 32), bool)
     mask[12:20, 12:20] = True
-    cast, blended = Inpainter(Cast(truth), cfg, blend=False), Inpainter(Cast(truth), cfg, blend=True)
+    cast = Inpainter(Cast(truth), cfg, blend=False, flip_average=False)  # the oracle ignores its input
+    blended = Inpainter(Cast(truth), cfg, blend=True, flip_average=False)
     window = np.asarray(hole_mask((32, 32), cfg, box="12,12,8,8"))
     assert (window == mask).all()
     err_raw = np.abs(np.asarray(cast(img, mask)).astype(int) - img)[mask].mean()
     err_blend = np.abs(np.asarray(blended(img, mask)).astype(int) - img)[mask].mean()
     assert err_raw > 30 and err_blend < 5
+
+
+@pytest.mark.parametrize("kind", ["center", "random-region"])
+def test_flip_average_is_mirror_equivariant(kind):
+    """The averaged fill of a mirrored input is the mirrored fill; a single pass of G is not."""
+    inpainter = _model(kind)  # random weights (an untrained residual G would be equivariant already)
+    gen, s = inpainter.gen, inpainter.cfg.model.image_size
+    x = torch.rand(3, 3, s, s, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    m = torch.zeros(3, 1, s, s, dtype=torch.bool)
+    m[..., s // 4 : s // 2, s // 3 : 3 * s // 4] = True  # off-centre: the mirror image is a different input
+    with torch.no_grad():
+        single, single_m = predict(gen, x, m), predict(gen, x.flip(-1), m.flip(-1))
+        avg, avg_m = predict(gen, x, m, flip_average=True), predict(gen, x.flip(-1), m.flip(-1), flip_average=True)
+    scale = float(single.abs().max())  # an untrained G's outputs are small: compare relative to them
+
+    def close(a, b):
+        return float((a - b).abs().max()) <= 1e-4 * scale
+
+    assert not close(single_m, single.flip(-1))
+    assert close(avg_m, avg.flip(-1))
+    assert close(avg, (single + single_m.flip(-1)) / 2)
+    assert inpainter.flip_average  # what `inpaint` does by default

@@ -69,7 +69,7 @@ def _inpaint(args: argparse.Namespace) -> int:
     from .inpaint import hole_mask, resolve_model
 
     inpainter = resolve_model(args.model, args.checkpoint, arbitrary=not args.center)
-    inpainter.blend = not args.no_blend
+    inpainter.blend, inpainter.flip_average = not args.no_blend, not args.no_flip_average
     if args.batch:
         sources = sorted(p for p in Path(args.batch).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not sources:
@@ -154,7 +154,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.seed,
         args.nn_data,
         args.nn_index,
-        args.blend,
+        args.blend or args.as_inpaint,
+        args.flip_average or args.as_inpaint,
     )
     for region in next(iter(results.values())):
         print(markdown_table(results, region) + "\n")
@@ -248,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--box", help="a rectangular hole X,Y,W,H in pixels")
     p.add_argument("--batch", help="fill every image in this folder (with --center, --box or a same-size --mask)")
     p.add_argument("--no-blend", action="store_true", help="paste the raw prediction without seam blending")
+    p.add_argument(
+        "--no-flip-average", action="store_true", help="one fill per hole (default: mean of it and its mirror image's)"
+    )
     p.add_argument("-o", "--output", type=Path, required=True, help="output PNG (a folder with --batch)")
     p.set_defaults(func=_inpaint)
 
@@ -272,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nn-data", help="training images searched by nn-hog (default: the checkpoint's train_dir)")
     p.add_argument("--nn-index", type=int, default=2000, help="images in the nn-hog index (default 2000)")
     p.add_argument("--blend", action="store_true", help="score the model with the seam blending of `inpaint`")
+    p.add_argument(
+        "--flip-average", action="store_true", help="score the mean of the fills of each image and its mirror"
+    )
+    p.add_argument("--as-inpaint", action="store_true", help="both, as `inpaint` fills by default (shipped metrics)")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("probe", help="measure an encoder's features: linear probe or fine-tuning on labels")

@@ -223,13 +223,14 @@ def psnr_gap(results: dict[str, dict[str, dict[str, float]]], model: str, region
     return best, results[model][region]["psnr"] - baselines[best]
 
 
-def model_filler(gen: torch.nn.Module, cfg: Config, blend: bool = False) -> Filler:
+def model_filler(gen: torch.nn.Module, cfg: Config, blend: bool = False, flip_average: bool = False) -> Filler:
     """A trained generator as a `fill(images, masks)` method on [0, 1] images.
 
-    `blend` applies the seam blending of `context-encoder inpaint` (a harmonic correction in the hole).
+    `blend` applies the seam blending of `context-encoder inpaint` (a harmonic correction in the hole);
+    `flip_average` its mean of the fills of each image and of its mirror image.
     """
     if blend:
-        inpainter = Inpainter(gen, cfg, next(gen.parameters()).device, blend=True)
+        inpainter = Inpainter(gen, cfg, next(gen.parameters()).device, blend=True, flip_average=flip_average)
 
         def fill_blended(images: Tensor, masks: Tensor) -> Tensor:
             return torch.where(masks, inpainter._fill_windows(images, masks), images)
@@ -238,7 +239,7 @@ def model_filler(gen: torch.nn.Module, cfg: Config, blend: bool = False) -> Fill
 
     def fill(images: Tensor, masks: Tensor) -> Tensor:
         device = next(gen.parameters()).device
-        out = fill_batch(gen, cfg, images.to(device) * 2 - 1, masks.to(device)).cpu()
+        out = fill_batch(gen, cfg, images.to(device) * 2 - 1, masks.to(device), flip_average).cpu()
         return torch.where(masks, (out + 1) / 2, images)  # known pixels bit-identical in [0, 1]
 
     return fill
@@ -273,6 +274,7 @@ def run_evaluation(
     nn_data: str | Path | None = None,
     nn_index: int = 2000,
     blend: bool = False,
+    flip_average: bool = False,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """The `evaluate` command: score a checkpoint and baselines on the same images and masks; write reports."""
     gen, cfg = (None, None)
@@ -300,7 +302,9 @@ def run_evaluation(
     masks = seeded_masks(mask_cfg, len(images), size, seed)
     methods: dict[str, Filler] = {}
     if gen is not None:
-        methods["context-encoder" + (" (blended)" if blend else "")] = model_filler(gen, cfg, blend)
+        extras = [word for word, on in (("blended", blend), ("flip-averaged", flip_average)) if on]
+        label = "context-encoder" + (f" ({', '.join(extras)})" if extras else "")
+        methods[label] = model_filler(gen, cfg, blend, flip_average)
     nn_folder = nn_data or (
         cfg.data.train_dir if cfg and cfg.data.train_dir and Path(cfg.data.train_dir).is_dir() else None
     )
@@ -327,6 +331,7 @@ def run_evaluation(
         "seed": seed,
         "checkpoint": str(checkpoint) if checkpoint else None,
         "seam_blending": blend,
+        "flip_average": flip_average,
         "hole_fraction": round(float(masks.float().mean()), 4),
         "regions": {"hole": "pixels the methods did not see", "center": "the full central S/2 square"},
     }
