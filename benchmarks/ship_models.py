@@ -61,7 +61,7 @@ def held_out_metrics(name: str, gen, cfg, limit: int) -> dict:
     metrics = {}
     for set_name, folder in SETS.items():
         if folder.is_dir():
-            r = score_set(gen, cfg, folder, limit, seed=0, blend=True, flip=True)
+            r = score_set(gen, cfg, folder, limit, 0, INFERENCE["seam_blending"], INFERENCE["flip_average"])
             model, best = r["methods"]["model"], r["methods"][r["best_baseline"]]
             best_l1 = r["methods"][r["best_l1_baseline"]]
             metrics[set_name] = {
