@@ -21,21 +21,15 @@ from pathlib import Path
 import torch
 
 from context_encoder.baselines import build_baselines
-from context_encoder.checkpoint import load_checkpoint, load_generator
+from context_encoder.checkpoint import load_checkpoint
 from context_encoder.data import readable_images
-from context_encoder.evaluate import (
-    METRICS,
-    center_region,
-    evaluate_methods,
-    load_images,
-    markdown_table,
-    model_filler,
-    seeded_masks,
-    sharpness_ratio,
-    spread,
-)
-from context_encoder.masks import fill_value
+from context_encoder.evaluate import markdown_table
+from context_encoder.inpaint import RAW
+from context_encoder.loading import load_model
+from context_encoder.masks import center_region, fill_value
+from context_encoder.metrics import METRICS, sharpness_ratio
 from context_encoder.progress import Progress
+from context_encoder.protocol import load_images, score, scoring_set, spread
 from context_encoder.train import training_seconds
 from context_encoder.viz import hole_view, image_grid, save_png
 
@@ -95,14 +89,12 @@ def main() -> None:
     args = parser.parse_args()
 
     ckpts = {mode: train_run(mode, args.steps, args.data, args.runs) for mode in MODES}
-    models = {mode: load_generator(c) for mode, c in ckpts.items()}
-    cfg = models["joint"][1]
+    models = {mode: load_model(c, options=RAW) for mode, c in ckpts.items()}
+    cfg = models["joint"].cfg
     size = cfg.model.image_size
     t0 = time.perf_counter()
-    paths = spread(readable_images(args.data / "test"), args.limit)
-    images = load_images(paths, size, "test images")
-    masks = seeded_masks(cfg.mask, len(images), size, seed=0)
-    methods = {MODES[m]: model_filler(g, c) for m, (g, c) in models.items()}
+    images, masks = scoring_set(args.data / "test", size, cfg.mask, args.limit, seed=0)
+    methods = {MODES[m]: model.filler() for m, model in models.items()}
     index = load_images(spread(readable_images(args.data / "train"), args.nn_index), size, "nn-hog index")
     methods.update(build_baselines(["mean", "telea", "navier-stokes", "biharmonic"]))
     methods.update(build_baselines(["nn-hog"], lambda: index))
@@ -110,7 +102,7 @@ def main() -> None:
     keep = spread(list(range(len(images))), 10)
     bar = Progress(len(images), desc="evaluate")
     metrics = {**METRICS, "sharpness": sharpness_ratio}
-    results, filled = evaluate_methods(methods, images, masks, regions, progress=bar.update, keep=keep, metrics=metrics)
+    results, filled = score(methods, images, masks, regions, progress=bar.update, keep=keep, metrics=metrics)
     bar.close()
     eval_s = time.perf_counter() - t0
 

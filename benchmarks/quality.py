@@ -15,11 +15,9 @@ import argparse
 import json
 from pathlib import Path
 
-from context_encoder.baselines import build_baselines
-from context_encoder.checkpoint import load_generator
-from context_encoder.data import readable_images
-from context_encoder.evaluate import evaluate_methods, load_images, model_filler, seeded_masks, spread
-from context_encoder.pretrained import load_pretrained
+from context_encoder.evaluate import compare_with_baselines
+from context_encoder.inpaint import InferenceOptions
+from context_encoder.loading import load_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = {
@@ -28,32 +26,12 @@ SETS = {
     "cifar10-test": SHARED / "cifar10" / "test",
     "intel-scenes-test": SHARED / "intel-scenes" / "test",
 }
-BASELINES = ["telea", "navier-stokes", "biharmonic", "harmonic", "mean"]
-
-
-def score_set(gen, cfg, folder: Path, limit: int | None, seed: int, blend: bool = True, flip: bool = True) -> dict:
-    size = cfg.model.image_size
-    images = load_images(spread(readable_images(folder), limit), size, folder.name)
-    masks = seeded_masks(cfg.mask, len(images), size, seed)
-    methods = {"model": model_filler(gen, cfg, blend, flip), **build_baselines(BASELINES)}
-    results, _ = evaluate_methods(methods, images, masks, {"hole": masks})
-    hole = {k: v["hole"] for k, v in results.items()}
-    best = max((k for k in hole if k != "model"), key=lambda k: hole[k]["psnr"])
-    best_l1 = min((k for k in hole if k != "model"), key=lambda k: hole[k]["l1"])
-    return {
-        "images": len(images),
-        "methods": hole,
-        "best_baseline": best,  # by PSNR
-        "best_l1_baseline": best_l1,  # by L1 (often the same one)
-        "psnr_gain": hole["model"]["psnr"] - hole[best]["psnr"],
-        "l1_gain": hole[best_l1]["l1"] - hole["model"]["l1"],
-    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--model", help="shipped model name")
+    which.add_argument("--model", help="shipped model name or .safetensors file")
     which.add_argument("--checkpoint", help="checkpoint or run directory")
     parser.add_argument("--limit", type=int, default=1000, help="images per set at most (evenly spread)")
     parser.add_argument("--seed", type=int, default=0)
@@ -64,8 +42,10 @@ def main() -> None:
         "--no-flip-average", action="store_true", help="one fill per image, not the mean with its mirror"
     )
     args = parser.parse_args()
-    gen, cfg = load_pretrained(args.model) if args.model else load_generator(args.checkpoint)
     name = args.model or args.checkpoint
+    options = InferenceOptions(blend=not args.no_blend, flip_average=not args.no_flip_average)
+    inpainter = load_model(name, options=options)
+    cfg = inpainter.cfg
     print(f"# {name}: {cfg.model.image_size} px, {cfg.mask.kind} masks; hole metrics, pixels in [0, 1]")
     print(
         f"{'set':<18} {'n':>5} {'model PSNR':>10} {'best baseline':>14} {'its PSNR':>8} {'PSNR gain':>9} "
@@ -77,7 +57,7 @@ def main() -> None:
         if not folder.is_dir():
             print(f"{set_name:<18} (missing: {folder})")
             continue
-        r = score_set(gen, cfg, folder, args.limit, args.seed, not args.no_blend, not args.no_flip_average)
+        r = compare_with_baselines(inpainter, folder, args.limit, args.seed)
         out[set_name] = r
         m, b = r["methods"]["model"], r["methods"][r["best_baseline"]]
         b1 = r["methods"][r["best_l1_baseline"]]

@@ -1,14 +1,14 @@
 """Export a trained run as a shipped model, with its held-out metrics, and regenerate docs/models.md.
 
-    python benchmarks/ship_models.py --name scenes-center --run runs/scenes-center \
+    python -m benchmarks.ship_models --name scenes-center --run runs/scenes-center \
         --data "intel-scenes train/ (8,574 images; 167 held out for validation)"
-    python benchmarks/ship_models.py --rescore scenes-center scenes-region
-    python benchmarks/ship_models.py --docs-only
+    python -m benchmarks.ship_models --rescore scenes-center scenes-region
+    python -m benchmarks.ship_models --docs-only
 
 The checkpoint is the run's best.pt (highest validation hole PSNR) when it has one, else last.pt.
 Every shipped model is scored by `benchmarks/quality.py`'s protocol (same images and seeded masks
-for the model, filled as `inpaint` fills them, with seam blending and flip averaging, and for every
-classical baseline) on each held-out set; the numbers go into the model file's metadata and
+for the model, filled as `inpaint` fills them (`InferenceOptions()`, which the file then stores), and
+for every classical baseline) on each held-out set; the numbers go into the model file's metadata and
 docs/models.md is rebuilt from the metadata of all models. `--rescore` scores shipped models again
 under the current protocol and rewrites only their metadata (the weights stay byte for byte).
 """
@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from quality import SETS, SHARED, score_set  # noqa: E402
-
-from context_encoder.checkpoint import load_checkpoint, load_generator  # noqa: E402
-from context_encoder.pretrained import WEIGHTS_DIR, export, list_pretrained, load_pretrained  # noqa: E402
-from context_encoder.safetensors_io import load_file, metadata, save_file  # noqa: E402
-from context_encoder.train import training_seconds  # noqa: E402
+from benchmarks.quality import SETS, SHARED
+from context_encoder.checkpoint import load_checkpoint
+from context_encoder.evaluate import compare_with_baselines
+from context_encoder.inpaint import InferenceOptions
+from context_encoder.loading import load_model
+from context_encoder.pretrained import WEIGHTS_DIR, export, list_pretrained, read_metadata, shipped_path
+from context_encoder.safetensors_io import load_file, save_file
+from context_encoder.train import training_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,14 +53,15 @@ def recipe(config: dict, name: str) -> str:
     return f"context-encoder train --config {config['name']} {data}{mix} --out runs/{name}"
 
 
-INFERENCE = {"seam_blending": True, "flip_average": True}  # how `inpaint` fills, and how models are scored
+OPTIONS = InferenceOptions()  # how `inpaint` fills, how models are scored, and what their files store
 
 
-def held_out_metrics(name: str, gen, cfg, limit: int) -> dict:
+def held_out_metrics(name: str, source, limit: int) -> dict:
+    inpainter = load_model(source, options=OPTIONS)
     metrics = {}
     for set_name, folder in SETS.items():
         if folder.is_dir():
-            r = score_set(gen, cfg, folder, limit, 0, INFERENCE["seam_blending"], INFERENCE["flip_average"])
+            r = compare_with_baselines(inpainter, folder, limit, 0)
             model, best = r["methods"]["model"], r["methods"][r["best_baseline"]]
             best_l1 = r["methods"][r["best_l1_baseline"]]
             metrics[set_name] = {
@@ -83,8 +83,7 @@ def held_out_metrics(name: str, gen, cfg, limit: int) -> dict:
 def ship(name: str, run: Path, data: str, limit: int) -> Path:
     ckpt = run / "checkpoints" / ("best.pt" if (run / "checkpoints" / "best.pt").is_file() else "last.pt")
     state = load_checkpoint(ckpt)
-    gen, cfg = load_generator(ckpt)
-    metrics = held_out_metrics(name, gen, cfg, limit)
+    metrics = held_out_metrics(name, ckpt, limit)
     last = load_checkpoint(run / "checkpoints" / "last.pt")
     info = {
         "data": data,
@@ -92,19 +91,18 @@ def ship(name: str, run: Path, data: str, limit: int) -> Path:
         "run_steps": int(last["step"]),
         "training_minutes": round((training_seconds(run) or 0) / 60, 1),
         "validation": validation_log(run),
-        "inference": INFERENCE,
         "metrics": metrics,
     }
-    return export(ckpt, WEIGHTS_DIR / f"{name}.safetensors", info)
+    return export(ckpt, WEIGHTS_DIR / f"{name}.safetensors", info, options=OPTIONS)
 
 
 def rescore(name: str, limit: int) -> Path:
     """Score a shipped model again and rewrite its metrics; the tensors are written back unchanged."""
-    path = WEIGHTS_DIR / f"{name}.safetensors"
-    gen, cfg = load_pretrained(name)
-    meta = {k: json.loads(v) for k, v in metadata(path).items()}
-    meta.pop("recipe", None)  # an old free-text field; the recipe is derived from the config
-    meta.update(inference=INFERENCE, metrics=held_out_metrics(name, gen, cfg, limit))
+    path = shipped_path(name)
+    if path is None:
+        raise SystemExit(f"no shipped model named {name}")
+    meta = read_metadata(path)
+    meta.update(inference=OPTIONS.to_dict(), metrics=held_out_metrics(name, name, limit))
     return save_file(load_file(path), path, {k: json.dumps(v) for k, v in meta.items()})
 
 
@@ -114,9 +112,9 @@ def docs() -> str:
         "# Shipped models",
         "",
         "Inside the package as safetensors files (G's fp16 weights, the config and this",
-        "summary in the file's metadata); `context-encoder models` lists them, `context_encoder.load_pretrained(name)`",
+        "summary in the file's metadata); `context-encoder models` lists them, `context_encoder.load_model(name)`",
         "loads one, `context-encoder inpaint --model NAME` uses one. Regenerate this page and the metrics with",
-        "`python benchmarks/ship_models.py` (see its --help).",
+        "`python -m benchmarks.ship_models` (see its --help).",
         "",
         "| name | input | holes | G params | file | training | data |",
         "|---|---|---|---|---|---|---|",

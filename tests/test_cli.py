@@ -64,9 +64,9 @@ def test_inpaint_any_size_and_bad_input(trained, tmp_path, capsys):
     )
     assert rc == 2 and "is 10x10 but the image is 40x40" in capsys.readouterr().err
     assert main(["inpaint", str(big), "--checkpoint", str(tmp_path / "nope.pt"), "-o", str(out)]) == 2
-    assert "checkpoint not found" in capsys.readouterr().err
+    assert "model file not found" in capsys.readouterr().err
     assert main(["inpaint", str(big), "--model", "no-such-model", "-o", str(out)]) == 2
-    assert "unknown model 'no-such-model'" in capsys.readouterr().err
+    assert "no shipped model or file named 'no-such-model'" in capsys.readouterr().err
     assert main(["inpaint", str(big), "--checkpoint", str(trained), "--box", "50,50,3,3", "-o", str(out)]) == 2
     assert "outside the 40x40 image" in capsys.readouterr().err
 

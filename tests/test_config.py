@@ -17,6 +17,7 @@ PRESETS = [
     "scenes64",
     "scenes_center",
     "scenes_region",
+    "scenes128_center",
     "cifar10_center",
     "tiny",
 ]
@@ -28,6 +29,20 @@ def test_every_named_preset_is_committed_and_loads():
         cfg = load_config(name)
         assert cfg.name == name
         build_models(dataclasses.replace(cfg.model, nef=4, ngf=4, ndf=4, bottleneck_dim=8), cfg.full_image)
+
+
+def test_presets_have_one_source():
+    """The package reads its presets from the repository's configs/ (a link in a checkout, a copy in a wheel)."""
+    from pathlib import Path
+
+    from context_encoder.config import PRESET_DIR
+
+    repo = Path(__file__).resolve().parents[1] / "configs"
+    if not repo.is_dir():
+        pytest.skip("not a source checkout")
+    assert sorted(p.name for p in PRESET_DIR.glob("*.toml")) == sorted(p.name for p in repo.glob("*.toml"))
+    for path in repo.glob("*.toml"):
+        assert (PRESET_DIR / path.name).read_bytes() == path.read_bytes(), f"{path.name} drifted"
 
 
 def test_paper_defaults_are_named_fields():

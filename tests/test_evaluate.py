@@ -11,7 +11,9 @@ from context_encoder import baselines as bl
 from context_encoder.cli import main
 from context_encoder.config import MaskConfig
 from context_encoder.errors import ContextEncoderError
-from context_encoder.evaluate import center_region, l1_error, l2_error, psnr, seeded_masks, spread, ssim, ssim_map
+from context_encoder.masks import center_region
+from context_encoder.metrics import l1_error, l2_error, psnr, ssim, ssim_map
+from context_encoder.protocol import seeded_masks, spread
 
 from .conftest import train_tiny
 
@@ -155,7 +157,7 @@ def test_evaluate_command_writes_three_files(checkpoint, photo_dir, tmp_path, ca
 def test_evaluate_bad_input(checkpoint, photo_dir, tmp_path, capsys, caplog):
     base = ["evaluate", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "e")]
     assert main([*base, "--data", str(photo_dir), "--size", "64"]) == 2
-    assert "differs from the checkpoint's image size 32" in capsys.readouterr().err
+    assert "differs from the model's image size 32" in capsys.readouterr().err
     assert main([*base, "--data", str(tmp_path)]) == 2
     assert "no readable images" in capsys.readouterr().err
     assert main([*base, "--data", str(photo_dir), "--mask", "random-block"]) == 2
@@ -190,7 +192,7 @@ def test_random_mask_model_warns_on_centre_masks(photo_dir, tmp_path, caplog):
 
 
 def test_sharpness_ratio():
-    from context_encoder.evaluate import sharpness_ratio
+    from context_encoder.metrics import sharpness_ratio
 
     x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     region = torch.ones(1, 1, 16, 16, dtype=torch.bool)
@@ -216,7 +218,7 @@ def test_evaluate_with_seam_blending(checkpoint, photo_dir, tmp_path):
         ]
     )
     data = json.loads((tmp_path / "b" / "metrics.json").read_text())
-    assert rc == 0 and data["meta"]["seam_blending"] is True and data["meta"]["flip_average"] is False
+    assert rc == 0 and data["meta"]["inference"] == {"blend": True, "flip_average": False}
     assert list(data["results"]) == ["context-encoder (blended)"]
 
 
@@ -226,19 +228,20 @@ def test_evaluate_as_inpaint_fills(checkpoint, photo_dir, tmp_path):
     assert main([*args, "--blend", "--out", str(tmp_path / "b")]) == 0
     a = json.loads((tmp_path / "a" / "metrics.json").read_text())
     b = json.loads((tmp_path / "b" / "metrics.json").read_text())
-    assert a["meta"]["seam_blending"] and a["meta"]["flip_average"]
+    assert a["meta"]["inference"] == {"blend": True, "flip_average": True}
     [(name, scores)] = a["results"].items()
     assert name == "context-encoder (blended, flip-averaged)"
     assert scores["hole"]["psnr"] != b["results"]["context-encoder (blended)"]["hole"]["psnr"]  # a different fill
 
 
-def test_evaluate_methods_with_extra_metrics():
-    from context_encoder.evaluate import METRICS, evaluate_methods, sharpness_ratio
+def test_score_with_extra_metrics():
+    from context_encoder.metrics import METRICS, sharpness_ratio
+    from context_encoder.protocol import score
 
     images = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     masks = torch.zeros(3, 1, 16, 16, dtype=torch.bool)
     masks[..., 4:12, 4:12] = True
-    results, kept = evaluate_methods(
+    results, kept = score(
         {"mean": bl.mean_fill},
         images,
         masks,

@@ -104,7 +104,7 @@ def test_bad_input(labelled, tmp_path, capsys):
     torch.save(
         {"format": "context-encoder/1", "config": load_config("tiny").to_dict(), "step": 0}, tmp_path / "empty.pt"
     )
-    with pytest.raises(CheckpointError, match="holds no generator encoder"):
+    with pytest.raises(CheckpointError, match="holds no generator"):
         run_probe(labelled, checkpoint=tmp_path / "empty.pt")
     assert main(["probe", "--data", str(labelled)]) == 1
     assert "exactly one of --checkpoint" in capsys.readouterr().err

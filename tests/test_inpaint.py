@@ -7,7 +7,9 @@ from PIL import Image
 
 from context_encoder.config import apply_overrides, load_config
 from context_encoder.errors import InputError
-from context_encoder.inpaint import Inpainter, harmonic_offset, hole_mask, inpaint, predict
+from context_encoder.fill import predict
+from context_encoder.inpaint import InferenceOptions, Inpainter, harmonic_offset, hole_mask
+from context_encoder.loading import inpaint
 from context_encoder.masks import hole_components
 from context_encoder.models import build_models
 
@@ -105,8 +107,10 @@ def test_blending_removes_a_colour_cast():
     img = ((truth[0] + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
     mask = np.zeros((32, 32), bool)
     mask[12:20, 12:20] = True
-    cast = Inpainter(Cast(truth), cfg, blend=False, flip_average=False)  # the oracle ignores its input
-    blended = Inpainter(Cast(truth), cfg, blend=True, flip_average=False)
+    cast = Inpainter(
+        Cast(truth), cfg, options=InferenceOptions(blend=False, flip_average=False)
+    )  # the oracle ignores its input
+    blended = Inpainter(Cast(truth), cfg, options=InferenceOptions(blend=True, flip_average=False))
     window = np.asarray(hole_mask((32, 32), cfg, box="12,12,8,8"))
     assert (window == mask).all()
     err_raw = np.abs(np.asarray(cast(img, mask)).astype(int) - img)[mask].mean()
@@ -133,4 +137,4 @@ def test_flip_average_is_mirror_equivariant(kind):
     assert not close(single_m, single.flip(-1))
     assert close(avg_m, avg.flip(-1))
     assert close(avg, (single + single_m.flip(-1)) / 2)
-    assert inpainter.flip_average  # what `inpaint` does by default
+    assert inpainter.options.flip_average  # what `inpaint` does by default

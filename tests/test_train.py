@@ -6,8 +6,9 @@ import signal
 import pytest
 import torch
 
-from context_encoder.checkpoint import load_checkpoint, load_generator
+from context_encoder.checkpoint import load_checkpoint
 from context_encoder.errors import CheckpointError
+from context_encoder.loading import load_model
 from context_encoder.masks import center_mask, fill_value, sample_masks
 from context_encoder.models import build_models
 from context_encoder.optim import make_optimizers
@@ -93,7 +94,8 @@ def test_run_directory_contents(tiny_cfg, tmp_path):
     records = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 4, 6, 8, 10]
     assert {"loss_d", "loss_g_adv", "loss_rec", "img_per_s"} <= set(records[0])
-    gen, cfg = load_generator(ckpt)  # a checkpoint alone rebuilds its model
+    model = load_model(ckpt)  # a checkpoint alone rebuilds its model
+    gen, cfg = model.gen, model.cfg
     assert cfg.train.steps == 10 and not gen.training
     assert not list(run.glob("checkpoints/*.tmp")) and not list(run.glob("checkpoints/.*"))
 
@@ -178,8 +180,7 @@ def test_ema_schedule_validation_and_best_checkpoint(tiny_cfg, tmp_path):
     assert [v["step"] for v in vals] == [3, 6] and all(v["val_psnr"] > 5 for v in vals)
     best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
     assert best["best_val_psnr"] == max(v["val_psnr"] for v in vals)
-    ema_gen, _ = load_generator(ckpt)
-    raw_gen, _ = load_generator(ckpt, ema=False)
+    ema_gen, raw_gen = load_model(ckpt).gen, load_model(ckpt, ema=False).gen
     assert any(not torch.equal(a, b) for a, b in zip(ema_gen.parameters(), raw_gen.parameters()))
 
 

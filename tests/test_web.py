@@ -29,7 +29,7 @@ except ImportError:
 from fastapi.testclient import TestClient  # noqa: E402
 
 from context_encoder.config import load_config  # noqa: E402
-from context_encoder.inpaint import Inpainter  # noqa: E402
+from context_encoder.inpaint import InferenceOptions, Inpainter  # noqa: E402
 from context_encoder.models import build_models  # noqa: E402
 from context_encoder.web import create_app  # noqa: E402
 
@@ -113,6 +113,26 @@ def test_inpaint_with_telea(client: TestClient) -> None:
     res = client.post("/api/inpaint", **form(png(img), mask_png(m), method="telea"))
     assert_filled(decode(res), img, m)
     assert res.headers["x-inpaint-method"] == "telea" and "x-inpaint-model" not in res.headers
+
+
+def test_inference_options_per_request(client: TestClient, tiny: Inpainter) -> None:
+    """`flip_average` and `blend` override the model's own options for one request, and only its hole pixels."""
+    img, m = photo(seed=7), hole()
+
+    def fill(**fields: str) -> np.ndarray:
+        return decode(client.post("/api/inpaint", **form(png(img), mask_png(m), **fields)))
+
+    # unblended, as blending the untrained model's near-constant fill hides the one-grey-level differences
+    single, averaged = fill(blend="false", flip_average="false"), fill(blend="false", flip_average="true")
+    assert_filled(single, img, m)
+    np.testing.assert_array_equal(single[~m], averaged[~m])
+    assert (single[m] != averaged[m]).any()
+    default = fill()  # the model's own options: blended and averaged
+    np.testing.assert_array_equal(default, fill(blend="true", flip_average="1"))
+    assert (default[m] != averaged[m]).any()
+    assert tiny.options == InferenceOptions()  # the requests did not change the model
+    res = client.post("/api/inpaint", **form(png(img), mask_png(m), blend="maybe"))
+    assert res.status_code == 400 and "blend" in res.json()["detail"]
 
 
 def test_empty_mask_returns_the_image_unchanged(client: TestClient) -> None:
@@ -272,7 +292,10 @@ def test_openapi_documents_the_routes(client: TestClient) -> None:
     inpaint = paths["/api/inpaint"]["post"]
     form_schema = inpaint["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert set(form_schema["required"]) == {"image", "mask"}
-    assert set(form_schema["properties"]) == {"image", "mask", "model", "method"}
+    assert set(form_schema["properties"]) == {"image", "mask", "model", "method", "blend", "flip_average"}
+    assert form_schema["properties"]["method"]["enum"] == ["model", "telea"]
+    assert form_schema["properties"]["flip_average"]["type"] == "boolean"
+    assert "Retry-After" in inpaint["responses"]["503"]["headers"]
     assert "image/png" in inpaint["responses"]["200"]["content"]
     assert {"400", "413", "503"} <= set(inpaint["responses"])
 
@@ -307,14 +330,14 @@ class _Gated(Inpainter):
     """The tiny model, but each fill first waits for `gate` (or sleeps `delay` seconds)."""
 
     def __init__(self, base: Inpainter, gate: threading.Event | None = None, delay: float = 0.0):
-        super().__init__(base.gen, base.cfg)
+        super().__init__(base.gen, base.cfg, options=base.options)
         self.gate, self.delay = gate, delay
 
-    def __call__(self, image, mask):
+    def __call__(self, image, mask, options=None):
         if self.gate is not None:
             assert self.gate.wait(20)
         time.sleep(self.delay)
-        return super().__call__(image, mask)
+        return super().__call__(image, mask, options)
 
 
 def _async_client(app):

@@ -1,10 +1,12 @@
 """Context Encoders (Pathak et al., CVPR 2016): feature learning by inpainting, in PyTorch."""
 
-from .checkpoint import load_checkpoint, load_generator
+from .checkpoint import load_checkpoint
 from .config import Config, load_config
-from .inpaint import Inpainter, fill_batch, inpaint
+from .fill import fill_batch
+from .inpaint import InferenceOptions, Inpainter
+from .loading import inpaint, load_model
 from .models import Discriminator, Generator, build_models
-from .pretrained import list_pretrained, load_pretrained
+from .pretrained import export, list_pretrained
 from .train import train, train_step
 
 __version__ = "0.1.0"
@@ -13,15 +15,16 @@ __all__ = [
     "Config",
     "Discriminator",
     "Generator",
+    "InferenceOptions",
+    "Inpainter",
     "build_models",
+    "export",
     "fill_batch",
     "inpaint",
-    "Inpainter",
     "list_pretrained",
-    "load_pretrained",
     "load_checkpoint",
     "load_config",
-    "load_generator",
+    "load_model",
     "train",
     "train_step",
     "__version__",

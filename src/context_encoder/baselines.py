@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -160,7 +159,3 @@ def parse_baselines(text: str | None) -> list[str]:
     if unknown:
         raise ContextEncoderError(f"unknown baseline '{unknown[0]}' (known: {', '.join(BASELINES)}, all)")
     return names
-
-
-def default_nn_folder(train_dir: str) -> Path | None:
-    return Path(train_dir) if train_dir and Path(train_dir).is_dir() else None

@@ -12,7 +12,6 @@ import torch
 
 from .config import Config, config_from_dict
 from .errors import CheckpointError
-from .models import Generator, make_generator
 
 FORMAT = "context-encoder/1"
 
@@ -56,19 +55,13 @@ def checkpoint_config(state: dict[str, Any]) -> Config:
     return config_from_dict(state["config"])
 
 
-def load_generator(path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> tuple[Generator, Config]:
-    """The generator of a checkpoint, in eval mode, rebuilt from the config stored beside its weights.
+def generator_weights(state: dict[str, Any], ema: bool = True) -> tuple[dict[str, Any], bool]:
+    """(G's state dict, whether it is the moving average): the EMA weights when kept and `ema`, else G's own.
 
-    With `ema` (default) the moving-average weights are used when the run kept them.
+    The one place that choice is made: export, inference and the feature probes all read G through it.
     """
-    state = load_checkpoint(path, map_location=device)
-    cfg = checkpoint_config(state)
-    gen = make_generator(cfg.model, cfg.full_image)
-    key = "generator_ema" if ema and "generator_ema" in state else "generator"
-    try:
-        gen.load_state_dict(state[key])
-    except (RuntimeError, KeyError) as exc:
-        raise CheckpointError(
-            f"{path}: generator weights do not match its config: {str(exc).splitlines()[0]}"
-        ) from None
-    return gen.to(device).eval(), cfg
+    if ema and state.get("generator_ema"):
+        return state["generator_ema"], True
+    if not state.get("generator"):
+        raise CheckpointError(f"{state.get('path', 'the checkpoint')} holds no generator weights")
+    return state["generator"], False

@@ -1,4 +1,11 @@
-"""Command line: `context-encoder {train, inpaint, presets, config}`. Parsing and printing only."""
+"""Command line: `context-encoder COMMAND`. Parsing and printing only; the work is in the modules.
+
+train     train a context encoder (train.py)           inpaint   fill holes in any image (loading.py, inpaint.py)
+models    list the shipped models (pretrained.py)      export    a checkpoint as a safetensors model file
+evaluate  model vs baselines, same masks (evaluate.py) probe     feature-learning probes (features.py)
+serve     the local web app (web/)                     demo      built-in photos, shipped models vs Telea
+presets   list the config presets                      config    print a resolved config
+"""
 
 from __future__ import annotations
 
@@ -66,10 +73,12 @@ def _train(args: argparse.Namespace) -> int:
 
 def _inpaint(args: argparse.Namespace) -> int:
     from .data import IMAGE_SUFFIXES, load_image
-    from .inpaint import hole_mask, resolve_model
+    from .inpaint import InferenceOptions, hole_mask
+    from .loading import default_model, load_model
 
-    inpainter = resolve_model(args.model, args.checkpoint, arbitrary=not args.center)
-    inpainter.blend, inpainter.flip_average = not args.no_blend, not args.no_flip_average
+    options = InferenceOptions(blend=not args.no_blend, flip_average=not args.no_flip_average)
+    source = args.checkpoint or args.model or default_model(arbitrary_holes=not args.center)
+    inpainter = load_model(source, options=options)
     if args.batch:
         sources = sorted(p for p in Path(args.batch).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not sources:
@@ -116,10 +125,13 @@ def _models(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     import json
 
+    import torch
+
     from .pretrained import export
 
     info = json.loads(Path(args.info).read_text()) if args.info else {}
-    print(export(args.checkpoint, args.out, info))
+    dtype = {"fp16": torch.float16, "fp32": torch.float32}[args.dtype]
+    print(export(args.checkpoint, args.out, info, dtype=dtype))
     return 0
 
 
@@ -142,20 +154,21 @@ def _presets(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from .baselines import parse_baselines
     from .evaluate import markdown_table, run_evaluation
+    from .inpaint import InferenceOptions
 
+    blend, flip = args.blend or args.as_inpaint, args.flip_average or args.as_inpaint
     results = run_evaluation(
         args.data,
         args.out,
-        args.checkpoint,
-        args.mask,
-        args.size,
-        parse_baselines(args.baselines),
-        args.limit,
-        args.seed,
-        args.nn_data,
-        args.nn_index,
-        args.blend or args.as_inpaint,
-        args.flip_average or args.as_inpaint,
+        checkpoint=args.checkpoint,
+        mask=args.mask,
+        size=args.size,
+        baselines=parse_baselines(args.baselines),
+        limit=args.limit,
+        seed=args.seed,
+        nn_data=args.nn_data,
+        nn_index=args.nn_index,
+        options=InferenceOptions(blend=blend, flip_average=flip),
     )
     for region in next(iter(results.values())):
         print(markdown_table(results, region) + "\n")
@@ -170,15 +183,15 @@ def _probe(args: argparse.Namespace) -> int:
         raise ContextEncoderError("pass exactly one of --checkpoint CKPT or --init random")
     result = run_probe(
         args.data,
-        args.checkpoint,
-        args.config,
-        args.mode,
-        args.labels_fraction,
-        args.seeds,
-        args.limit,
-        args.test_limit,
-        args.epochs,
-        args.out,
+        checkpoint=args.checkpoint,
+        config=args.config,
+        mode=args.mode,
+        labels_fraction=args.labels_fraction,
+        seeds=args.seeds,
+        limit=args.limit,
+        test_limit=args.test_limit,
+        epochs=args.epochs,
+        out=args.out,
     )
     print(summarize(result))
     return 0
@@ -241,8 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inpaint", help="fill holes in an image of any size")
     p.add_argument("image", nargs="?", help="image file (any size, any format Pillow reads)")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--model", help="shipped model (see `context-encoder models`)")
-    which.add_argument("--checkpoint", help="checkpoint written by `train` (a .pt file or run directory)")
+    which.add_argument(
+        "--model",
+        help="shipped model name (see `context-encoder models`) or a .safetensors file from `export`; "
+        "default: scenes-center for --center, else scenes-region",
+    )
+    which.add_argument("--checkpoint", help="checkpoint written by `train` (.pt file or run directory) or .safetensors")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--mask", help="mask image of the same size; non-zero pixels are holes (several are fine)")
     group.add_argument("--center", action="store_true", help="a centred square hole (default for centre models)")
@@ -258,14 +275,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the shipped pretrained models")
     p.set_defaults(func=_models)
 
-    p = sub.add_parser("export", help="write a checkpoint's generator as a safetensors model file")
+    p = sub.add_parser(
+        "export", help="write a checkpoint's generator as a safetensors model file (inpaint --model FILE loads it)"
+    )
     p.add_argument("checkpoint", help="checkpoint (.pt) or run directory")
     p.add_argument("--out", required=True, help="output .safetensors file")
     p.add_argument("--info", help="JSON file of extra metadata (data, metrics, ...)")
+    p.add_argument(
+        "--dtype",
+        choices=["fp16", "fp32"],
+        default="fp16",
+        help="weight precision (default fp16: half the size; fp32 gives the checkpoint's pixels exactly)",
+    )
     p.set_defaults(func=_export)
 
     p = sub.add_parser("evaluate", help="score a checkpoint and classical baselines on the same images and masks")
-    p.add_argument("--checkpoint", help="checkpoint written by `train` (optional with --size and --baselines)")
+    p.add_argument(
+        "--checkpoint",
+        help="model to score: checkpoint, run directory, .safetensors file or shipped model name "
+        "(optional with --size and --baselines)",
+    )
     p.add_argument("--data", required=True, help="folder of held-out images (searched recursively)")
     p.add_argument("--mask", choices=["center", "random-block", "random-region", "mixed"], help="default: the model's")
     p.add_argument("--size", type=int, help="image size (default: the model's; must match it)")

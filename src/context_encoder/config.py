@@ -1,9 +1,11 @@
 """Configuration: frozen dataclasses holding every constant of the method, TOML presets, overrides.
 
 Each section is passed on its own to the code that needs it (the generator gets `ModelConfig`, the
-masks get `MaskConfig`, ...); only the training loop sees the whole tree. Defaults are the values of
-the paper (Pathak et al., CVPR 2016) and its released Torch code (`train.lua`, `train_random.lua`);
-where the two differ the code's value is the default and the paper's is named in the comment.
+masks get `MaskConfig`, ...). The whole tree goes where a run or a trained model is handled as a
+whole: the training loop, checkpoints and exported weights (which store it), and inference and
+evaluation, which rebuild a model from it and need its geometry. Defaults are the values of the
+paper (Pathak et al., CVPR 2016) and its released Torch code (`train.lua`, `train_random.lua`); where
+the two differ the code's value is the default and the paper's is named in the comment.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .geometry import center_bounds, max_overlap
 
 PRESET_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -303,11 +306,11 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"model.{name} must be >= 1, got {getattr(m, name)}")
     if m.bottleneck not in BOTTLENECKS:
         raise ConfigError(f"model.bottleneck must be one of {', '.join(BOTTLENECKS)}, got '{m.bottleneck}'")
-    hole = m.image_size // 2 - 2 * k.overlap
-    if k.overlap < 0 or hole < 2:
+    top, bottom = center_bounds(m.image_size, k.overlap)
+    if k.overlap < 0 or bottom - top < 2:
         raise ConfigError(
             f"mask.overlap={k.overlap} leaves no hole in the {m.image_size // 2} px centre of a "
-            f"{m.image_size} px image (need 0 <= overlap <= {m.image_size // 4 - 1})"
+            f"{m.image_size} px image (need 0 <= overlap <= {max_overlap(m.image_size)})"
         )
     if k.fill not in HOLE_FILLS:
         raise ConfigError(f"mask.fill must be one of {', '.join(HOLE_FILLS)}, got '{k.fill}'")

@@ -19,10 +19,11 @@ from PIL import Image
 from .baselines import opencv_fill
 from .data import pil_to_tensor
 from .errors import ContextEncoderError
-from .evaluate import l1_error, psnr
-from .inpaint import Inpainter, hole_mask
+from .inpaint import hole_mask
+from .loading import load_model
 from .masks import random_region_mask
-from .pretrained import is_pretrained, load_pretrained
+from .metrics import l1_error, psnr
+from .pretrained import shipped_names
 from .viz import image_grid, save_png
 
 log = logging.getLogger(__name__)
@@ -55,11 +56,9 @@ def _tensor(img: Image.Image) -> torch.Tensor:
 
 def run_demo(out: Path) -> Path:
     """Write `out/demo.png` and print hole PSNR / L1 of each shipped model and of Telea."""
-    tasks = []
-    if is_pretrained("scenes-center"):
-        tasks.append(("scenes-center", "centre square"))
-    if is_pretrained("scenes-region"):
-        tasks.append(("scenes-region", "free-form blobs"))
+    installed = shipped_names()
+    tasks = [(n, kind) for n, kind in (("scenes-center", "centre square"), ("scenes-region", "free-form blobs"))]
+    tasks = [t for t in tasks if t[0] in installed]
     if not tasks:
         raise ContextEncoderError("no shipped models in this installation (see `context-encoder models`)")
     photos = sample_photos()
@@ -68,7 +67,7 @@ def run_demo(out: Path) -> Path:
     header = ("photo", "model", "hole", "model PSNR", "Telea PSNR", "model L1", "Telea L1")
     print("{:<10} {:<14} {:<16} {:>10} {:>10} {:>8} {:>8}".format(*header))
     for model_name, hole_kind in tasks:
-        inpainter = Inpainter(*load_pretrained(model_name))
+        inpainter = load_model(model_name)
         for i, (name, img) in enumerate(photos.items()):
             if hole_kind == "centre square":
                 mask = hole_mask(img.size, inpainter.cfg, center=True)

@@ -18,20 +18,20 @@ import json
 import logging
 import statistics
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoint import checkpoint_config, load_checkpoint
+from .checkpoint import load_checkpoint
 from .config import Config, TrainConfig, load_config
 from .data import readable_images
 from .errors import CheckpointError, DataError
-from .evaluate import load_images, spread
+from .loading import load_model
 from .models import WholeImageEncoder, make_generator
 from .perf import Precision, resolve_speed
+from .protocol import load_images, spread
 from .train import training_seconds
 
 log = logging.getLogger(__name__)
@@ -58,13 +58,10 @@ def labelled_split(root: Path, split: str, limit: int | None) -> tuple[list[Path
 def load_encoder(checkpoint: str | Path | None, config: str | None, seed: int = 0) -> tuple[nn.Module, Config]:
     """The encoder of a checkpoint's generator, or a randomly initialised one of `config`'s architecture."""
     if checkpoint is not None:
-        state = load_checkpoint(checkpoint)
-        cfg = checkpoint_config(state)
-        gen = make_generator(cfg.model, cfg.full_image)
-        weights = state.get("generator_ema") or state.get("generator")
-        if not weights or not any(k.startswith("encoder.") for k in weights):
+        model = load_model(checkpoint)
+        gen, cfg = model.gen, model.cfg
+        if not hasattr(gen, "encoder"):
             raise CheckpointError(f"{checkpoint} holds no generator encoder")
-        gen.load_state_dict(weights)
     else:
         if config is None:
             raise DataError("--init random needs --config (the architecture to initialise)")
@@ -169,6 +166,7 @@ def finetune_probe(
 
 def run_probe(
     data: str | Path,
+    *,
     checkpoint: str | Path | None = None,
     config: str | None = None,
     mode: str = "linear",
@@ -235,10 +233,3 @@ def summarize(result: dict) -> str:
         f"(probe {result['probe_seconds']} s"
         + (f", pretraining {result['pretrain_seconds']} s)" if result["pretrain_seconds"] is not None else ")")
     )
-
-
-def probe_table(rows: Sequence[dict]) -> str:
-    lines = ["| init | mode | labels | top-1 (mean +- std) |", "|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['init']} | {r['mode']} | {r['labels_fraction']:.0%} | {r['mean']:.2%} +- {r['std']:.2%} |")
-    return "\n".join(lines)

@@ -1,83 +1,76 @@
-"""Inference: fill holes with a generator, from a model-size batch (`fill_batch`) to any image (`inpaint`)."""
+"""Any-size inpainting with a trained generator, and the one recipe for it (`InferenceOptions`).
+
+`Inpainter` fills holes of any shape in images of any size; `context_encoder.loading.load_model` builds
+one from a shipped model, a weights file, a checkpoint or a run directory.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from torch import Tensor
+from torch import Tensor, nn
 
 from .config import Config
 from .data import load_image, load_mask, to_rgb
 from .errors import InputError
+from .fill import Filler, predict
+from .geometry import center_bounds
 from .masks import (
     apply_mask,
-    center_bounds,
     center_mask,
-    center_patch_bounds,
+    center_region,
     hole_components,
     hole_fill,
     laplace_sweeps,
+    prediction_region,
 )
-from .models import Generator
 
 log = logging.getLogger(__name__)
 
 
-def prediction_region(x: Tensor, full_image: bool) -> Tensor:
-    """The part of a (B, C, S, S) tensor the generator predicts: all of it, or the S/2 centre."""
-    if full_image:
-        return x
-    lo, hi = center_patch_bounds(x.shape[-1])
-    return x[..., lo:hi, lo:hi]
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How a trained generator's fill is turned into the output: the one place these defaults live.
 
-
-def composite(image: Tensor, pred: Tensor, mask: Tensor) -> Tensor:
-    """`image` with the hole pixels taken from `pred`; `pred` is full-size or the S/2 centre patch."""
-    if pred.shape[-1] == image.shape[-1]:
-        return torch.where(mask, pred, image)
-    out = image.clone()
-    lo, hi = center_patch_bounds(image.shape[-1])
-    out[..., lo:hi, lo:hi] = torch.where(mask[..., lo:hi, lo:hi], pred, image[..., lo:hi, lo:hi])
-    return out
-
-
-def predict(gen: Generator, masked: Tensor, mask: Tensor, flip_average: bool = False) -> Tensor:
-    """The generator's output for masked inputs; with `flip_average`, the mean of its outputs for the
-    inputs and for their mirror images (mirrored back): one batch of 2B, about twice the work."""
-    if not flip_average:
-        return gen(masked, mask)
-    both = gen(torch.cat([masked, masked.flip(-1)]), torch.cat([mask, mask.flip(-1)]))
-    plain, mirrored = both.chunk(2)
-    return (plain + mirrored.flip(-1)) / 2
-
-
-@torch.no_grad()
-def fill_batch(gen: Generator, cfg: Config, image: Tensor, mask: Tensor, flip_average: bool = False) -> Tensor:
-    """Fill the holes of `image` (B, 3, S, S) in [-1, 1] where `mask` (B, 1, S, S) is True.
-
-    Pixels outside the hole are returned unchanged. For a centre-mode model the hole must lie inside
-    the S/2 centre square the generator predicts. `flip_average`: see `predict`.
+    A shipped model stores the options it was measured with beside its weights, and loading reads them
+    back; the command line, the web app, `evaluate` and the benchmarks pass one of these objects.
     """
-    s = cfg.model.image_size
-    if image.shape[-2:] != (s, s):
-        raise InputError(f"image is {image.shape[-1]}x{image.shape[-2]}; this model takes {s}x{s}")
-    if not cfg.full_image:
-        lo, hi = center_patch_bounds(s)
-        inside = torch.zeros_like(mask)
-        inside[..., lo:hi, lo:hi] = True
-        if bool((mask & ~inside).any()):
-            raise InputError(f"this centre-hole model only fills holes inside the central {hi - lo} px square")
-    masked = apply_mask(image, mask, hole_fill(cfg.mask, image.device))
-    was_training = gen.training
-    gen.eval()
-    pred = predict(gen, masked, mask, flip_average)
-    gen.train(was_training)
-    return composite(image, pred, mask)
+
+    blend: bool = True  # seam blending: a harmonic correction in the hole so the fill meets its context
+    flip_average: bool = True  # mean of the fills of each window and of its mirror image (twice the work)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InferenceOptions:
+        """From `to_dict()` output (or the older `seam_blending` key); unknown keys or non-booleans raise."""
+        data = dict(data)
+        if "seam_blending" in data:
+            data["blend"] = data.pop("seam_blending")
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key, value in data.items():
+            if key not in known:
+                raise InputError(f"unknown inference option '{key}' (known: {', '.join(sorted(known))})")
+            if not isinstance(value, bool):
+                raise InputError(f"inference option '{key}' must be true or false, got {value!r}")
+        return cls(**data)
+
+    def describe(self) -> str:
+        """A short label: 'blended, flip-averaged', or 'raw' when both are off."""
+        words = [w for w, on in (("blended", self.blend), ("flip-averaged", self.flip_average)) if on]
+        return ", ".join(words) or "raw"
+
+
+RAW = InferenceOptions(blend=False, flip_average=False)  # the generator's own output, as validation scores it
 
 
 def harmonic_offset(diff: Tensor, known: Tensor, hole: Tensor, iters: int = 300) -> Tensor:
@@ -93,7 +86,7 @@ def harmonic_offset(diff: Tensor, known: Tensor, hole: Tensor, iters: int = 300)
     return torch.where(inside, field, torch.zeros_like(field))
 
 
-def _as_rgb_array(image: Image.Image | np.ndarray | str | Path) -> np.ndarray:
+def image_array(image: Image.Image | np.ndarray | str | Path) -> np.ndarray:
     if isinstance(image, (str, Path)):
         image = load_image(image)
     if isinstance(image, Image.Image):
@@ -108,7 +101,7 @@ def _as_rgb_array(image: Image.Image | np.ndarray | str | Path) -> np.ndarray:
     return np.array(arr[..., :3], dtype=np.uint8, order="C")  # a writable copy
 
 
-def _as_mask_array(mask: Image.Image | np.ndarray | Tensor | str | Path) -> np.ndarray:
+def mask_array(mask: Image.Image | np.ndarray | Tensor | str | Path) -> np.ndarray:
     if isinstance(mask, (str, Path)):
         return load_mask(mask)[0, 0].numpy()
     if isinstance(mask, Image.Image):
@@ -165,52 +158,59 @@ class Inpainter:
     """Fills holes of any shape in images of any size with a trained generator.
 
     Each hole (8-connected component of the mask) gets a square context window around it, scaled to
-    the model's input size, filled by the generator, blended into its context (a harmonic correction
-    over the hole, like Poisson blending) and pasted back at full resolution; known pixels are returned
-    bit-identical. With `flip_average` (default) each window is also filled mirrored and the two fills
-    are averaged: +0.01 to +0.06 dB of hole PSNR on the shipped models' validation images.
+    the model's input size, filled by the generator and pasted back at full resolution; known pixels
+    are returned bit-identical. `options` (see `InferenceOptions`) say how: seam blending, flip
+    averaging; a call may pass its own.
     """
 
     def __init__(
-        self,
-        gen: Generator,
-        cfg: Config,
-        device: str | torch.device = "cpu",
-        blend: bool = True,
-        flip_average: bool = True,
+        self, gen: nn.Module, cfg: Config, device: str | torch.device = "cpu", options: InferenceOptions | None = None
     ):
         self.gen, self.cfg, self.device = gen.to(device).eval(), cfg, torch.device(device)
-        self.blend, self.flip_average = blend, flip_average
+        self.options = options or InferenceOptions()
+
+    def with_options(self, options: InferenceOptions) -> Inpainter:
+        """The same model (shared weights) with other options."""
+        return Inpainter(self.gen, self.cfg, self.device, options)
 
     @torch.no_grad()
-    def _fill_windows(self, windows: Tensor, holes: Tensor) -> Tensor:
-        """windows (N, 3, S, S) in [0, 1] with hole masks (N, 1, S, S) -> filled windows in [0, 1]."""
+    def fill_windows(self, windows: Tensor, holes: Tensor, options: InferenceOptions | None = None) -> Tensor:
+        """windows (N, 3, S, S) in [0, 1] with hole masks (N, 1, S, S) -> filled windows in [0, 1].
+
+        A centre-mode model fills its own centre hole too, around any hole inside it.
+        """
+        opts = options or self.options
         s, cfg = self.cfg.model.image_size, self.cfg
         x = (windows * 2 - 1).to(self.device)
         holes = holes.to(self.device)
         model_holes = holes if cfg.full_image else holes | center_mask(s, cfg.mask.overlap, len(x), self.device)
         masked = apply_mask(x, model_holes, hole_fill(cfg.mask, self.device))
-        pred = predict(self.gen, masked, model_holes, self.flip_average)
+        pred = predict(self.gen, masked, model_holes, opts.flip_average)
         canvas = x.clone()
-        if cfg.full_image:
-            canvas = pred
-            region = torch.ones_like(holes)
-        else:
-            lo, hi = center_patch_bounds(s)
-            canvas[..., lo:hi, lo:hi] = pred
-            region = torch.zeros_like(holes)
-            region[..., lo:hi, lo:hi] = True
-        if self.blend:
+        prediction_region(canvas, cfg.full_image).copy_(pred)  # a view: the centre, or the whole window
+        region = torch.ones_like(holes) if cfg.full_image else center_region(s, len(x), self.device)
+        if opts.blend:
             known = region & ~model_holes
             canvas = canvas + harmonic_offset(x - canvas, known, model_holes)
         return ((torch.where(model_holes, canvas, x) + 1) / 2).clamp(0, 1).cpu()
 
+    def filler(self, options: InferenceOptions | None = None) -> Filler:
+        """This model as an evaluation method on model-size [0, 1] images (`context_encoder.protocol`)."""
+
+        def fill(images: Tensor, masks: Tensor) -> Tensor:
+            return torch.where(masks, self.fill_windows(images, masks, options).to(images.device), images)
+
+        return fill
+
     def __call__(
-        self, image: Image.Image | np.ndarray | str | Path, mask: Image.Image | np.ndarray | Tensor | str | Path
+        self,
+        image: Image.Image | np.ndarray | str | Path,
+        mask: Image.Image | np.ndarray | Tensor | str | Path,
+        options: InferenceOptions | None = None,
     ) -> Image.Image:
         """The filled image (RGB). `mask`: non-zero = hole, the image's size; several holes are fine."""
-        img = _as_rgb_array(image)
-        hole = _as_mask_array(mask)
+        img = image_array(image)
+        hole = mask_array(mask)
         if hole.shape != img.shape[:2]:
             raise InputError(f"mask is {hole.shape[1]}x{hole.shape[0]} but the image is {img.shape[1]}x{img.shape[0]}")
         if not hole.any():
@@ -228,7 +228,7 @@ class Inpainter:
             chunk = geometry[start : start + 32]
             crops = torch.stack([_resize(_crop(src, *g)[None], s)[0] for g in chunk])
             masks = torch.stack([_resize(_crop(all_holes, *g)[None], s)[0] > 0.01 for g in chunk])
-            filled = self._fill_windows(crops, masks)
+            filled = self.fill_windows(crops, masks, options)
             for i, (top, left, side) in enumerate(chunk):
                 label = start + i + 1
                 big = _resize(filled[i : i + 1], side)[0]
@@ -239,30 +239,6 @@ class Inpainter:
                 region[:, mine] = big[:, t0 - top : t1 - top, l0 - left : l1 - left][:, mine]
         filled_u8 = (out.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
         return Image.fromarray(np.where(hole[..., None], filled_u8, img))
-
-
-def inpaint(
-    model: Inpainter | str | Path,
-    image: Image.Image | np.ndarray | str | Path,
-    mask: Image.Image | np.ndarray | Tensor | str | Path,
-) -> Image.Image:
-    """Fill the holes of `image` (any size, any Pillow mode) where `mask` is non-zero.
-
-    `model` is an `Inpainter`, the name of a shipped model (`context-encoder models`) or a checkpoint path.
-    """
-    return as_inpainter(model)(image, mask)
-
-
-def as_inpainter(model: Inpainter | str | Path) -> Inpainter:
-    if isinstance(model, Inpainter):
-        return model
-    from .pretrained import is_pretrained, load_pretrained
-
-    if isinstance(model, str) and is_pretrained(model):
-        return Inpainter(*load_pretrained(model))
-    from .checkpoint import load_generator
-
-    return Inpainter(*load_generator(model))
 
 
 def hole_mask(
@@ -278,7 +254,7 @@ def hole_mask(
     """
     w, h = size
     if mask is not None:
-        arr = _as_mask_array(mask)
+        arr = mask_array(mask)
         if arr.shape != (h, w):
             raise InputError(f"mask {mask} is {arr.shape[1]}x{arr.shape[0]} but the image is {w}x{h}")
         return arr
@@ -301,19 +277,3 @@ def hole_mask(
         out[top : top + side, left : left + side] = True
         return out
     raise InputError("this model fills arbitrary holes: pass --mask MASK.png (non-zero = hole), --box or --center")
-
-
-def resolve_model(name: str | None, checkpoint: str | Path | None, arbitrary: bool = True) -> Inpainter:
-    """An Inpainter from a shipped model name or a checkpoint; by default the shipped model for the hole type."""
-    if checkpoint is not None:
-        return as_inpainter(Path(checkpoint))
-    if name is None:  # the shipped model made for the hole type, else the other one (it fills any hole too)
-        from .pretrained import is_pretrained
-
-        candidates = ("scenes-region", "scenes-center") if arbitrary else ("scenes-center", "scenes-region")
-        name = next((c for c in candidates if is_pretrained(c)), None)
-        if name is None:
-            raise InputError("no shipped model installed: pass --model NAME or --checkpoint CKPT")
-    from .pretrained import load_pretrained
-
-    return Inpainter(*load_pretrained(name))

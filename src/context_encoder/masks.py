@@ -13,27 +13,41 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .config import MaskConfig
-
-
-def center_bounds(size: int, overlap: int) -> tuple[int, int]:
-    """[start, stop) rows (and columns) of the central hole: the S/2 centre minus the overlap ring.
-
-    128 px with the released 4 px overlap: (36, 92); the generator predicts the larger [32, 96).
-    """
-    return size // 4 + overlap, size - size // 4 - overlap
-
-
-def center_patch_bounds(size: int) -> tuple[int, int]:
-    """[start, stop) of the S/2 centre square that a centre-mode generator predicts."""
-    return size // 4, size - size // 4
+from .geometry import center_bounds, center_patch_bounds
 
 
 def center_mask(size: int, overlap: int, batch: int = 1, device: torch.device | str = "cpu") -> Tensor:
     """The fixed central hole: the S/2 centre square minus an `overlap` px ring left visible."""
-    lo, hi = center_bounds(size, overlap)
+    return _square(size, *center_bounds(size, overlap), batch, device)
+
+
+def center_region(size: int, batch: int = 1, device: torch.device | str = "cpu") -> Tensor:
+    """The full S/2 centre square a centre-mode generator predicts (hole plus overlap ring), (B, 1, S, S)."""
+    return _square(size, *center_patch_bounds(size), batch, device)
+
+
+def _square(size: int, lo: int, hi: int, batch: int, device: torch.device | str) -> Tensor:
     mask = torch.zeros(batch, 1, size, size, dtype=torch.bool, device=device)
     mask[:, :, lo:hi, lo:hi] = True
     return mask
+
+
+def prediction_region(x: Tensor, full_image: bool) -> Tensor:
+    """The part of a (B, C, S, S) tensor the generator predicts: all of it, or the S/2 centre."""
+    if full_image:
+        return x
+    lo, hi = center_patch_bounds(x.shape[-1])
+    return x[..., lo:hi, lo:hi]
+
+
+def composite(image: Tensor, pred: Tensor, mask: Tensor) -> Tensor:
+    """`image` with the hole pixels taken from `pred`; `pred` is full-size or the S/2 centre patch."""
+    if pred.shape[-1] == image.shape[-1]:
+        return torch.where(mask, pred, image)
+    out = image.clone()
+    lo, hi = center_patch_bounds(image.shape[-1])
+    out[..., lo:hi, lo:hi] = torch.where(mask[..., lo:hi, lo:hi], pred, image[..., lo:hi, lo:hi])
+    return out
 
 
 def random_block_mask(

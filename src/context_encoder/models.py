@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import ModelConfig
+from .geometry import center_patch_bounds
 
 
 def _widths(base: int, n_layers: int, top: int) -> list[int]:
@@ -178,7 +179,7 @@ class Generator(nn.Module):
             return out
         hole = mask.to(x.dtype)
         if not self.full_image:
-            lo, hi = s // 4, s - s // 4
+            lo, hi = center_patch_bounds(s)
             x, hole = x[..., lo:hi, lo:hi], hole[..., lo:hi, lo:hi]
         out = x + out * hole  # known pixels pass through: the correction acts in the hole only
         return out if self.training else out.clamp(-1.0, 1.0)

@@ -1,11 +1,12 @@
-"""Shipped models: safetensors weights with their config and training summary, inside the package.
+"""Shipped models: safetensors weights with their config, inference options and training summary.
 
-    context-encoder models                 # list them
-    gen, cfg = context_encoder.load_pretrained("scenes-center")
+    context-encoder models                                   # list them
+    inpainter = context_encoder.load_model("scenes-center")  # load one (context_encoder.loading)
 
 Each model is one file `weights/<name>.safetensors`: the generator's (EMA) weights in fp16 and, in the
-file's metadata, the resolved training config, the training data and steps and the held-out metrics.
-Loading reads no network and no pickle.
+file's metadata, the resolved training config, the `InferenceOptions` it was measured with, the
+training data and steps and the held-out metrics. `export` writes the same format from any checkpoint.
+Reading needs no network and no pickle.
 """
 
 from __future__ import annotations
@@ -16,69 +17,58 @@ from typing import Any
 
 import torch
 
-from .checkpoint import checkpoint_config, load_checkpoint
-from .config import Config, config_from_dict
-from .errors import CheckpointError, InputError
-from .models import Generator, count_parameters, make_generator
-from .safetensors_io import load_file, metadata, save_file
+from .checkpoint import checkpoint_config, generator_weights, load_checkpoint
+from .inpaint import InferenceOptions
+from .models import count_parameters, make_generator
+from .safetensors_io import metadata, save_file
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
+def shipped_names() -> list[str]:
+    """Names of the models inside the package, sorted."""
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
+
+
+def shipped_path(name: str) -> Path | None:
+    """The weights file of the shipped model `name`, or None. Only listed names resolve: a name is
+    never joined to the weights folder as a path, so `../x` cannot reach outside it."""
+    return WEIGHTS_DIR / f"{name}.safetensors" if name in shipped_names() else None
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """A weights file's metadata with every value decoded from JSON."""
+    return {k: json.loads(v) for k, v in metadata(path).items()}
+
+
 def list_pretrained() -> dict[str, dict[str, Any]]:
-    """name -> summary (config, data, steps, metrics, ...) of every shipped model."""
+    """name -> summary (config, inference options, data, steps, metrics, ...) of every shipped model."""
     out = {}
-    for path in sorted(WEIGHTS_DIR.glob("*.safetensors")):
-        meta = metadata(path)
-        out[path.stem] = {
-            "file": str(path),
-            "megabytes": round(path.stat().st_size / 2**20, 1),
-            **{k: json.loads(v) for k, v in meta.items()},
-        }
+    for name in shipped_names():
+        path = WEIGHTS_DIR / f"{name}.safetensors"
+        out[name] = {"file": str(path), "megabytes": round(path.stat().st_size / 2**20, 1), **read_metadata(path)}
     return out
 
 
-def is_pretrained(name: str) -> bool:
-    return (WEIGHTS_DIR / f"{name}.safetensors").is_file()
-
-
-def load_weights(path: str | Path, device: str | torch.device = "cpu") -> tuple[Generator, Config]:
-    """A generator from a safetensors file written by `export`; corrupt or mismatched files raise."""
-    meta = metadata(path)
-    if "config" not in meta:
-        raise CheckpointError(f"{path} has no context-encoder config in its metadata")
-    cfg = config_from_dict(json.loads(meta["config"]))
-    state = load_file(path)
-    gen = make_generator(cfg.model, cfg.full_image)
-    reference = gen.state_dict()
-    if set(state) != set(reference) or any(state[k].shape != reference[k].shape for k in state):
-        raise CheckpointError(f"corrupt weights file {path}: tensors do not match the model in its config")
-    gen.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()})
-    return gen.to(device).eval(), cfg
-
-
-def load_pretrained(name: str, device: str | torch.device = "cpu") -> tuple[Generator, Config]:
-    """The shipped generator `name` (eval mode) and its training config."""
-    if not is_pretrained(name):
-        known = ", ".join(list_pretrained()) or "none installed"
-        raise InputError(f"unknown model '{name}' (known: {known})")
-    return load_weights(WEIGHTS_DIR / f"{name}.safetensors", device)
-
-
 def export(
-    checkpoint: str | Path, out: str | Path, info: dict[str, Any] | None = None, dtype: torch.dtype = torch.float16
+    checkpoint: str | Path,
+    out: str | Path,
+    info: dict[str, Any] | None = None,
+    dtype: torch.dtype = torch.float16,
+    options: InferenceOptions | None = None,
 ) -> Path:
-    """Write a checkpoint's generator (EMA weights when kept) as safetensors with config and `info` metadata."""
+    """Write a checkpoint's generator (EMA weights when kept) as safetensors with its config, inference
+    options (`options`, default `InferenceOptions()`) and `info` metadata."""
     state = load_checkpoint(checkpoint)
     cfg = checkpoint_config(state)
-    weights = state.get("generator_ema") or state["generator"]
+    weights, ema = generator_weights(state)
     tensors = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in weights.items()}
-    gen = make_generator(cfg.model, cfg.full_image)
     meta = {
         "config": cfg.to_dict(),
         "steps": int(state["step"]),
-        "parameters": count_parameters(gen),
-        "ema": "generator_ema" in state,
+        "parameters": count_parameters(make_generator(cfg.model, cfg.full_image)),
+        "ema": ema,
+        "inference": (options or InferenceOptions()).to_dict(),
         **(info or {}),
     }
     return save_file(tensors, out, {k: json.dumps(v) for k, v in meta.items()})

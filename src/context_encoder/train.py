@@ -26,8 +26,7 @@ from .config import Config, LossConfig
 from .data import ImageDataset, training_loader, training_paths
 from .distributed import DistInfo, barrier, init_distributed, local_batch, mean_over_ranks, unwrap, wrap
 from .errors import CheckpointError, ConfigError
-from .evaluate import l1_error, model_filler, psnr, seeded_masks, spread
-from .inpaint import composite, prediction_region
+from .fill import generator_filler
 from .losses import (
     discriminator_loss,
     generator_adversarial_loss,
@@ -36,35 +35,36 @@ from .losses import (
     reconstruction_weights,
     uses_discriminator,
 )
-from .masks import apply_mask, hole_fill, sample_masks
+from .masks import apply_mask, composite, hole_fill, prediction_region, sample_masks
+from .metrics import l1_error, psnr
 from .models import Discriminator, Generator, build_models
 from .optim import EMA, lr_factor, make_optimizers
 from .perf import Precision, Speed, resolve_speed
 from .progress import Progress
+from .protocol import score, scoring_set
 from .viz import hole_view, image_grid, save_png
 
 log = logging.getLogger(__name__)
 
 
 class Validator:
-    """Hole PSNR and L1 of a generator on fixed held-out images with fixed masks (pixels in [0, 1])."""
+    """Hole PSNR and L1 of a generator's raw fill on fixed held-out images with fixed seeded masks.
 
-    def __init__(self, cfg: Config, dataset: ImageDataset, count: int, device: torch.device):
-        idx = spread(list(range(len(dataset))), count)
-        self.images = ((torch.stack([dataset[i] for i in idx]) + 1) / 2).to(device)
-        self.masks = seeded_masks(cfg.mask, len(idx), cfg.model.image_size, cfg.train.seed + 3).to(device)
+    The protocol of `evaluate` (`context_encoder.protocol`): images centre-cropped and resized to the
+    model's size, pixels in [0, 1], the model's own mask kind.
+    """
+
+    def __init__(self, cfg: Config, paths: list[Path], count: int, device: torch.device):
+        self.images, self.masks = scoring_set(paths, cfg.model.image_size, cfg.mask, count, cfg.train.seed + 3, False)
+        self.images, self.masks = self.images.to(device), self.masks.to(device)
         self.cfg = cfg
 
     @torch.no_grad()
     def __call__(self, gen: nn.Module) -> dict[str, float]:
-        fill = model_filler(gen, self.cfg)
-        psnrs, l1s = [], []
-        for start in range(0, len(self.images), 64):
-            x, m = self.images[start : start + 64], self.masks[start : start + 64]
-            out = fill(x, m)
-            psnrs.append(psnr(out, x, m))
-            l1s.append(l1_error(out, x, m))
-        return {"val_psnr": round(torch.cat(psnrs).mean().item(), 4), "val_l1": round(torch.cat(l1s).mean().item(), 5)}
+        metrics = {"psnr": psnr, "l1": l1_error}
+        results, _ = score({"model": generator_filler(gen, self.cfg)}, self.images, self.masks, metrics=metrics)
+        r = results["model"]["hole"]
+        return {"val_psnr": round(r["psnr"], 4), "val_l1": round(r["l1"], 5)}
 
 
 class TrainingInterrupted(Exception):
@@ -285,7 +285,7 @@ def train(
         )
         sample_set = ImageDataset(val_paths or train_paths, s, cfg.load_size, flip=False)
         fixed_images, fixed_masks = _fixed_batch(cfg, sample_set)
-        validator = Validator(cfg, sample_set, t.val_images, device) if t.val_every else None
+        validator = Validator(cfg, val_paths or train_paths, t.val_images, device) if t.val_every else None
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(cfg.to_json() + "\n")
 

@@ -1,0 +1,95 @@
+"""Uploaded images: sizes checked from the headers, then decoded with EXIF orientation; masks as hole arrays."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from fastapi import HTTPException
+from PIL import Image, UnidentifiedImageError
+
+from ..data import to_rgb
+from ..errors import InputError
+from ..inpaint import mask_array
+
+_EXIF_ORIENTATION = 0x0112  # values 5-8 rotate by 90 degrees: width and height swap
+
+
+def open_image(data: bytes | bytearray, what: str, max_pixels: int) -> Image.Image:
+    """A lazily decoded image: only its header is read. 400 if it is no image, 413 if too many pixels."""
+    try:
+        img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise HTTPException(413, f"the {what} has more than the limit of {max_pixels:,} pixels") from None
+    except UnidentifiedImageError:
+        raise HTTPException(400, f"the {what} is not in an image format this server can read") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad data
+        raise HTTPException(400, f"the {what} is not an image this server can decode ({exc})") from None
+    w, h = img.size
+    if w * h > max_pixels:
+        raise HTTPException(413, f"the {what} is {w}x{h} = {w * h:,} pixels; the limit is {max_pixels:,}")
+    if w < 1 or h < 1:
+        raise HTTPException(400, f"the {what} is empty ({w}x{h})")
+    return img
+
+
+def oriented_size(img: Image.Image) -> tuple[int, int]:
+    """(width, height) after EXIF orientation, as the browser shows the image and `to_rgb` decodes it.
+
+    Reads only EXIF found with the header (JPEG, WebP, an early PNG eXIf chunk): `getexif()` would
+    decode a whole PNG here, on the event loop.
+    """
+    w, h = img.size
+    raw = img.info.get("exif")
+    if not raw:
+        return w, h
+    try:
+        exif = Image.Exif()
+        exif.load(raw)
+        rotated = exif.get(_EXIF_ORIENTATION) in (5, 6, 7, 8)
+    except Exception:  # noqa: BLE001 - a broken EXIF block is ignored, as `to_rgb` does
+        rotated = False
+    return (h, w) if rotated else (w, h)
+
+
+def check_sizes(image: bytes | bytearray, mask: bytes | bytearray, max_pixels: int) -> None:
+    """The cheap checks, from the headers only (fit for the event loop): both within the pixel limit, same size."""
+    image_size = oriented_size(open_image(image, "image", max_pixels))
+    mask_size = open_image(mask, "mask", max_pixels).size
+    if mask_size != image_size:
+        raise HTTPException(
+            400, f"the mask is {mask_size[0]}x{mask_size[1]} but the image is {image_size[0]}x{image_size[1]}"
+        )
+
+
+def _decode(img: Image.Image, what: str) -> Image.Image:
+    try:
+        img.load()
+        return img
+    except Image.DecompressionBombError as exc:
+        raise HTTPException(413, f"the {what} is too large to decode ({exc})") from None
+    except Exception as exc:  # noqa: BLE001
+        raise HTTPException(400, f"the {what} could not be decoded ({exc})") from None
+
+
+def _mask_mode(img: Image.Image) -> Image.Image:
+    """A mask in a mode whose pixel values mean hole (non-zero) or known: grey, palette or colour."""
+    if img.mode in ("LA", "La"):
+        return img.getchannel(0)
+    if img.mode in ("1", "L", "P", "RGB", "RGBA", "I", "F") or img.mode.startswith("I;16"):
+        return img
+    return img.convert("RGB")
+
+
+def decode_upload(image: bytes | bytearray, mask: bytes | bytearray, max_pixels: int) -> tuple[Image.Image, np.ndarray]:
+    """The image (RGB, EXIF orientation applied) and its (H, W) bool hole array (non-zero mask pixels)."""
+    img = to_rgb(_decode(open_image(image, "image", max_pixels), "image"))
+    try:
+        hole = mask_array(_mask_mode(_decode(open_image(mask, "mask", max_pixels), "mask")))
+    except InputError as exc:
+        raise HTTPException(400, f"unusable mask: {exc}") from None
+    if hole.shape != (img.height, img.width):
+        raise HTTPException(
+            400, f"the mask is {hole.shape[1]}x{hole.shape[0]} but the image is {img.width}x{img.height}"
+        )
+    return img, hole

@@ -1,0 +1,149 @@
+"""The API's schema: pydantic models of the JSON answers and of the inpainting form, and the OpenAPI parts
+FastAPI cannot infer for a form the app streams itself (its body and its answers' headers).
+
+This and the routes' docstrings are the one description of the HTTP API; FastAPI serves it at
+`/openapi.json` and `/docs`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, Field
+
+Method = Literal["model", "telea"]
+METHODS: tuple[str, ...] = get_args(Method)
+
+
+class ModelInfo(BaseModel):
+    name: str = Field(description="the value to send as the form field `model`")
+    loaded: bool = Field(description="whether the model is already in memory (the first request loads it)")
+    summary: dict[str, Any] = Field(
+        description="what is known about it: shipped models data, steps, metrics, image size and mask kind; "
+        "others image size and mask kind once loaded"
+    )
+
+
+class MethodInfo(BaseModel):
+    name: Method = Field(description="the value to send as the form field `method`")
+    available: bool = Field(description="false: `model` on a server without models, `telea` without OpenCV")
+    description: str
+
+
+class Limits(BaseModel):
+    max_bytes: int = Field(description="the largest request body accepted, in bytes (413 beyond)")
+    max_pixels: int = Field(description="the most pixels an image or mask may have (413 beyond)")
+
+
+class ModelList(BaseModel):
+    default: str | None = Field(description="the model used when a request names none")
+    models: list[ModelInfo]
+    methods: list[MethodInfo]
+    limits: Limits
+
+
+class QueueState(BaseModel):
+    workers: int = Field(description="threads that fill images")
+    running: int = Field(description="requests being filled now")
+    waiting: int = Field(description="requests admitted, waiting for a thread")
+    queue_size: int = Field(description="places to wait; a request beyond them gets 503")
+
+
+class Health(BaseModel):
+    status: str = "ok"
+    queue: QueueState
+
+
+class InpaintFields(BaseModel):
+    """The text fields of the inpainting form; each may be left out."""
+
+    model: str | None = Field(None, description="a name from GET /api/models (default: the first)")
+    method: Method = Field(
+        "model",
+        description="`model` fills with the context encoder, `telea` with OpenCV's Telea method (a classical "
+        "baseline to compare with)",
+    )
+    blend: bool | None = Field(
+        None,
+        description="method `model` only: blend each fill into its surroundings (a harmonic correction, like "
+        "Poisson blending) or not; left out, the model's own setting",
+    )
+    flip_average: bool | None = Field(
+        None,
+        description="method `model` only: average the fills of each hole's window as it is and mirrored (about "
+        "twice the generator work) or not; left out, the model's own setting",
+    )
+
+    def options(self) -> dict[str, bool]:
+        """The inference options this request sets (empty: the model's own options)."""
+        chosen = {"blend": self.blend, "flip_average": self.flip_average}
+        return {name: value for name, value in chosen.items() if value is not None}
+
+
+_FILES = {
+    "image": "the photo: any format Pillow reads (PNG, JPEG, WebP, ...), any size up to the pixel limit; EXIF "
+    "orientation is applied, transparency goes on white",
+    "mask": "an image of the same size (PNG): non-zero pixels (in any of R, G, B) are the hole; several holes "
+    "of any shape are fine",
+}
+
+
+def _form_property(prop: dict[str, Any]) -> dict[str, Any]:
+    """A form has no null, an optional field is left out: `anyOf [T, null]` becomes T, a null default goes."""
+    prop = dict(prop)
+    kinds = [kind for kind in prop.pop("anyOf", []) if kind.get("type") != "null"]
+    if kinds:
+        prop.update(kinds[0])
+    if "default" in prop and prop["default"] is None:
+        del prop["default"]
+    return prop
+
+
+def inpaint_request_body() -> dict[str, Any]:
+    """The OpenAPI request body of POST /api/inpaint: the two files and `InpaintFields`."""
+    files = {name: {"type": "string", "format": "binary", "description": text} for name, text in _FILES.items()}
+    fields = InpaintFields.model_json_schema()["properties"]
+    schema = {
+        "type": "object",
+        "required": list(_FILES),
+        "properties": {**files, **{name: _form_property(prop) for name, prop in fields.items()}},
+    }
+    return {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+
+
+def _header(description: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "string"}}
+
+
+def _error(description: str, **headers: dict[str, Any]) -> dict[str, Any]:
+    example = {"detail": "what went wrong, in one sentence"}
+    answer = {"description": description, "content": {"application/json": {"example": example}}}
+    return {**answer, "headers": headers} if headers else answer
+
+
+INPAINT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the filled image: PNG, RGB, the input's size",
+        "content": {"image/png": {}},
+        "headers": {
+            "X-Inpaint-Method": _header("the method that filled the image"),
+            "X-Inpaint-Model": _header("the model that filled it (method `model` only)"),
+            "X-Inpaint-Hole-Pixels": _header("the number of hole pixels in the mask"),
+            "X-Inpaint-Seconds": _header("the server's time for decoding, filling and encoding"),
+        },
+    },
+    400: _error(
+        "not a decodable image or mask; a mask of another size than the (EXIF-oriented) image or covering all of "
+        "it; an unknown model or method, a bad option value; a malformed form or a missing file"
+    ),
+    413: _error(
+        "a request body over max_bytes (checked from Content-Length and while streaming), or an image with more "
+        "than max_pixels pixels (read from its header, before decoding); see GET /api/models"
+    ),
+    500: _error("a model that fails to load, or an unexpected failure (logged with its traceback)"),
+    501: _error("method `telea` asked for but OpenCV is not installed"),
+    503: _error(
+        "too many requests waiting",
+        **{"Retry-After": _header("seconds after which a place in the queue is expected to be free")},
+    ),
+}

@@ -1,0 +1,153 @@
+"""The one model loader and the one inference recipe: sources, round trips, stored options, layering."""
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from context_encoder import pretrained
+from context_encoder.cli import main
+from context_encoder.errors import CheckpointError, InputError
+from context_encoder.inpaint import InferenceOptions
+from context_encoder.loading import default_model, load_model
+
+from .conftest import train_tiny
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, photo_dir):
+    return train_tiny(tmp_path_factory.mktemp("loading") / "run", photo_dir, "train.steps=3", "train.ema_decay=0.9")
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    rng = np.random.default_rng(3)
+    path = tmp_path_factory.mktemp("photo") / "p.png"
+    Image.fromarray(rng.integers(0, 255, (48, 40, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def _inpaint(source: str, photo: Path, out: Path, *extra: str) -> bytes:
+    assert main(["inpaint", str(photo), "--checkpoint", source, "--box", "10,12,14,9", "-o", str(out), *extra]) == 0
+    return out.read_bytes()
+
+
+def test_export_round_trips_through_inpaint(run, photo, tmp_path):
+    """`export` then `inpaint --model FILE.safetensors` gives the checkpoint's pixels (exactly in fp32)."""
+    exact, half = tmp_path / "exact.safetensors", tmp_path / "half.safetensors"
+    assert main(["export", str(run), "--out", str(exact), "--dtype", "fp32"]) == 0
+    assert main(["export", str(run), "--out", str(half)]) == 0
+    reference = _inpaint(str(run), photo, tmp_path / "ref.png")
+    assert _inpaint(str(exact), photo, tmp_path / "exact.png") == reference
+    out = tmp_path / "model.png"
+    assert main(["inpaint", str(photo), "--model", str(exact), "--box", "10,12,14,9", "-o", str(out)]) == 0
+    assert out.read_bytes() == reference
+    _inpaint(str(half), photo, tmp_path / "half.png")
+    a = np.asarray(Image.open(tmp_path / "ref.png"), dtype=int)
+    b = np.asarray(Image.open(tmp_path / "half.png"), dtype=int)
+    assert np.abs(a - b).max() <= 2  # fp16 weights: a grey level or two at most
+
+
+def test_every_source_kind_loads_the_same_generator(run, tmp_path):
+    exported = tmp_path / "m.safetensors"
+    assert main(["export", str(run), "--out", str(exported), "--dtype", "fp32"]) == 0
+    models = [load_model(s) for s in (run, run / "checkpoints" / "last.pt", exported, str(exported))]
+    states = [m.gen.state_dict() for m in models]
+    for state in states[1:]:
+        assert all((state[k] == states[0][k]).all() for k in state)
+    assert all(m.options == InferenceOptions() for m in models)
+    assert load_model(models[0]) is models[0]
+
+
+def test_stored_options_are_read_back_and_can_be_overridden(run, tmp_path):
+    path = tmp_path / "fast.safetensors"
+    fast = InferenceOptions(blend=True, flip_average=False)
+    pretrained.export(run, path, options=fast)
+    assert pretrained.read_metadata(path)["inference"] == {"blend": True, "flip_average": False}
+    assert load_model(path).options == fast
+    raw = InferenceOptions(blend=False, flip_average=False)
+    assert load_model(path, options=raw).options == raw
+    assert InferenceOptions.from_dict({"seam_blending": False, "flip_average": True}) == InferenceOptions(False, True)
+    with pytest.raises(InputError, match="unknown inference option 'refine_harder'"):
+        InferenceOptions.from_dict({"refine_harder": True})
+
+
+def test_shipped_names_never_resolve_as_paths(tmp_path, monkeypatch):
+    for name in pretrained.shipped_names():
+        assert pretrained.shipped_path(name).parent == pretrained.WEIGHTS_DIR
+    for hostile in ("../weights/scenes-center", "../../x", "/etc/passwd", "scenes-center/../../x", ""):
+        assert pretrained.shipped_path(hostile) is None
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match="model file not found"):
+        load_model("../../x.safetensors")
+    with pytest.raises(InputError, match="no shipped model or file named 'nope'"):
+        load_model("nope")
+
+
+def test_foreign_and_broken_weights_files_are_refused(run, tmp_path):
+    import torch
+
+    from context_encoder.safetensors_io import save_file
+
+    bad = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, bad, {"note": '"hello"'})
+    with pytest.raises(CheckpointError, match="has no context-encoder config"):
+        load_model(bad)
+    save_file({"w": torch.zeros(2)}, bad, {"config": "{not json"})
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_model(bad)
+    save_file({"w": torch.zeros(2)}, bad, {"config": json.dumps({"model": {"image_size": 30}})})
+    with pytest.raises(CheckpointError, match="image_size must be a power of two"):
+        load_model(bad)
+
+
+def test_default_model_follows_the_hole_type():
+    names = pretrained.shipped_names()
+    if not {"scenes-center", "scenes-region"} <= set(names):
+        pytest.skip("the shipped scenes models are not installed")
+    assert default_model(arbitrary_holes=False) == "scenes-center"
+    assert default_model(arbitrary_holes=True) == "scenes-region"
+
+
+# Which package modules each top-level module may import (directly, at module level or inside functions).
+# Lower layers never import higher ones: training sits beside inference and evaluation, not above them.
+LAYERS = [
+    {"errors", "geometry"},
+    {"config", "progress", "safetensors_io"},
+    {"masks", "metrics", "data", "models", "losses", "viz", "perf", "optim", "distributed"},
+    {"checkpoint", "fill"},
+    {"protocol", "inpaint", "baselines"},
+    {"train", "pretrained"},
+    {"loading"},
+    {"evaluate", "features", "demo"},
+    {"web", "cli", "__init__", "__main__"},
+]
+
+
+def _package_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level >= 1:
+            parts = (node.module or "").split(".")
+            if node.level == 1 and node.module:
+                found.add(parts[0])
+            elif node.level == 1:  # `from . import x`: a module, or a name the package defines
+                found.update(a.name if (path.parent / f"{a.name}.py").exists() else "__init__" for a in node.names)
+    return found
+
+
+def test_no_module_imports_one_above_it():
+    pkg = Path(pretrained.__file__).parent
+    level = {name: i for i, names in enumerate(LAYERS) for name in names}
+    modules = {p.stem: p for p in pkg.glob("*.py")}
+    assert set(modules) <= set(level), f"modules missing from LAYERS: {set(modules) - set(level)}"
+    for name, path in modules.items():
+        for dep in _package_imports(path):
+            assert dep in level, f"{name} imports unknown module {dep}"
+            assert level[dep] <= level[name], f"{name} (layer {level[name]}) imports {dep} (layer {level[dep]})"
+    train_imports = _package_imports(modules["train"])
+    assert not train_imports & {"inpaint", "evaluate", "loading"}
