@@ -163,8 +163,8 @@ def inference(cfg: Config, device: torch.device, repeats: int = 10) -> dict:
 def loading_rate(cfg: Config, data: Path, batches: int = 20) -> float:
     """Images/s the configured DataLoader delivers on real photographs (decode, resize, crop, flip)."""
     paths = readable_images(data)
-    ds = ImageDataset(paths, cfg.model.image_size, cfg.load_size, True, 0, cfg.data.cache_max_images)
-    it = training_loader(ds, cfg.train.batch_size, 0, 0, cfg.workers)
+    ds = ImageDataset(paths, cfg.model.image_size, cfg.load_size, cache_max_images=cfg.data.cache_max_images)
+    it = training_loader(ds, cfg.train.batch_size, seed=0, start_step=0, workers=cfg.workers)
     next(it)
     t0 = time.perf_counter()
     for _ in range(batches):

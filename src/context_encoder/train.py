@@ -260,14 +260,21 @@ def train(
         train_paths,
         s,
         cfg.load_size,
-        cfg.data.flip,
-        t.seed,
-        cfg.data.cache_max_images,
-        cfg.data.zoom,
-        cfg.data.saturation,
+        flip=cfg.data.flip,
+        seed=t.seed,
+        cache_max_images=cfg.data.cache_max_images,
+        zoom=cfg.data.zoom,
+        saturation=cfg.data.saturation,
     )
     batches = training_loader(
-        dataset, t.batch_size, t.seed, step, cfg.workers, device.type == "cuda", info.rank, info.world_size
+        dataset,
+        t.batch_size,
+        seed=t.seed,
+        start_step=step,
+        workers=cfg.workers,
+        pin_memory=device.type == "cuda",
+        rank=info.rank,
+        world_size=info.world_size,
     )
     fill = hole_fill(cfg.mask, device)
     mine = slice(info.rank * batch, (info.rank + 1) * batch)  # this process's slice of each global batch
