@@ -66,7 +66,7 @@ def test_stored_options_are_read_back_and_can_be_overridden(run, tmp_path):
     path = tmp_path / "fast.safetensors"
     fast = InferenceOptions(blend=True, flip_average=False)
     pretrained.export(run, path, options=fast)
-    assert pretrained.read_metadata(path)["inference"] == {"blend": True, "flip_average": False}
+    assert pretrained.read_metadata(path)["inference"] == {"blend": True, "flip_average": False, "refine": "none"}
     assert load_model(path).options == fast
     raw = InferenceOptions(blend=False, flip_average=False)
     assert load_model(path, options=raw).options == raw

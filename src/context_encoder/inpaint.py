@@ -36,6 +36,9 @@ from .masks import (
 log = logging.getLogger(__name__)
 
 
+REFINERS = ("none", "patch")
+
+
 @dataclass(frozen=True)
 class InferenceOptions:
     """How a trained generator's fill is turned into the output: the one place these defaults live.
@@ -46,6 +49,11 @@ class InferenceOptions:
 
     blend: bool = True  # seam blending: a harmonic correction in the hole so the fill meets its context
     flip_average: bool = True  # mean of the fills of each window and of its mirror image (twice the work)
+    refine: str = "none"  # "none": the network's fill, upsampled | "patch": texture from the photo (beyond)
+
+    def __post_init__(self) -> None:
+        if self.refine not in REFINERS:
+            raise InputError(f"refine must be one of {', '.join(REFINERS)}, got '{self.refine}'")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -56,17 +64,19 @@ class InferenceOptions:
         data = dict(data)
         if "seam_blending" in data:
             data["blend"] = data.pop("seam_blending")
-        known = {f.name for f in dataclasses.fields(cls)}
+        types = {f.name: type(f.default) for f in dataclasses.fields(cls)}
         for key, value in data.items():
-            if key not in known:
-                raise InputError(f"unknown inference option '{key}' (known: {', '.join(sorted(known))})")
-            if not isinstance(value, bool):
-                raise InputError(f"inference option '{key}' must be true or false, got {value!r}")
+            if key not in types:
+                raise InputError(f"unknown inference option '{key}' (known: {', '.join(sorted(types))})")
+            if type(value) is not types[key]:
+                raise InputError(f"inference option '{key}' must be a {types[key].__name__}, got {value!r}")
         return cls(**data)
 
     def describe(self) -> str:
-        """A short label: 'blended, flip-averaged', or 'raw' when both are off."""
+        """A short label: 'blended, flip-averaged', 'raw' when nothing is on."""
         words = [w for w, on in (("blended", self.blend), ("flip-averaged", self.flip_average)) if on]
+        if self.refine != "none":
+            words.append(f"{self.refine}-refined")
         return ", ".join(words) or "raw"
 
 
