@@ -79,10 +79,13 @@ def test_center_region_and_seeded_masks():
     assert spread(list(range(10)), 3) == [0, 3, 6] and spread([1, 2], None) == [1, 2]
 
 
-@pytest.mark.parametrize("name", ["mean", "telea", "navier-stokes", "biharmonic", "harmonic"])
+@pytest.mark.parametrize("name", ["mean", "telea", "navier-stokes", "biharmonic", "harmonic", "patchmatch", "fsr"])
 def test_baselines_keep_known_pixels_and_fill_smoothly(name):
-    if name != "mean":
-        pytest.importorskip("cv2" if name in ("telea", "navier-stokes") else "skimage")
+    needs = {"telea": "cv2", "navier-stokes": "cv2", "fsr": "cv2", "biharmonic": "skimage", "patchmatch": "patchmatch"}
+    if name in needs:
+        pytest.importorskip(needs[name])
+    if name == "fsr" and not hasattr(pytest.importorskip("cv2"), "xphoto"):
+        pytest.skip("OpenCV without its contrib modules")
     ramp = torch.linspace(0, 1, 32)
     images = torch.stack([ramp[None, :].expand(32, 32)] * 3)[None]  # horizontal ramp
     masks = torch.zeros(1, 1, 32, 32, dtype=torch.bool)
@@ -218,7 +221,7 @@ def test_evaluate_with_seam_blending(checkpoint, photo_dir, tmp_path):
         ]
     )
     data = json.loads((tmp_path / "b" / "metrics.json").read_text())
-    assert rc == 0 and data["meta"]["inference"] == {"blend": True, "flip_average": False}
+    assert rc == 0 and data["meta"]["inference"] == {"blend": True, "flip_average": False, "refine": "none"}
     assert list(data["results"]) == ["context-encoder (blended)"]
 
 
@@ -228,7 +231,7 @@ def test_evaluate_as_inpaint_fills(checkpoint, photo_dir, tmp_path):
     assert main([*args, "--blend", "--out", str(tmp_path / "b")]) == 0
     a = json.loads((tmp_path / "a" / "metrics.json").read_text())
     b = json.loads((tmp_path / "b" / "metrics.json").read_text())
-    assert a["meta"]["inference"] == {"blend": True, "flip_average": True}
+    assert a["meta"]["inference"] == {"blend": True, "flip_average": True, "refine": "none"}
     [(name, scores)] = a["results"].items()
     assert name == "context-encoder (blended, flip-averaged)"
     assert scores["hole"]["psnr"] != b["results"]["context-encoder (blended)"]["hole"]["psnr"]  # a different fill

@@ -117,10 +117,10 @@ def test_default_model_follows_the_hole_type():
 LAYERS = [
     {"errors", "geometry"},
     {"config", "progress", "safetensors_io"},
-    {"masks", "metrics", "data", "models", "losses", "viz", "perf", "optim", "distributed"},
+    {"masks", "metrics", "data", "models", "losses", "viz", "perf", "optim", "distributed", "synthesis"},
     {"checkpoint", "fill"},
     {"protocol", "inpaint", "baselines"},
-    {"train", "pretrained"},
+    {"train", "pretrained", "fullres"},
     {"loading"},
     {"evaluate", "features", "demo"},
     {"web", "cli", "__init__", "__main__"},

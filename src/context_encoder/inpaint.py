@@ -32,6 +32,7 @@ from .masks import (
     laplace_sweeps,
     prediction_region,
 )
+from .synthesis import synthesize
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +229,10 @@ class Inpainter:
             return Image.fromarray(img)
         if hole.all():
             raise InputError("the mask covers the whole image: there is no context to fill from")
+        opts = options or self.options
         labels, boxes = hole_components(hole)
+        if opts.refine == "patch":  # local windows: each piece of a large hole is filled at a finer scale
+            labels, boxes = split_holes(labels, self.cfg.model.image_size)
         src = torch.from_numpy(img).permute(2, 0, 1).float() / 255  # (3, H, W)
         all_holes = torch.from_numpy(hole)[None].float()
         out = src.clone()
@@ -247,8 +251,33 @@ class Inpainter:
                 mine = torch.from_numpy(labels[t0:t1, l0:l1] == label)
                 region = out[:, t0:t1, l0:l1]
                 region[:, mine] = big[:, t0 - top : t1 - top, l0 - left : l1 - left][:, mine]
+        if opts.refine == "patch":  # texture from the photo, guided by the network's fill
+            out = synthesize(src, torch.from_numpy(hole), out)
         filled_u8 = (out.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
         return Image.fromarray(np.where(hole[..., None], filled_u8, img))
+
+
+def split_holes(labels: np.ndarray, cell: int) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """Cut each labelled hole along a grid of `cell` px squares: (labels, boxes) of the pieces, 1-based.
+
+    A long stroke then gets several context windows of about its own width instead of one window the
+    size of its bounding box, which the network would see shrunk many times over.
+    """
+    h, w = labels.shape
+    ys, xs = np.nonzero(labels)
+    columns = -(-w // cell)
+    key = labels[ys, xs].astype(np.int64) * (columns * (-(-h // cell))) + (ys // cell) * columns + xs // cell
+    _, piece = np.unique(key, return_inverse=True)
+    n = int(piece.max()) + 1
+    top, left = np.full(n, h), np.full(n, w)
+    bottom, right = np.zeros(n, int), np.zeros(n, int)
+    np.minimum.at(top, piece, ys)
+    np.minimum.at(left, piece, xs)
+    np.maximum.at(bottom, piece, ys + 1)
+    np.maximum.at(right, piece, xs + 1)
+    out = np.zeros_like(labels)
+    out[ys, xs] = piece + 1
+    return out, [(int(a), int(b), int(c), int(d)) for a, b, c, d in zip(top, left, bottom, right)]
 
 
 def hole_mask(

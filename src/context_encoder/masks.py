@@ -244,3 +244,109 @@ def hole_components(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, 
         box[0], box[1] = min(box[0], y), min(box[1], start)
         box[2], box[3] = max(box[2], y + 1), max(box[3], stop)
     return labels, [tuple(b) for b in boxes]
+
+
+def _capsule(shape: tuple[int, int], p0: tuple[float, float], p1: tuple[float, float], radius: float):  # noqa: ANN202
+    """Pixels within `radius` of the segment p0-p1 (a stroke with round caps): (rows, cols) slices and a bool patch."""
+    h, w = shape
+    (y0, x0), (y1, x1) = p0, p1
+    top, bottom = max(0, int(np.floor(min(y0, y1) - radius))), min(h, int(np.ceil(max(y0, y1) + radius)) + 1)
+    left, right = max(0, int(np.floor(min(x0, x1) - radius))), min(w, int(np.ceil(max(x0, x1) + radius)) + 1)
+    ys = np.arange(top, bottom, dtype=np.float64)[:, None]
+    xs = np.arange(left, right, dtype=np.float64)[None, :]
+    dy, dx = y1 - y0, x1 - x0
+    length2 = dy * dy + dx * dx
+    t = np.clip(((ys - y0) * dy + (xs - x0) * dx) / length2, 0, 1) if length2 > 0 else 0.0
+    dist2 = (ys - (y0 + t * dy)) ** 2 + (xs - (x0 + t * dx)) ** 2
+    return (slice(top, bottom), slice(left, right)), dist2 <= radius * radius
+
+
+def stroke_mask(
+    h: int,
+    w: int,
+    generator: torch.Generator,
+    coverage: tuple[float, float] = (0.05, 0.15),
+    thickness: tuple[float, float] = (0.03, 0.08),
+    max_turn: float = np.pi / 3,
+) -> Tensor:
+    """Brush strokes like the ones people paint over an object to remove, (h, w) bool (True = hole).
+
+    A hole fraction is drawn uniformly from `coverage`; strokes are added until the hole reaches it.
+    Each stroke is a random walk of 2-8 straight pieces (each 10-30% of the shorter side long, turning
+    by at most `max_turn` per vertex, clamped to the image) painted with round caps, its thickness a
+    fraction of the shorter side drawn from `thickness`. The walk is painted in steps of half a brush
+    radius and stops at the target or before a step that would leave the range, so the coverage stays
+    within `coverage` (on images so small that one step exceeds the range's width it may overshoot by
+    that step); the first step is always painted, so a hole is never empty.
+    """
+    lo, hi = coverage
+    if not 0 < lo <= hi < 1:
+        raise ValueError(f"coverage must satisfy 0 < low <= high < 1, got {coverage}")
+
+    def uniform(a: float, b: float) -> float:
+        return a + (b - a) * float(torch.rand((), generator=generator))
+
+    total, short = h * w, min(h, w)
+    target = uniform(lo, hi) * total
+    mask = np.zeros((h, w), dtype=bool)
+    covered = 0
+    while covered < target:
+        radius = max(1.0, uniform(*thickness) * short / 2)
+        y, x = uniform(0, h - 1), uniform(0, w - 1)
+        angle = uniform(0, 2 * np.pi)
+        for _ in range(int(torch.randint(2, 9, (), generator=generator))):
+            angle += uniform(-max_turn, max_turn)
+            length = uniform(0.1, 0.3) * short
+            ny, nx = y + length * np.sin(angle), x + length * np.cos(angle)
+            if not 0 <= ny <= h - 1:  # bounce off the border rather than run along it
+                ny, angle = (-ny if ny < 0 else 2 * (h - 1) - ny), -angle
+            if not 0 <= nx <= w - 1:
+                nx, angle = (-nx if nx < 0 else 2 * (w - 1) - nx), np.pi - angle
+            ny, nx = min(max(ny, 0.0), h - 1.0), min(max(nx, 0.0), w - 1.0)
+            steps = max(1, int(np.ceil(np.hypot(ny - y, nx - x) / (radius / 2))))
+            for k in range(1, steps + 1):
+                a = (y + (ny - y) * (k - 1) / steps, x + (nx - x) * (k - 1) / steps)
+                b = (y + (ny - y) * k / steps, x + (nx - x) * k / steps)
+                where, disc = _capsule((h, w), a, b, radius)
+                added = int((disc & ~mask[where]).sum())
+                if covered >= lo * total and covered + added > hi * total:
+                    target = covered  # the next step would overshoot the range: stop here
+                    break
+                mask[where] |= disc
+                covered += added
+                if covered >= target:
+                    break
+            y, x = ny, nx
+            if covered >= target:
+                break
+    return torch.from_numpy(mask)
+
+
+def box_mask(
+    h: int,
+    w: int,
+    generator: torch.Generator,
+    area: tuple[float, float] = (0.10, 0.25),
+    aspect: tuple[float, float] = (0.5, 2.0),
+) -> Tensor:
+    """One rectangle around an object-sized region, (h, w) bool (True = hole).
+
+    Its area is a fraction of the image drawn uniformly from `area`, its aspect ratio (width / height)
+    log-uniformly from `aspect`; the sides are rounded so the area stays in range, and the position is
+    uniform over the places it fits.
+    """
+    lo, hi = area
+    if not 0 < lo <= hi < 1:
+        raise ValueError(f"area must satisfy 0 < low <= high < 1, got {area}")
+    u = torch.rand(3, generator=generator).tolist()
+    target = (lo + (hi - lo) * u[0]) * h * w
+    ratio = float(np.exp(np.log(aspect[0]) + (np.log(aspect[1]) - np.log(aspect[0])) * u[1]))
+    bh = min(h, max(1, round((target / ratio) ** 0.5)))
+    bw = round(target / bh)
+    bw = min(w, max(1, min(max(bw, int(np.ceil(lo * h * w / bh))), int(hi * h * w // bh))))
+    bh = min(h, max(bh, int(np.ceil(lo * h * w / bw))))  # a very wide box hit the image's width
+    top = int(torch.randint(0, h - bh + 1, (), generator=generator))
+    left = int(torch.randint(0, w - bw + 1, (), generator=generator))
+    mask = torch.zeros(h, w, dtype=torch.bool)
+    mask[top : top + bh, left : left + bw] = True
+    return mask

@@ -1,0 +1,127 @@
+"""Seconds per photo at 0.4, 1 and 4 megapixels: the network fill, its patch refinement and the baselines.
+
+    python -m benchmarks.fullres_speed                      # from the repository root
+    python -m benchmarks.fullres_speed --methods net telea --repeats 1
+
+The photo is a Kodak image resized (Lanczos) to each size at 3:2 (a smooth synthetic image when the
+shared data is missing), with a seeded 10% brush-stroke hole. Each method runs in a fresh process (so
+its peak resident memory is its own) on every size: one untimed warm-up call on a small image, then the
+median of `--repeats` calls (one at 4 MP unless `--big-repeats` says otherwise). Prints seconds per
+image, seconds per megapixel and peak RSS per method; methods the installed version lacks are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from benchmarks.fullres import network_method
+from context_encoder.fullres import baseline_methods
+from context_encoder.masks import stroke_mask
+
+KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval" / "kodak24" / "kodim05.png"
+METHODS = ("net+patch", "net", "patchmatch", "telea")
+SIZES_MP = (0.4, 1.0, 4.0)
+HOLE = (0.095, 0.105)  # stroke coverage: 10% of the image
+
+
+def photo(megapixels: float) -> np.ndarray:
+    """(H, W, 3) uint8 at about `megapixels` and 3:2: a Kodak image resized, or a smooth synthetic one."""
+    w = round((megapixels * 1e6 * 1.5) ** 0.5)
+    h = round(w / 1.5)
+    if KODAK.is_file():
+        src = Image.open(KODAK).convert("RGB")
+    else:
+        coarse = np.random.default_rng(0).uniform(0, 255, size=(6, 9, 3)).astype(np.uint8)
+        src = Image.fromarray(coarse).resize((96, 64), Image.BICUBIC)
+    return np.array(src.resize((w, h), Image.LANCZOS if src.width > w else Image.BICUBIC))
+
+
+def hole(h: int, w: int) -> np.ndarray:
+    return stroke_mask(h, w, torch.Generator().manual_seed(0), coverage=HOLE).numpy()
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def worker(name: str, sizes: list[float], repeats: int, big_repeats: int, model: str) -> dict:
+    """Time one method on every size in this process; {"skipped": reason} when it is unavailable."""
+    if name in ("net", "net+patch"):
+        method = network_method(model, "patch" if name == "net+patch" else "none")
+        if method is None:
+            return {"skipped": "this version has no refine='patch'"}
+    else:
+        method = baseline_methods([name])[name]
+    small = photo(0.05)
+    method(small, hole(*small.shape[:2]))  # warm-up: lazy initialisation is not what we measure
+    result = {"loaded_rss_mb": peak_rss_mb(), "sizes": {}}  # model, libraries and one small fill
+    for mp in sizes:
+        image = photo(mp)
+        mask = hole(*image.shape[:2])
+        times = []
+        for _ in range(big_repeats if mp > 2 else repeats):
+            start = time.perf_counter()
+            method(image, mask)
+            times.append(time.perf_counter() - start)
+        actual = image.shape[0] * image.shape[1] / 1e6
+        result["sizes"][str(mp)] = {"megapixels": actual, "seconds": statistics.median(times), "runs": len(times)}
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+def run_worker(name: str, args: argparse.Namespace) -> dict:
+    """`worker` in a fresh Python process (its own peak memory); {"failed": last error line} when it crashes."""
+    cmd = [sys.executable, "-m", "benchmarks.fullres_speed", "--worker", name, "--model", args.model]
+    cmd += ["--sizes", *map(str, args.sizes), "--repeats", str(args.repeats), "--big-repeats", str(args.big_repeats)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
+        return {"failed": lines[-1] if lines else f"exit code {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--sizes", nargs="+", type=float, default=list(SIZES_MP), help="megapixels")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per size (median)")
+    parser.add_argument("--big-repeats", type=int, default=1, help="timed calls per size above 2 MP")
+    parser.add_argument("--model", default="scenes-region")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.sizes, args.repeats, args.big_repeats, args.model)))
+        return
+    source = "Kodak kodim05" if KODAK.is_file() else "synthetic"
+    print(f"# {source} photo, 10% stroke hole, {torch.get_num_threads()} torch thread(s); median seconds per image")
+    print("# (seconds per megapixel); peak RSS of the method's process, and its peak after loading and warm-up")
+    head = " ".join(f"{f'{mp:g} MP':>16}" for mp in args.sizes)
+    print(f"{'method':<11} {head} {'peak RSS':>9} {'warm-up':>10}")
+    results = {}
+    for name in args.methods:
+        r = results[name] = run_worker(name, args)
+        if "skipped" in r or "failed" in r:
+            print(f"{name:<11} ({'skipped' if 'skipped' in r else 'failed'}: {r.get('skipped') or r['failed']})")
+            continue
+        cells = [f"{s['seconds']:.2f} ({s['seconds'] / s['megapixels']:.2f})" for s in r["sizes"].values()]
+        rss = f"{r['peak_rss_mb']:>6.0f} MB {r['loaded_rss_mb']:>7.0f} MB"
+        print(f"{name:<11} {' '.join(f'{c:>16}' for c in cells)} {rss}", flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,376 @@
+"""Full-resolution evaluation: fills scored at each photo's own size, on the holes people draw.
+
+The model-size protocol (`protocol`) squeezes every image to the network's 64-128 px; this one keeps
+the photo, so it measures what a user sees:
+
+- images: every readable image in a folder, sorted, `limit` spread over them, at their own resolution
+  with the long side capped at `max_side` (Lanczos resampling, which antialiases);
+- holes: seeded brush strokes (`masks.stroke_mask`) or one object-sized box (`masks.box_mask`); image
+  i's hole comes from seed (seed, i), so every method, in any order, fills the same holes;
+- methods: `FullResMethod` callables, (H, W, 3) uint8 and an (H, W) bool hole in, the filled uint8
+  image out; a method that changes a known pixel is an error;
+- scores on the hole: PSNR, L1 and SSIM (`metrics`, pixels in [0, 1]), the sharpness ratio (gradient
+  energy of the fill over the truth's: a smooth blob scores far below 1), and two full-reference
+  perceptual measures that need no downloaded weights, VIF-P (`sewar`) and MS-SSIM (`pytorch_msssim`),
+  computed on each hole's bounding box; and the seconds each call took per megapixel of image.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from .baselines import Filler, build_baselines
+from .data import load_image, readable_images
+from .errors import ContextEncoderError
+from .masks import box_mask, hole_components, stroke_mask
+from .metrics import l1_error, psnr, sharpness_ratio, ssim_map
+from .progress import Progress
+from .protocol import spread
+from .viz import hole_view, image_grid, save_png
+
+log = logging.getLogger(__name__)
+
+FullResMethod = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (H, W, 3) uint8, (H, W) bool -> (H, W, 3) uint8
+MASK_KINDS = {"stroke": stroke_mask, "box": box_mask}
+METRIC_NAMES = ("psnr", "l1", "ssim", "sharpness", "vifp", "ms_ssim")
+MAX_SIDE = 1024  # px, long side; larger photos are downscaled
+SSIM_PAD = 5  # the radius of SSIM's 11 px window: on a crop this much larger than a hole, SSIM equals the whole image's
+CROP_PAD = 8  # px of context around each hole's box for VIF-P and MS-SSIM
+VIFP_MIN = 41  # px: the smallest side at which all four VIF-P scales (17, 9, 5, 3 px windows, 'valid') keep pixels
+MSSSIM_MIN = 161  # px: MS-SSIM's 11 px window must still fit after four halvings, (11 - 1) * 2**4 + 1
+FIGURE_ROWS = 3  # images per mask kind in the figure
+FIGURE_TILE = 256  # px per crop in the figure
+
+
+def load_fullres(path: str | Path, max_side: int = MAX_SIDE) -> np.ndarray:
+    """An image as (H, W, 3) uint8 RGB at its own size, downscaled (Lanczos) so its long side is at most `max_side`."""
+    img = load_image(path)
+    w, h = img.size
+    if max(w, h) > max_side:
+        scale = max_side / max(w, h)
+        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS)
+    return np.array(img, dtype=np.uint8)
+
+
+def draw_hole(kind: str, h: int, w: int, seed: int, index: int) -> np.ndarray:
+    """Image `index`'s (H, W) bool hole of the given kind, from seed (seed, index) like `protocol.seeded_masks`."""
+    if kind not in MASK_KINDS:
+        raise ContextEncoderError(f"unknown mask kind '{kind}' (known: {', '.join(MASK_KINDS)})")
+    return MASK_KINDS[kind](h, w, torch.Generator().manual_seed(seed * 1_000_003 + index)).numpy()
+
+
+def filler_method(fill: Filler) -> FullResMethod:
+    """A model-size `Filler` ((B, 3, H, W) floats in [0, 1]) as a `FullResMethod`; any size works for those that
+    do not resize (every classical baseline)."""
+
+    def method(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        out = fill(_tensor(image), _tensor(hole))[0]
+        return (out.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+
+    return method
+
+
+def baseline_methods(names: Sequence[str]) -> dict[str, FullResMethod]:
+    """Classical baselines (`baselines.BASELINES`, except nn-hog, which searches a database) at full resolution."""
+    return {name: filler_method(fill) for name, fill in build_baselines(names).items()}
+
+
+def _grow(box: tuple[int, int, int, int], pad: int, min_side: int, h: int, w: int) -> tuple[int, int, int, int]:
+    """`box` (top, left, bottom, right) padded by `pad`, each side grown about its centre to `min_side`, kept inside."""
+    out = []
+    for lo, hi, size in ((box[0], box[2], h), (box[1], box[3], w)):
+        lo, hi = lo - pad, hi + pad
+        if hi - lo < min_side:
+            lo -= (min_side - (hi - lo)) // 2
+            hi = lo + min_side
+        lo, hi = max(0, lo - max(0, hi - size)), min(size, hi - min(0, lo))  # shift back inside, then clamp
+        out.append((lo, hi))
+    return out[0][0], out[1][0], out[0][1], out[1][1]
+
+
+def _tensor(a: np.ndarray) -> Tensor:
+    """(H, W, 3) uint8 -> (1, 3, H, W) float in [0, 1]; (H, W) bool -> (1, 1, H, W)."""
+    t = torch.from_numpy(np.array(a))  # a writable copy: PIL's arrays are read-only
+    return t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None].float() / 255.0
+
+
+def perceptual_backends() -> dict[str, Callable]:
+    """VIF-P (`sewar.full_ref.vifp`) and MS-SSIM (`pytorch_msssim.ms_ssim`) where installed; one warning if not."""
+    found, missing = {}, []
+    for name, module, attr, package in (
+        ("vifp", "sewar.full_ref", "vifp", "sewar"),
+        ("ms_ssim", "pytorch_msssim", "ms_ssim", "pytorch-msssim"),
+    ):
+        try:
+            found[name] = getattr(importlib.import_module(module), attr)
+        except ImportError:
+            missing.append(package)
+    if missing:
+        skipped = ", ".join(n for n in ("vifp", "ms_ssim") if n not in found)
+        log.warning("skipping %s: pip install %s", skipped, " ".join(missing))
+    return found
+
+
+def hole_scores(filled: np.ndarray, truth: np.ndarray, hole: np.ndarray, perceptual: dict[str, Callable]) -> dict:
+    """Scores of one fill on its hole: {psnr, l1, ssim, sharpness, and vifp / ms_ssim when in `perceptual`}.
+
+    PSNR, L1 and the sharpness ratio use the whole image. SSIM (`metrics.ssim_map`, averaged over the
+    hole) is evaluated on each hole's bounding box padded by the window radius, which gives the whole
+    image's values at the hole's pixels at a fraction of the cost; in float32, which on a CPU is ~40x
+    faster than the float64 of `metrics.ssim` and agrees with it to ~1e-4. VIF-P (pixels 0-255) and
+    MS-SSIM (pixels in [0, 1]) see each hole's bounding box padded by `CROP_PAD` px and clamped to the
+    image; VIF-P's crop is grown to at least `VIFP_MIN` px a side, MS-SSIM's to `MSSSIM_MIN` (it halves
+    the image four times), so a thin stroke is scored with more of its surroundings. With several
+    holes each crop's score is weighted by its hole's pixel count; MS-SSIM is NaN on images smaller
+    than `MSSSIM_MIN`.
+    """
+    pred, target, region = _tensor(filled), _tensor(truth), _tensor(hole)
+    scores = {
+        "psnr": float(psnr(pred, target, region)),
+        "l1": float(l1_error(pred, target, region)),
+        "sharpness": float(sharpness_ratio(pred, target, region)),
+    }
+    labels, boxes = hole_components(hole)
+    h, w = hole.shape
+    sums = dict.fromkeys(["ssim", *perceptual], 0.0)
+    weights = dict.fromkeys(sums, 0)
+    for k, box in enumerate(boxes, start=1):
+        n = int((labels == k).sum())
+        t, lft, b, r = _grow(box, SSIM_PAD, 0, h, w)
+        inside = torch.from_numpy(labels[t:b, lft:r] == k)
+        values = ssim_map(pred[..., t:b, lft:r], target[..., t:b, lft:r])[0].mean(0)  # float32: see the docstring
+        sums["ssim"] += float(values[inside].sum())
+        weights["ssim"] += n
+        if "vifp" in perceptual:
+            t, lft, b, r = _grow(box, CROP_PAD, VIFP_MIN, h, w)
+            sums["vifp"] += n * float(perceptual["vifp"](truth[t:b, lft:r], filled[t:b, lft:r]))
+            weights["vifp"] += n
+        if "ms_ssim" in perceptual and min(h, w) >= MSSSIM_MIN:
+            t, lft, b, r = _grow(box, CROP_PAD, MSSSIM_MIN, h, w)
+            crop = (pred[..., t:b, lft:r], target[..., t:b, lft:r])
+            sums["ms_ssim"] += n * float(perceptual["ms_ssim"](*crop, data_range=1.0))
+            weights["ms_ssim"] += n
+    scores.update({m: sums[m] / weights[m] if weights[m] else math.nan for m in sums})
+    return scores
+
+
+def _fill(name: str, method: FullResMethod, image: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, float]:
+    """Run one method, timed; the result composited over the image after checking it kept the known pixels."""
+    start = time.perf_counter()
+    out = np.asarray(method(image.copy(), hole.copy()))
+    seconds = time.perf_counter() - start
+    if out.shape != image.shape or out.dtype != np.uint8:
+        raise ContextEncoderError(f"method '{name}' returned {out.dtype} {out.shape}, expected uint8 {image.shape}")
+    if not np.array_equal(out[~hole], image[~hole]):
+        changed = int((out != image).any(axis=2)[~hole].sum())
+        raise ContextEncoderError(f"method '{name}' changed known pixels ({changed} outside the hole)")
+    return np.where(hole[..., None], out, image), seconds
+
+
+def _score_methods(
+    methods: dict[str, FullResMethod], image: np.ndarray, hole: np.ndarray, perceptual: dict, show: bool
+) -> tuple[dict[str, dict], list[Tensor]]:
+    """Every method's scores and seconds on one image and hole; with `show`, the figure's crops of the
+    original, the masked image (hole in white) and each fill."""
+    scores, tiles = {}, []
+    if show:
+        box = _figure_box(hole)
+        masked = hole_view(_tensor(image)[0], torch.from_numpy(hole)[None])
+        tiles = [_tile(image, box), _tile((masked.permute(1, 2, 0) * 255).round().byte().numpy(), box)]
+    for name, method in methods.items():
+        filled, seconds = _fill(name, method, image, hole)
+        scores[name] = {**_json_safe(hole_scores(filled, image, hole, perceptual)), "seconds": seconds}
+        if show:
+            tiles.append(_tile(filled, box))
+    return scores, tiles
+
+
+def _figure_box(hole: np.ndarray, margin: float = 0.25) -> tuple[int, int, int, int]:
+    """The largest hole's bounding box grown to a square with `margin` of its side around it, inside the image."""
+    labels, boxes = hole_components(hole)
+    sizes = np.bincount(labels.ravel())[1:]
+    t, lft, b, r = boxes[int(sizes.argmax())]
+    side = min(max(b - t, r - lft) + 2 * round(margin * max(b - t, r - lft)), *hole.shape)
+    return _grow((t, lft, b, r), 0, side, *hole.shape)
+
+
+def _tile(arr: np.ndarray, box: tuple[int, int, int, int], size: int = FIGURE_TILE) -> Tensor:
+    """The crop `box` of an (H, W, 3) uint8 image, resized to size x size: (3, size, size) in [0, 1]."""
+    t, lft, b, r = box
+    crop = Image.fromarray(np.ascontiguousarray(arr[t:b, lft:r])).resize((size, size), Image.LANCZOS)
+    return _tensor(np.asarray(crop))[0]
+
+
+def _nan_stat(values: list, fn: Callable) -> float | None:
+    arr = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return None if np.isnan(arr).all() else float(fn(arr[~np.isnan(arr)]))
+
+
+def _win_rate(ours: list[float], theirs: list[float], higher_is_better: bool) -> float:
+    """Share of images where `ours` beats `theirs` (ties count half)."""
+    a, b = np.asarray(ours), np.asarray(theirs)
+    wins = (a > b) if higher_is_better else (a < b)
+    return float((wins.sum() + 0.5 * (a == b).sum()) / len(a))
+
+
+def summarize(images: list[dict], methods: Sequence[str], reference: str | None = None) -> dict:
+    """Per method: mean and median of every metric, median seconds per megapixel, and win rates against `reference`."""
+    out = {}
+    for name in methods:
+        rows = [img["methods"][name] for img in images]
+        mp = [img["size"][0] * img["size"][1] / 1e6 for img in images]
+        entry = {
+            "mean": {m: _nan_stat([r[m] for r in rows], np.mean) for m in METRIC_NAMES if m in rows[0]},
+            "median": {m: _nan_stat([r[m] for r in rows], np.median) for m in METRIC_NAMES if m in rows[0]},
+            "s_per_mp": float(np.median([r["seconds"] / p for r, p in zip(rows, mp)])),
+        }
+        if reference is not None and name != reference:
+            ref = [img["methods"][reference] for img in images]
+            entry["win_rate"] = {
+                "psnr": _win_rate([r["psnr"] for r in rows], [r["psnr"] for r in ref], higher_is_better=True),
+                "l1": _win_rate([r["l1"] for r in rows], [r["l1"] for r in ref], higher_is_better=False),
+            }
+        out[name] = entry
+    return out
+
+
+def _json_safe(scores: dict) -> dict:
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in scores.items()}
+
+
+def run_fullres(
+    methods: dict[str, FullResMethod],
+    folder: str | Path,
+    *,
+    masks: str | Sequence[str] = "stroke",
+    limit: int | None = None,
+    seed: int = 0,
+    max_side: int = MAX_SIDE,
+    reference: str | None = None,
+    out: str | Path | None = None,
+    perceptual: bool = True,
+    progress: bool = True,
+) -> dict:
+    """Fill every image of `folder` at its own resolution with every method, per mask kind, and score the holes.
+
+    Returns {"meta": {...}, "kinds": {kind: {"summary": `summarize(...)`, "images": [{"file", "size",
+    "hole", "methods": {name: {metric: value, "seconds": s}}}]}}}; a metric that could not be computed
+    is None. `reference` names the method the others' per-image win rates are counted against;
+    `perceptual=False` skips VIF-P and MS-SSIM (the slow part of scoring). With `out`, writes
+    fullres.json, fullres.md (`markdown_tables`) and fullres.png (the same crops from every method,
+    `FIGURE_ROWS` images per mask kind) there.
+    """
+    kinds = [masks] if isinstance(masks, str) else list(masks)
+    for kind in kinds:
+        draw_hole(kind, 8, 8, seed, 0)  # an unknown kind fails before any work
+    if reference is not None and reference not in methods:
+        raise ContextEncoderError(f"reference method '{reference}' is not among {', '.join(methods)}")
+    folder = Path(folder)
+    paths = spread(readable_images(folder), limit)
+    backends = perceptual_backends() if perceptual else {}
+    shown = set(spread(list(range(len(paths))), FIGURE_ROWS))
+    per_kind: dict[str, list[dict]] = {k: [] for k in kinds}
+    figure: dict[str, list[list[Tensor]]] = {k: [] for k in kinds}
+    bar = Progress(len(paths), desc=f"fullres {folder.name}", enabled=progress)
+    for i, path in enumerate(paths):
+        image = load_fullres(path, max_side)
+        h, w = image.shape[:2]
+        for kind in kinds:
+            hole = draw_hole(kind, h, w, seed, i)
+            scores, tiles = _score_methods(methods, image, hole, backends, show=i in shown)
+            file = path.relative_to(folder).as_posix()
+            per_kind[kind].append({"file": file, "size": [h, w], "hole": float(hole.mean()), "methods": scores})
+            if tiles:
+                figure[kind].append(tiles)
+        bar.update()
+    bar.close()
+    meta = {
+        "folder": str(folder),
+        "images": len(paths),
+        "max_side": max_side,
+        "seed": seed,
+        "masks": kinds,
+        "methods": list(methods),
+        "reference": reference,
+        "perceptual": sorted(backends),
+    }
+    summaries = {k: summarize(per_kind[k], list(methods), reference) for k in kinds}
+    results = {"meta": meta, "kinds": {k: {"summary": summaries[k], "images": per_kind[k]} for k in kinds}}
+    if out is not None:
+        write_fullres(results, figure, Path(out))
+    return results
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def markdown_tables(results: dict) -> str:
+    """One markdown table per mask kind: means of PSNR, L1, SSIM, VIF-P and MS-SSIM, the median sharpness
+    ratio, win rates against the reference (share of images with higher PSNR / lower L1) and seconds per MP."""
+    meta = results["meta"]
+    ref = meta["reference"]
+    lines = []
+    for kind, data in results["kinds"].items():
+        n = len(data["images"])
+        hole = np.mean([img["hole"] for img in data["images"]]) if n else 0.0
+        lines += [f"### {Path(meta['folder']).name}: {kind} masks ({n} images, mean hole {hole:.1%})", ""]
+        wins = f" | PSNR wins vs {ref} | L1 wins vs {ref}" if ref else ""
+        lines += [
+            f"| method | PSNR (dB) | L1 | SSIM | sharpness (median) | VIF-P | MS-SSIM{wins} | s/MP |",
+            "|---" * (8 + 2 * bool(ref)) + "|",
+        ]
+        for name, s in data["summary"].items():
+            mean = s["mean"]
+            cells = [
+                name,
+                _fmt(mean["psnr"], ".2f"),
+                _fmt(mean["l1"], ".4f"),
+                _fmt(mean["ssim"], ".4f"),
+                _fmt(s["median"]["sharpness"], ".3f"),
+                _fmt(mean.get("vifp"), ".4f"),
+                _fmt(mean.get("ms_ssim"), ".4f"),
+            ]
+            if ref:
+                rate = s.get("win_rate")
+                cells += [_fmt(rate["psnr"], ".0%"), _fmt(rate["l1"], ".0%")] if rate else ["(reference)"] * 2
+            cells.append(_fmt(s["s_per_mp"], ".2f"))
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_fullres(results: dict, figure: dict[str, list[list[Tensor]]], out: Path) -> dict[str, Path]:
+    """fullres.json, fullres.md and fullres.png under `out`; `figure[kind]` holds rows of (3, S, S) crops in [0, 1]."""
+    out.mkdir(parents=True, exist_ok=True)
+    meta = results["meta"]
+    (out / "fullres.json").write_text(json.dumps(results, indent=2) + "\n")
+    md = [f"# Full-resolution evaluation: {meta['folder']}", ""]
+    md += [f"- {k}: {v}" for k, v in meta.items()]
+    md += [
+        "",
+        "Scores on the hole, pixels in [0, 1] (means over images unless marked); VIF-P and MS-SSIM on each "
+        "hole's bounding box. Figure: the largest hole of a few images, the same crop for every method.",
+        "",
+        markdown_tables(results),
+    ]
+    (out / "fullres.md").write_text("\n".join(md))
+    rows = [row for kind in figure for row in figure[kind]]
+    paths = {"json": out / "fullres.json", "md": out / "fullres.md"}
+    if rows:
+        kinds = "/".join(k for k in figure if figure[k])
+        columns = [torch.stack([row[c] for row in rows]) * 2 - 1 for c in range(len(rows[0]))]
+        labels = ["original", f"masked ({kinds})", *meta["methods"]]
+        paths["png"] = save_png(image_grid(columns, min_tile=FIGURE_TILE, labels=labels), out / "fullres.png")
+    return paths

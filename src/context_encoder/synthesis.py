@@ -1,0 +1,253 @@
+"""Coarse-to-fine patch synthesis guided by a network fill: texture from the photo, structure from the network.
+
+Beyond the paper, which names the idea in its conclusion (context encoders as "initialization for
+non-parametric methods"); Yang et al. (CVPR 2017) follow it with neural patch synthesis. Here the
+synthesis is the classical one: the expectation-maximisation patch synthesis of Wexler, Shechtman
+and Irani (2007) over an image pyramid, with the randomised nearest-neighbour search of PatchMatch
+(Barnes et al. 2009), run in vectorised form (every target patch at once) with torch.
+
+What the network adds: at the coarsest level the hole starts as the network's fill instead of noise
+or a smear, and at every level each source patch is charged for how far its low frequencies (a box
+blur the size of a patch) lie from the network fill's, `guide_weight` times. The search therefore
+looks for photo patches that match the structure and colour the network predicted, and the result
+carries the photo's own texture. Known pixels are never changed.
+
+Cost: the search runs only on levels with at most `search_pixels` pixels; above that the
+nearest-neighbour field is upsampled and the patches are voted without a new search, so the work at
+full resolution is one gather per pixel and patch offset.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class SynthesisSettings:
+    """Knobs of the synthesis; the defaults are the measured choice (docs/results/fullres.md)."""
+
+    radius: int = 3  # patches are (2r+1)^2 pixels
+    coarse_side: int = 64  # px: the pyramid stops when the hole region's longer side is this small
+    coarse_iterations: int = 6  # EM iterations at the coarsest level
+    iterations: int = 2  # EM iterations at the finer levels that are searched
+    guide_weight: float = 4.0  # weight of the low-frequency distance to the network fill
+    search_pixels: int = 250_000  # levels with more pixels are voted from the upsampled field only
+    margin: float = 0.5  # context around the holes' bounding box, as a fraction of its longer side
+    final_vote: str = "copy"  # at full resolution: "mean" of the covering patches | "copy" each pixel's own source
+    restore_low: int = 2  # px: box radius below which the fill's low frequencies are reset to the network's (0: off)
+
+
+def synthesize(image: Tensor, hole: Tensor, guide: Tensor, settings: SynthesisSettings | None = None, seed: int = 0):
+    """Fill `hole` (H, W) bool of `image` (3, H, W) in [0, 1] with patches of the image, guided by `guide`.
+
+    `guide` (3, H, W) is the network's fill (its values outside the hole are ignored). Returns the filled
+    (3, H, W) image; pixels outside the hole are `image`'s own.
+    """
+    s = settings or SynthesisSettings()
+    if not bool(hole.any()):
+        return image.clone()
+    if bool(hole.all()):
+        raise ValueError("the hole covers the whole image: there are no source patches")
+    top, left, bottom, right = _crop_box(hole, s.margin)
+    if int(_valid_sources(hole[top:bottom, left:right], s.radius).sum()) < 16:
+        top, left, bottom, right = 0, 0, *hole.shape  # too little context around the holes: use the whole image
+    if int(_valid_sources(hole[top:bottom, left:right], s.radius).sum()) < 16:
+        return torch.where(hole[None], guide, image)  # no patches to copy: the network's fill as it is
+    x, h, g = image[:, top:bottom, left:right], hole[top:bottom, left:right], guide[:, top:bottom, left:right]
+    guided = torch.where(h[None], g.float(), x.float())
+    filled = _synthesize_crop(x.float(), h, guided, s, seed)
+    if s.restore_low:  # structure from the network: its low frequencies, the synthesis's high ones
+        filled = filled + _box_blur(guided, s.restore_low) - _box_blur(filled, s.restore_low)
+    out = image.clone()
+    out[:, top:bottom, left:right] = torch.where(h[None], filled.to(image.dtype), x)
+    return out
+
+
+def _crop_box(hole: Tensor, margin: float) -> tuple[int, int, int, int]:
+    ys, xs = hole.any(1).nonzero().flatten(), hole.any(0).nonzero().flatten()
+    top, bottom, left, right = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+    pad = max(16, math.ceil(margin * max(bottom - top, right - left)))
+    height, width = hole.shape
+    return max(0, top - pad), max(0, left - pad), min(height, bottom + pad), min(width, right + pad)
+
+
+def _pyramid(image: Tensor, hole: Tensor, coarse_side: int, radius: int) -> list[tuple[Tensor, Tensor]]:
+    """[(image, hole)] from fine to coarse; a coarse pixel is in the hole when any of its fine pixels is.
+
+    It stops at `coarse_side`, or earlier where a coarser level would keep fewer than 16 source patches.
+    """
+    levels = [(image, hole)]
+    while max(levels[-1][1].shape) > coarse_side and min(levels[-1][1].shape) >= 4 * radius:
+        x, h = levels[-1]
+        h2 = F.max_pool2d(h[None, None].float(), 2, 2, ceil_mode=True)[0, 0] > 0
+        if int(_valid_sources(h2, radius).sum()) < 16:
+            break
+        x2 = F.interpolate(x[None], size=h2.shape, mode="bilinear", antialias=True, align_corners=False)[0]
+        levels.append((x2, h2))
+    return levels
+
+
+def _valid_sources(hole: Tensor, r: int) -> Tensor:
+    """(H, W) bool: the patch of radius r centred there lies wholly in the known pixels (and the image)."""
+    known = F.pad(~hole, (r, r, r, r), value=False)
+    return (-F.max_pool2d(-known[None, None].float(), 2 * r + 1, 1))[0, 0] > 0.5
+
+
+def _box_blur(x: Tensor, r: int) -> Tensor:
+    return F.avg_pool2d(F.pad(x[None], (r, r, r, r), mode="replicate"), 2 * r + 1, 1)[0]
+
+
+def _synthesize_crop(image: Tensor, hole: Tensor, guided: Tensor, s: SynthesisSettings, seed: int) -> Tensor:
+    """`guided` is the image with the guide in the hole; returns the synthesised image (hole filled)."""
+    gen = torch.Generator().manual_seed(seed)
+    # one pyramid of the image with the guide in the hole: the hole's own pixels never leak into a level
+    levels = _pyramid(guided, hole, s.coarse_side, s.radius)
+    field, estimate, coarse_shape = None, None, (0, 0)
+    for level in range(len(levels) - 1, -1, -1):
+        x, h = levels[level]
+        searched = field is None or h.numel() <= s.search_pixels
+        level_s = _Level(x, h, s.radius, with_patches=searched)
+        if field is None:
+            field = level_s.random_field(gen)
+            estimate = x
+            iterations = s.coarse_iterations
+        else:
+            field = level_s.repair(level_s.upsample_field(field, coarse_shape), gen)
+            up = F.interpolate(estimate[None], size=h.shape, mode="bilinear", align_corners=False)[0]
+            estimate = torch.where(h[None], up, x)
+            iterations = s.iterations if searched else 0
+        coarse_shape = tuple(h.shape)
+        for _ in range(iterations):
+            field = level_s.search(field, estimate, s.guide_weight, gen)
+            estimate = level_s.vote(field)
+        if iterations == 0 or (level == 0 and s.final_vote == "copy"):
+            estimate = level_s.vote(field, copy=level == 0 and s.final_vote == "copy")
+    return estimate
+
+
+class _Level:
+    """One pyramid level: its target patches (those touching the hole) and its valid source patches.
+
+    Patches are rows of (2r+1)^2 * 3 values, cut once per level for the image (`unfold`) and once per
+    iteration for the estimate, so comparing a target with a candidate source is one row gather.
+    """
+
+    def __init__(self, image: Tensor, hole: Tensor, radius: int, with_patches: bool = True):
+        """`image` (3, H, W) holds the guide in the hole, `hole` (H, W) marks it."""
+        self.r = r = radius
+        self.height, self.width = hole.shape
+        self.valid = _valid_sources(hole, r).flatten()  # per pixel: can a patch centred there be a source?
+        self.valid_index = self.valid.nonzero().flatten()
+        self.hole = hole
+        near = F.max_pool2d(hole[None, None].float(), 2 * r + 1, 1, r)[0, 0] > 0  # patches that touch the hole
+        self.target_index = near.flatten().nonzero().flatten()
+        self.ty, self.tx = self.target_index // self.width, self.target_index % self.width
+        self.targets = len(self.target_index)
+        self.image = image
+        lf = _box_blur(image, r).reshape(3, -1).t().contiguous()  # (H*W, 3) low frequencies
+        self.image_lf, self.guide_lf = lf, lf[self.target_index]
+        self.patches = _patches(image, r) if with_patches else None  # (H*W, 3 (2r+1)^2)
+        if self.patches is not None:
+            self.patch_norms = (self.patches**2).sum(1)
+
+    def random_field(self, gen: torch.Generator) -> Tensor:
+        """(H*W,) flat source index per pixel: random valid sources."""
+        pick = torch.randint(0, len(self.valid_index), (self.height * self.width,), generator=gen)
+        return self.valid_index[pick]
+
+    def upsample_field(self, field: Tensor, coarse_shape: tuple[int, int]) -> Tensor:
+        """A coarser level's field at this level's size: each source doubled plus the pixel's offset in its cell."""
+        ch, cw = coarse_shape
+        yy, xx = torch.meshgrid(torch.arange(self.height), torch.arange(self.width), indexing="ij")
+        cy, cx = (yy // 2).clamp(max=ch - 1), (xx // 2).clamp(max=cw - 1)
+        src = field[(cy * cw + cx).flatten()]
+        sy = (2 * (src // cw) + (yy % 2).flatten()).clamp(0, self.height - 1)
+        sx = (2 * (src % cw) + (xx % 2).flatten()).clamp(0, self.width - 1)
+        return sy * self.width + sx
+
+    def repair(self, field: Tensor, gen: torch.Generator) -> Tensor:
+        """Replace invalid sources of target patches by random valid ones."""
+        src = field[self.target_index]
+        bad = ~self.valid[src]
+        if bool(bad.any()):
+            field = field.clone()
+            pick = torch.randint(0, len(self.valid_index), (int(bad.sum()),), generator=gen)
+            src[bad] = self.valid_index[pick]
+            field[self.target_index] = src
+        return field
+
+    def _cost(self, targets: Tensor, target_norms: Tensor, src: Tensor, guide_weight: float) -> Tensor:
+        """Mean squared patch difference between target and source patches plus the guide term on their low
+        frequencies; invalid sources cost infinity."""
+        rows = self.patches[src]
+        ssd = (target_norms + self.patch_norms[src] - 2 * (rows * targets).sum(1)) / targets.shape[1]
+        lf = ((self.guide_lf - self.image_lf[src]) ** 2).mean(1)
+        return torch.where(self.valid[src], ssd + guide_weight * lf, torch.full_like(ssd, math.inf))
+
+    def search(self, field: Tensor, estimate: Tensor, guide_weight: float, gen: torch.Generator) -> Tensor:
+        """One PatchMatch pass for every target patch at once: jump-flood propagation, then random search."""
+        height, width = self.height, self.width
+        targets = _patches(estimate, self.r)[self.target_index]
+        target_norms = (targets**2).sum(1)
+        src = field[self.target_index]
+        best = self._cost(targets, target_norms, src, guide_weight)
+        field = field.clone()
+
+        def consider(cy: Tensor, cx: Tensor) -> None:
+            nonlocal src, best
+            cand = cy.clamp(0, height - 1) * width + cx.clamp(0, width - 1)
+            cost = self._cost(targets, target_norms, cand, guide_weight)
+            better = cost < best
+            src, best = torch.where(better, cand, src), torch.where(better, cost, best)
+            field[self.target_index] = src
+
+        for step in (4, 2, 1):
+            for dy, dx in ((0, step), (0, -step), (step, 0), (-step, 0)):
+                ny, nx = (self.ty + dy).clamp(0, height - 1), (self.tx + dx).clamp(0, width - 1)
+                neighbour = field[ny * width + nx]
+                consider(neighbour // width - dy, neighbour % width - dx)
+        radius = max(height, width) // 2
+        while radius >= 1:
+            jitter = torch.randint(-radius, radius + 1, (2, self.targets), generator=gen)
+            consider(src // width + jitter[0], src % width + jitter[1])
+            radius //= 2
+        return field
+
+    def vote(self, field: Tensor, copy: bool = False) -> Tensor:
+        """Each hole pixel: the mean of what the target patches covering it copy there (Wexler et al.), or
+        with `copy` what its own patch's source holds at its centre."""
+        r, height, width = self.r, self.height, self.width
+        hy, hx = self.hole.nonzero(as_tuple=True)
+        if copy:
+            out = self.image.clone()
+            out[:, hy, hx] = self.image.reshape(3, -1)[:, field[hy * width + hx]]
+            return out
+        total = torch.zeros(3, len(hy))
+        count = torch.zeros(len(hy))
+        is_target = torch.zeros(height * width, dtype=torch.bool)
+        is_target[self.target_index] = True
+        flat = self.image.reshape(3, -1)
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                py, px = hy - dy, hx - dx  # the centre of a patch that covers the pixel at offset (dy, dx)
+                inside = (py >= 0) & (py < height) & (px >= 0) & (px < width)
+                centre = py.clamp(0, height - 1) * width + px.clamp(0, width - 1)
+                use = inside & is_target[centre]
+                src = field[centre]
+                qy, qx = (src // width + dy).clamp(0, height - 1), (src % width + dx).clamp(0, width - 1)
+                total += flat[:, qy * width + qx] * use
+                count += use
+        out = self.image.clone()
+        out[:, hy, hx] = total / count.clamp(min=1)
+        return out
+
+
+def _patches(image: Tensor, r: int) -> Tensor:
+    """(H*W, 3 (2r+1)^2): the patch around every pixel, edges replicated."""
+    padded = F.pad(image[None], (r, r, r, r), mode="replicate")
+    return F.unfold(padded, 2 * r + 1)[0].t().contiguous()

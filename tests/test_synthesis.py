@@ -1,0 +1,120 @@
+"""Patch refinement (refine = "patch"): texture copied from the photo, guided by the network fill."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from context_encoder.config import apply_overrides, load_config
+from context_encoder.inpaint import InferenceOptions, Inpainter, split_holes
+from context_encoder.masks import hole_components
+from context_encoder.models import build_models
+from context_encoder.synthesis import SynthesisSettings, synthesize
+
+PATCH = InferenceOptions(refine="patch")
+
+
+def _model(kind="random-region"):
+    cfg = apply_overrides(load_config("tiny"), [f"mask.kind={kind}", "model.residual=true", "mask.fill=harmonic"])
+    gen, _ = build_models(cfg.model, cfg.full_image, seed=0)
+    return Inpainter(gen, cfg)
+
+
+def _stripes(h, w, period=6):
+    """Vertical stripes: a texture any blur loses and any copy from the context keeps."""
+    x = (np.arange(w) // (period // 2)) % 2 * 200 + 28
+    img = np.repeat(np.repeat(x[None, :, None], h, 0), 3, 2).astype(np.uint8)
+    img[..., 1] //= 2
+    return img
+
+
+def _energy(img, mask):
+    g = np.abs(np.diff(img.astype(float), axis=1))[mask[:, 1:]]
+    return g.mean()
+
+
+@pytest.mark.parametrize("kind", ["random-region", "center"])
+def test_known_pixels_bit_identical_and_holes_filled(kind):
+    img = np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    mask = np.zeros((70, 90), bool)
+    mask[:12, :15] = True  # on the border
+    mask[30:40, 40:70] = True
+    mask[-3:, -4:] = True  # a corner
+    out = np.asarray(_model(kind)(img, mask, PATCH))
+    assert (out[~mask] == img[~mask]).all()
+    assert (out[mask] != img[mask]).mean() > 0.5
+
+
+def test_texture_comes_from_the_photo():
+    """On stripes, the network fill of an untrained model is smooth; the refined fill copies stripes."""
+    img = _stripes(64, 96)
+    mask = np.zeros((64, 96), bool)
+    mask[20:44, 30:60] = True
+    model = _model()
+    plain, refined = np.asarray(model(img, mask)), np.asarray(model(img, mask, PATCH))
+    truth = _energy(img, mask)
+    assert _energy(plain, mask) < 0.5 * truth
+    assert 0.7 * truth < _energy(refined, mask) < 1.3 * truth
+    image = torch.from_numpy(img).permute(2, 0, 1).float() / 255
+    guide = torch.from_numpy(plain.copy()).permute(2, 0, 1).float() / 255
+    copy = synthesize(image, torch.from_numpy(mask), guide, SynthesisSettings(restore_low=0))
+    colours = {tuple(c) for c in image.reshape(3, -1).t().tolist()}
+    copied = np.mean([tuple(c) in colours for c in copy[:, torch.from_numpy(mask)].t().tolist()])
+    assert copied == 1.0  # without the low-frequency reset, every hole pixel is a pixel of the photo
+
+
+def test_synthesis_follows_the_guide():
+    """Two textures side by side; a guide that says "left texture" makes the fill copy from the left."""
+    h, w = 48, 96
+    img = np.zeros((3, h, w))
+    img[:, :, : w // 2] = 0.2 + 0.1 * (np.arange(w // 2) % 2)  # dark stripes
+    img[:, :, w // 2 :] = 0.8 + 0.1 * (np.arange(w - w // 2) % 2)  # light stripes
+    image = torch.tensor(img, dtype=torch.float32)
+    hole = torch.zeros(h, w, dtype=torch.bool)
+    hole[16:32, 40:56] = True
+    for level in (0.25, 0.85):
+        guide = torch.full((3, h, w), level)
+        out = synthesize(image, hole, guide)
+        assert abs(float(out[:, hole].mean()) - level) < 0.1
+        assert torch.equal(out[:, ~hole], image[:, ~hole])
+
+
+def test_too_little_context_falls_back_to_the_guide():
+    image = torch.rand(3, 10, 10)
+    hole = torch.ones(10, 10, dtype=torch.bool)
+    hole[0, 0] = False
+    guide = torch.full((3, 10, 10), 0.5)
+    out = synthesize(image, hole, guide, SynthesisSettings())
+    assert torch.equal(out[:, hole], guide[:, hole])
+
+
+def test_split_holes_cuts_long_strokes_into_cells():
+    mask = np.zeros((40, 200), bool)
+    mask[10:20, 5:195] = True
+    labels, boxes = hole_components(mask)
+    pieces, piece_boxes = split_holes(labels, 64)
+    assert len(boxes) == 1 and len(piece_boxes) == 4
+    assert ((pieces > 0) == mask).all()
+    for k, (top, left, bottom, right) in enumerate(piece_boxes, start=1):
+        ys, xs = np.nonzero(pieces == k)
+        assert (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1) == (top, left, bottom, right)
+        assert right - left <= 64
+
+
+def test_a_4000_px_photo():
+    img = _stripes(64, 4000)
+    mask = np.zeros((64, 4000), bool)
+    mask[20:40, 100:160] = True
+    mask[30:50, 3900:3990] = True
+    out = np.asarray(_model()(Image.fromarray(img), mask, PATCH))
+    assert (out[~mask] == img[~mask]).all() and (out[mask] != 0).all()
+
+
+def test_refine_none_is_the_plain_fill():
+    img = np.random.default_rng(1).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    mask = np.zeros((40, 50), bool)
+    mask[10:30, 5:45] = True
+    model = _model()
+    default = np.asarray(model(img, mask))
+    assert (np.asarray(model(img, mask, InferenceOptions(refine="none"))) == default).all()
+    assert (np.asarray(model(img, mask, PATCH)) != default).any()
