@@ -115,6 +115,19 @@ def test_inpaint_with_telea(client: TestClient) -> None:
     assert res.headers["x-inpaint-method"] == "telea" and "x-inpaint-model" not in res.headers
 
 
+def test_inpaint_with_patchmatch_and_patch_refinement(client: TestClient) -> None:
+    pytest.importorskip("patchmatch")
+    img, m = photo(seed=3), hole()
+    res = client.post("/api/inpaint", **form(png(img), mask_png(m), method="patchmatch"))
+    assert_filled(decode(res), img, m)
+    assert res.headers["x-inpaint-method"] == "patchmatch"
+    plain = decode(client.post("/api/inpaint", **form(png(img), mask_png(m))))
+    refined = decode(client.post("/api/inpaint", **form(png(img), mask_png(m), refine="patch")))
+    assert_filled(refined, img, m)
+    assert (refined[m] != plain[m]).any()
+    assert client.post("/api/inpaint", **form(png(img), mask_png(m), refine="sharpen")).status_code == 400
+
+
 def test_inference_options_per_request(client: TestClient, tiny: Inpainter) -> None:
     """`flip_average` and `blend` override the model's own options for one request, and only its hole pixels."""
     img, m = photo(seed=7), hole()
@@ -267,7 +280,7 @@ def test_models_healthz_and_page(client: TestClient) -> None:
     info = client.get("/api/models").json()
     assert info["default"] == "tiny"
     assert [m["name"] for m in info["models"]] == ["tiny"]
-    assert {m["name"] for m in info["methods"]} == {"model", "telea"}
+    assert {m["name"] for m in info["methods"]} == {"model", "telea", "patchmatch"}
     assert info["limits"] == {"max_bytes": 20 * 2**20, "max_pixels": 40_000_000}
     tiny = info["models"][0]
     assert tiny["loaded"] and tiny["summary"]["image_size"] == 32
@@ -292,8 +305,8 @@ def test_openapi_documents_the_routes(client: TestClient) -> None:
     inpaint = paths["/api/inpaint"]["post"]
     form_schema = inpaint["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert set(form_schema["required"]) == {"image", "mask"}
-    assert set(form_schema["properties"]) == {"image", "mask", "model", "method", "blend", "flip_average"}
-    assert form_schema["properties"]["method"]["enum"] == ["model", "telea"]
+    assert set(form_schema["properties"]) == {"image", "mask", "model", "method", "blend", "flip_average", "refine"}
+    assert form_schema["properties"]["method"]["enum"] == ["model", "telea", "patchmatch"]
     assert form_schema["properties"]["flip_average"]["type"] == "boolean"
     assert "Retry-After" in inpaint["responses"]["503"]["headers"]
     assert "image/png" in inpaint["responses"]["200"]["content"]

@@ -76,9 +76,12 @@ def _inpaint(args: argparse.Namespace) -> int:
     from .inpaint import InferenceOptions, hole_mask
     from .loading import default_model, load_model
 
-    options = InferenceOptions(blend=not args.no_blend, flip_average=not args.no_flip_average)
     source = args.checkpoint or args.model or default_model(arbitrary_holes=not args.center)
-    inpainter = load_model(source, options=options)
+    inpainter = load_model(source)
+    options = InferenceOptions(
+        blend=not args.no_blend, flip_average=not args.no_flip_average, refine=args.refine or inpainter.options.refine
+    )
+    inpainter = inpainter.with_options(options)
     if args.batch:
         sources = sorted(p for p in Path(args.batch).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not sources:
@@ -268,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-blend", action="store_true", help="paste the raw prediction without seam blending")
     p.add_argument(
         "--no-flip-average", action="store_true", help="one fill per hole (default: mean of it and its mirror image's)"
+    )
+    p.add_argument(
+        "--refine",
+        choices=["none", "patch"],
+        help="patch: copy texture from the photo into the network's fill (coarse-to-fine patch synthesis guided "
+        "by it); none: the network's fill as it is (default: the model's stored setting)",
     )
     p.add_argument("-o", "--output", type=Path, required=True, help="output PNG (a folder with --batch)")
     p.set_defaults(func=_inpaint)

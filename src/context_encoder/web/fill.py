@@ -25,22 +25,24 @@ from .schemas import InpaintFields, MethodInfo
 log = logging.getLogger(__name__)
 
 
+BASELINES = {  # method -> (the module it needs, description)
+    "telea": ("cv2", "OpenCV's Telea fast-marching fill (classical diffusion baseline)"),
+    "patchmatch": ("patchmatch", "PatchMatch (Barnes et al. 2009): copies patches of the photo (exemplar baseline)"),
+}
+
+
 @functools.cache
-def telea_available() -> bool:
-    """Whether OpenCV (the `baselines` extra) is installed (looked up once)."""
-    return importlib.util.find_spec("cv2") is not None
+def available(method: str) -> bool:
+    """Whether the package a baseline needs (the `baselines` extra) is installed (looked up once)."""
+    return importlib.util.find_spec(BASELINES[method][0]) is not None
 
 
 def methods(registry: ModelRegistry) -> list[MethodInfo]:
     """The fill methods and whether this server can use them."""
-    return [
-        MethodInfo(name="model", available=bool(registry.names), description="the context encoder chosen with `model`"),
-        MethodInfo(
-            name="telea",
-            available=telea_available(),
-            description="OpenCV's Telea fast-marching fill (classical baseline)",
-        ),
-    ]
+    model = MethodInfo(
+        name="model", available=bool(registry.names), description="the context encoder chosen with `model`"
+    )
+    return [model] + [MethodInfo(name=m, available=available(m), description=d) for m, (_, d) in BASELINES.items()]
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,9 @@ class FillJob:
     image: bytes | bytearray
     mask: bytes | bytearray
     method: str
-    model: str | None  # None for `telea`
+    model: str | None  # None for a baseline
     max_pixels: int
-    options: Mapping[str, bool]  # inference options the request overrides; empty: the model's own
+    options: Mapping[str, bool | str]  # inference options the request overrides; empty: the model's own
 
 
 def prepare(form: Form, registry: ModelRegistry, max_pixels: int) -> FillJob:
@@ -62,30 +64,26 @@ def prepare(form: Form, registry: ModelRegistry, max_pixels: int) -> FillJob:
         if model is None:
             raise HTTPException(400, "this server has no models: use method 'telea' or start it with --checkpoint")
         registry.check(model)
-    elif not telea_available():
-        raise HTTPException(501, "method 'telea' needs OpenCV: pip install 'context-encoder[baselines]'")
+    elif not available(fields.method):
+        raise HTTPException(
+            501, f"method '{fields.method}' needs the baselines extra: pip install 'context-encoder[baselines]'"
+        )
     image, mask = form.file("image"), form.file("mask")
     check_sizes(image, mask, max_pixels)
     return FillJob(image, mask, fields.method, model, max_pixels, fields.options())
 
 
-def _telea(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """OpenCV's Telea fill of an (H, W, 3) uint8 image at full resolution."""
-    import torch
+def _baseline(method: str, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """A classical method's fill of an (H, W, 3) uint8 image at full resolution."""
+    from ..fullres import baseline_methods
 
-    from ..baselines import opencv_fill
-
-    fill = opencv_fill("telea")
-    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
-    m = torch.from_numpy(hole)[None, None]
-    out = fill(x, m)[0]
-    return (out.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    return baseline_methods([method])[method](image, hole)
 
 
 def _fill(job: FillJob, registry: ModelRegistry, img: Image.Image, rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """The (H, W, 3) fill by the job's method; only its hole pixels are used."""
-    if job.method == "telea":
-        return _telea(rgb, hole)
+    if job.method != "model":
+        return _baseline(job.method, rgb, hole)
     assert job.model is not None
     inpainter = registry.get(job.model)
     options = dataclasses.replace(inpainter.options, **job.options) if job.options else None

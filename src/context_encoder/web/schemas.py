@@ -11,7 +11,8 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
-Method = Literal["model", "telea"]
+Method = Literal["model", "telea", "patchmatch"]
+Refine = Literal["none", "patch"]
 METHODS: tuple[str, ...] = get_args(Method)
 
 
@@ -60,8 +61,8 @@ class InpaintFields(BaseModel):
     model: str | None = Field(None, description="a name from GET /api/models (default: the first)")
     method: Method = Field(
         "model",
-        description="`model` fills with the context encoder, `telea` with OpenCV's Telea method (a classical "
-        "baseline to compare with)",
+        description="`model` fills with the context encoder; `telea` (OpenCV's diffusion fill) and `patchmatch` "
+        "(PatchMatch, which copies patches of the photo) are classical baselines to compare with",
     )
     blend: bool | None = Field(
         None,
@@ -74,9 +75,15 @@ class InpaintFields(BaseModel):
         "twice the generator work) or not; left out, the model's own setting",
     )
 
-    def options(self) -> dict[str, bool]:
+    refine: Refine | None = Field(
+        None,
+        description="method `model` only: `patch` copies texture from the photo into the network's fill "
+        "(coarse-to-fine patch synthesis guided by it), `none` keeps the network's fill; left out, the model's own",
+    )
+
+    def options(self) -> dict[str, bool | str]:
         """The inference options this request sets (empty: the model's own options)."""
-        chosen = {"blend": self.blend, "flip_average": self.flip_average}
+        chosen = {"blend": self.blend, "flip_average": self.flip_average, "refine": self.refine}
         return {name: value for name, value in chosen.items() if value is not None}
 
 

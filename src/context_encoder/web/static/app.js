@@ -90,7 +90,7 @@
         els.model.append(opt);
       }
       const available = Object.fromEntries(info.methods.map((m) => [m.name, m.available]));
-      for (const opt of els.method.options) opt.disabled = !available[opt.value];
+      for (const opt of els.method.options) opt.disabled = !available[opt.value.split("+")[0]];
       state.modelsAvailable = info.models.length > 0;
       if (!state.modelsAvailable && available.telea) els.method.value = "telea";
       updateButtons();
@@ -373,13 +373,13 @@
       setStatus("error", "Open an image first.");
       return;
     }
-    const method = els.method.value;
+    const [method, refine] = els.method.value.split("+");
     if (method === "model" && !state.modelsAvailable) {
       setStatus("error", "This server has no models: choose OpenCV Telea.");
       return;
     }
     setBusy(true);
-    const label = method === "telea" ? "OpenCV Telea" : els.model.value;
+    const label = method === "model" ? els.model.value : els.method.selectedOptions[0].textContent;
     busyStatus(`Inpainting ${state.width}×${state.height} with ${label}…`);
     const started = performance.now();
     try {
@@ -393,6 +393,7 @@
       form.append("mask", blob, "mask.png");
       form.append("method", method);
       if (method === "model") form.append("model", els.model.value);
+      if (refine) form.append("refine", refine);
       let res;
       try {
         res = await fetch("/api/inpaint", { method: "POST", body: form });
@@ -465,7 +466,7 @@
     els.undo.disabled = !loaded || state.busy || !state.ops.length;
     els.clear.disabled = !loaded || state.busy || !state.ops.length;
     els.inpaint.disabled = !loaded || state.busy || !state.ops.length;
-    els.model.disabled = state.busy || !state.modelsAvailable || els.method.value !== "model";
+    els.model.disabled = state.busy || !state.modelsAvailable || !els.method.value.startsWith("model");
     els.reuse.disabled = state.busy || !state.resultURL;
     els.download.setAttribute("aria-disabled", String(!state.resultURL));
   }
