@@ -1,24 +1,31 @@
-"""`context-encoder demo`: fill holes in built-in photographs with the shipped models and with OpenCV Telea.
+"""`context-encoder demo`: fill holes in built-in photographs with the shipped models and classical methods.
 
 The photographs come from scikit-image's bundled data (the `demo` extra); nothing is downloaded and
-none of them was used to train the shipped models. Each photograph is resized to 256 px on its
-shorter side and centre-cropped to 256 x 256; `scenes-center` fills a centred square hole,
-`scenes-region` (when shipped) fills free-form blobs. The figure puts original | masked | model |
-Telea side by side, and the hole metrics are printed.
+none of them was used to train the shipped models. Two parts:
+
+- at each photo's own resolution, a brush stroke over an object (the shuttle model, the spoon, a
+  tower, ...) filled by `scenes-region` as it is, by the same with `refine="patch"` (texture copied
+  from the photo), by PatchMatch and by OpenCV Telea: `demo.png` shows crops around the strokes;
+- at the models' scale, each photo resized to 256 x 256 with a centred square (`scenes-center`) or
+  free-form blobs (`scenes-region`), the model next to Telea: `demo_model_size.png`.
+
+Hole metrics are printed for both.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from .baselines import opencv_fill
 from .data import pil_to_tensor
 from .errors import ContextEncoderError
+from .fullres import baseline_methods, figure_box, figure_tile, hole_scores
 from .inpaint import hole_mask
 from .loading import load_model
 from .masks import random_region_mask
@@ -30,10 +37,17 @@ log = logging.getLogger(__name__)
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 SIZE = 256
+# A brush stroke over an object in each photo at its own size: (points, width in px).
+STROKES = {
+    "astronaut": ([(402, 25), (404, 130), (400, 240)], 44),  # the shuttle model
+    "coffee": ([(402, 80), (380, 200), (366, 300)], 40),  # the spoon
+    "chelsea": ([(330, 8), (362, 40), (396, 62)], 32),  # an ear
+    "rocket": ([(187, 120), (187, 260), (188, 405)], 30),  # a tower
+}
 
 
-def sample_photos() -> dict[str, Image.Image]:
-    """scikit-image's bundled photographs, 256 x 256 (shorter side resized, centre crop)."""
+def photos(size: int | None = SIZE) -> dict[str, Image.Image]:
+    """scikit-image's bundled photographs: at their own size, or `size` x `size` (shorter side resized, centre crop)."""
     try:
         import skimage.data
     except ImportError:
@@ -41,12 +55,25 @@ def sample_photos() -> dict[str, Image.Image]:
     out = {}
     for name in PHOTOS:
         img = Image.fromarray(np.asarray(getattr(skimage.data, name)())).convert("RGB")
-        w, h = img.size
-        scale = SIZE / min(w, h)
-        img = img.resize((round(w * scale), round(h * scale)), Image.BICUBIC)
-        w, h = img.size
-        out[name] = img.crop(((w - SIZE) // 2, (h - SIZE) // 2, (w - SIZE) // 2 + SIZE, (h - SIZE) // 2 + SIZE))
+        if size is not None:
+            w, h = img.size
+            scale = size / min(w, h)
+            img = img.resize((round(w * scale), round(h * scale)), Image.BICUBIC)
+            w, h = img.size
+            img = img.crop(((w - size) // 2, (h - size) // 2, (w - size) // 2 + size, (h - size) // 2 + size))
+        out[name] = img
     return out
+
+
+def stroke(name: str, size: tuple[int, int]) -> np.ndarray:
+    """The (H, W) bool hole of the brush stroke drawn over `name`'s object."""
+    points, width = STROKES[name]
+    canvas = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(canvas)
+    draw.line(points, fill=255, width=width, joint="curve")
+    for x, y in points:  # round caps
+        draw.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=255)
+    return np.asarray(canvas) > 0
 
 
 def _tensor(img: Image.Image) -> torch.Tensor:
@@ -54,21 +81,58 @@ def _tensor(img: Image.Image) -> torch.Tensor:
     return (pil_to_tensor(img)[None] + 1) / 2
 
 
-def run_demo(out: Path) -> Path:
-    """Write `out/demo.png` and print hole PSNR / L1 of each shipped model and of Telea."""
+def full_resolution(out: Path) -> Path | None:
+    """demo.png: a stroke over an object at each photo's own size, every method side by side."""
+    if "scenes-region" not in shipped_names():
+        return None
+    model = load_model("scenes-region")
+    methods = {
+        "context encoder": lambda img, hole: np.asarray(model(img, hole)),
+        "+ photo texture": lambda img, hole: np.asarray(model(img, hole, replace(model.options, refine="patch"))),
+    }
+    try:
+        methods.update({k.replace("patchmatch", "PatchMatch"): v for k, v in baseline_methods(["patchmatch"]).items()})
+    except ContextEncoderError as exc:
+        log.warning("PatchMatch left out: %s", exc)
+    methods["Telea"] = baseline_methods(["telea"])["telea"]
+    print("\nAt full resolution, a brush stroke over an object (hole metrics; sharpness 1.0: the photo's detail)")
+    print(f"{'photo':<10} {'size':>9} {'method':<16} {'PSNR':>6} {'L1':>7} {'sharpness':>9}")
+    rows = []
+    for name, img in photos(None).items():
+        arr = np.asarray(img)
+        hole = stroke(name, img.size)
+        box = figure_box(hole)
+        row = [figure_tile(arr, box), figure_tile(np.where(hole[..., None], 255, arr).astype(np.uint8), box)]
+        for label, method in methods.items():
+            filled = method(arr, hole)
+            s = hole_scores(filled, arr, hole, {})
+            row.append(figure_tile(filled, box))
+            size = f"{img.width}x{img.height}"
+            print(f"{name:<10} {size:>9} {label:<16} {s['psnr']:>6.2f} {s['l1']:>7.2%} {s['sharpness']:>9.2f}")
+        rows.append(row)
+    columns = [torch.stack([r[i] for r in rows]) * 2 - 1 for i in range(len(rows[0]))]
+    labels = ["original", "stroke", *methods]
+    path = save_png(image_grid(columns, min_tile=SIZE, labels=labels), Path(out) / "demo.png")
+    print(f"figure (crops around the strokes: {' | '.join(labels)}): {path}")
+    return path
+
+
+def model_size(out: Path) -> Path | None:
+    """demo_model_size.png: 256 px photos, the shipped models against Telea on their own kinds of hole."""
     installed = shipped_names()
     tasks = [(n, kind) for n, kind in (("scenes-center", "centre square"), ("scenes-region", "free-form blobs"))]
     tasks = [t for t in tasks if t[0] in installed]
     if not tasks:
-        raise ContextEncoderError("no shipped models in this installation (see `context-encoder models`)")
-    photos = sample_photos()
+        return None
+    images = photos()
     telea = opencv_fill("telea")
     rows: dict[str, list[torch.Tensor]] = {"original": [], "masked": [], "model": [], "telea": []}
+    print("\nAt the models' scale: 256 x 256 photos")
     header = ("photo", "model", "hole", "model PSNR", "Telea PSNR", "model L1", "Telea L1")
     print("{:<10} {:<14} {:<16} {:>10} {:>10} {:>8} {:>8}".format(*header))
     for model_name, hole_kind in tasks:
         inpainter = load_model(model_name)
-        for i, (name, img) in enumerate(photos.items()):
+        for i, (name, img) in enumerate(images.items()):
             if hole_kind == "centre square":
                 mask = hole_mask(img.size, inpainter.cfg, center=True)
             else:
@@ -89,7 +153,16 @@ def run_demo(out: Path) -> Path:
     columns = [torch.cat(v) * 2 - 1 for v in rows.values()]
     path = save_png(
         image_grid(columns, min_tile=SIZE, labels=["original", "masked", "context encoder", "Telea"]),
-        Path(out) / "demo.png",
+        Path(out) / "demo_model_size.png",
     )
     print(f"figure (original | masked | context encoder | OpenCV Telea): {path}")
     return path
+
+
+def run_demo(out: Path) -> Path:
+    """Write `out/demo.png` (full resolution) and `out/demo_model_size.png`, printing the hole metrics."""
+    full = full_resolution(out)
+    small = model_size(out)
+    if full is None and small is None:
+        raise ContextEncoderError("no shipped models in this installation (see `context-encoder models`)")
+    return full or small

@@ -185,18 +185,18 @@ def _score_methods(
     original, the masked image (hole in white) and each fill."""
     scores, tiles = {}, []
     if show:
-        box = _figure_box(hole)
+        box = figure_box(hole)
         masked = hole_view(_tensor(image)[0], torch.from_numpy(hole)[None])
-        tiles = [_tile(image, box), _tile((masked.permute(1, 2, 0) * 255).round().byte().numpy(), box)]
+        tiles = [figure_tile(image, box), figure_tile((masked.permute(1, 2, 0) * 255).round().byte().numpy(), box)]
     for name, method in methods.items():
         filled, seconds = _fill(name, method, image, hole)
         scores[name] = {**_json_safe(hole_scores(filled, image, hole, perceptual)), "seconds": seconds}
         if show:
-            tiles.append(_tile(filled, box))
+            tiles.append(figure_tile(filled, box))
     return scores, tiles
 
 
-def _figure_box(hole: np.ndarray, margin: float = 0.25) -> tuple[int, int, int, int]:
+def figure_box(hole: np.ndarray, margin: float = 0.25) -> tuple[int, int, int, int]:
     """The largest hole's bounding box grown to a square with `margin` of its side around it, inside the image."""
     labels, boxes = hole_components(hole)
     sizes = np.bincount(labels.ravel())[1:]
@@ -205,7 +205,7 @@ def _figure_box(hole: np.ndarray, margin: float = 0.25) -> tuple[int, int, int, 
     return _grow((t, lft, b, r), 0, side, *hole.shape)
 
 
-def _tile(arr: np.ndarray, box: tuple[int, int, int, int], size: int = FIGURE_TILE) -> Tensor:
+def figure_tile(arr: np.ndarray, box: tuple[int, int, int, int], size: int = FIGURE_TILE) -> Tensor:
     """The crop `box` of an (H, W, 3) uint8 image, resized to size x size: (3, size, size) in [0, 1]."""
     t, lft, b, r = box
     crop = Image.fromarray(np.ascontiguousarray(arr[t:b, lft:r])).resize((size, size), Image.LANCZOS)
