@@ -26,6 +26,9 @@ from .errors import DataError
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset(ext.lower() for ext in Image.registered_extensions())
+# The one pixel cap of every image read (files, uploads, data folders): 40 MP, about an 8000 x 5000 photo;
+# larger images are refused before decoding. The environment variable CONTEXT_ENCODER_MAX_PIXELS sets another.
+MAX_PIXELS = 40_000_000
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
