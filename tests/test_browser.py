@@ -6,6 +6,7 @@ so `playwright install` is not needed) and `apt-get install chromium`; skipped w
 
 from __future__ import annotations
 
+import http.server
 import io
 import re
 import socket
@@ -46,10 +47,11 @@ BROWSER_ARGS = [
 
 
 class Recorder:
-    """ASGI wrapper that keeps the (content type, body) of each POST /api/inpaint: what the page sent."""
+    """ASGI wrapper that keeps the (content type, body) of each POST /api/inpaint, what the page sent, and the
+    status of each answer."""
 
     def __init__(self, app):
-        self.app, self.requests = app, []
+        self.app, self.requests, self.statuses = app, [], []
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] != "/api/inpaint":
@@ -62,7 +64,12 @@ class Recorder:
                 chunks.append(message.get("body", b""))
             return message
 
-        await self.app(scope, recording_receive, send)
+        async def recording_send(message):
+            if message["type"] == "http.response.start":
+                self.statuses.append(message["status"])
+            await send(message)
+
+        await self.app(scope, recording_receive, recording_send)
         self.requests.append((dict(scope["headers"]).get(b"content-type", b"").decode(), b"".join(chunks)))
 
 
@@ -210,3 +217,43 @@ def test_paint_inpaint_compare_download(page, server: tuple[str, Recorder], tmp_
         }"""
     )
     assert shown.encode("latin-1") == Path(download.value.path()).read_bytes(), "the slider shows what is downloaded"
+
+
+class _OtherSite(http.server.BaseHTTPRequestHandler):
+    """A page of another origin (another port of this machine), with no policy of its own."""
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        body = b"<!doctype html><p>another site</p>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_page_of_another_origin_cannot_post(page, server: tuple[str, Recorder]) -> None:
+    """A browser sends the page's Origin with its cross-origin form post (made without a preflight): refused."""
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OtherSite)
+    thread = threading.Thread(target=other.serve_forever, daemon=True)
+    thread.start()
+    try:
+        page.goto(f"http://127.0.0.1:{other.server_address[1]}/")
+        seen = len(server[1].statuses)
+        page.evaluate(
+            """async (url) => {
+                const form = new FormData();
+                form.append("image", new Blob(["x"], { type: "image/png" }), "a.png");
+                form.append("mask", new Blob(["x"], { type: "image/png" }), "m.png");
+                try {
+                    await fetch(url, { method: "POST", body: form, mode: "no-cors" });
+                } catch (error) {}  // the answer is withheld anyway (Cross-Origin-Resource-Policy: same-origin)
+            }""",
+            server[0] + "/api/inpaint",
+        )
+    finally:
+        other.shutdown()
+        other.server_close()
+    assert server[1].statuses[seen:] == [403]

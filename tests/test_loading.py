@@ -116,7 +116,7 @@ def test_default_model_follows_the_hole_type():
 # Lower layers never import higher ones: training sits beside inference and evaluation, not above them.
 LAYERS = [
     {"errors", "geometry"},
-    {"config", "progress", "safetensors_io"},
+    {"config", "progress", "safetensors_io", "outputs"},
     {"masks", "metrics", "data", "models", "losses", "viz", "perf", "optim", "distributed", "synthesis"},
     {"checkpoint", "fill"},
     {"protocol", "inpaint", "baselines"},

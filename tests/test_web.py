@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import io
+import logging
 import re
+import socket
 import struct
 import tempfile
 import threading
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +23,7 @@ import torch
 from PIL import Image
 
 pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
+uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("python_multipart")
 try:  # the client Starlette's TestClient prefers; plain httpx works too
     import httpx2 as httpx
@@ -29,9 +33,10 @@ except ImportError:
 from fastapi.testclient import TestClient  # noqa: E402
 
 from context_encoder.config import load_config  # noqa: E402
+from context_encoder.data import MAX_PIXELS  # noqa: E402
 from context_encoder.inpaint import InferenceOptions, Inpainter  # noqa: E402
 from context_encoder.models import build_models  # noqa: E402
-from context_encoder.web import create_app  # noqa: E402
+from context_encoder.web import create_app, fill  # noqa: E402
 
 from .conftest import smooth_image  # noqa: E402
 
@@ -48,8 +53,13 @@ def tiny() -> Inpainter:
 
 @pytest.fixture(scope="module")
 def client(tiny: Inpainter):
-    with TestClient(create_app(models={"tiny": lambda: tiny})) as c:
+    with local(create_app(models={"tiny": lambda: tiny})) as c:
         yield c
+
+
+def local(app, **kw) -> TestClient:
+    """An in-process client that calls the app by a name it answers for (TestClient's own is testserver)."""
+    return TestClient(app, base_url="http://localhost", **kw)
 
 
 def png(arr: np.ndarray | Image.Image, fmt: str = "PNG", **kw) -> bytes:
@@ -181,7 +191,7 @@ def test_exif_rotated_photo_takes_a_mask_of_the_size_shown(client: TestClient) -
 def test_upload_over_max_bytes_is_413(tiny: Inpainter) -> None:
     img, m = photo(), hole()
     body = form(png(img), mask_png(m))
-    with TestClient(create_app({"tiny": lambda: tiny}, max_bytes=2000)) as c:
+    with local(create_app({"tiny": lambda: tiny}, max_bytes=2000)) as c:
         res = c.post("/api/inpaint", **body)
         assert res.status_code == 413 and "limit" in res.json()["detail"]
         # without Content-Length (chunked upload) the limit is enforced while streaming
@@ -200,7 +210,7 @@ def test_upload_over_max_bytes_is_413(tiny: Inpainter) -> None:
 
 
 def test_image_over_max_pixels_is_413(tiny: Inpainter) -> None:
-    with TestClient(create_app({"tiny": lambda: tiny}, max_pixels=64 * 64)) as c:
+    with local(create_app({"tiny": lambda: tiny}, max_pixels=64 * 64)) as c:
         res = c.post("/api/inpaint", **form(png(photo(64, 80)), mask_png(hole())))
         assert res.status_code == 413 and "pixels" in res.json()["detail"]
         assert c.post("/api/inpaint", **form(png(photo(64, 64)), mask_png(hole(64, 64)))).status_code == 200
@@ -281,7 +291,7 @@ def test_models_healthz_and_page(client: TestClient) -> None:
     assert info["default"] == "tiny"
     assert [m["name"] for m in info["models"]] == ["tiny"]
     assert {m["name"] for m in info["methods"]} == {"model", "telea", "patchmatch"}
-    assert info["limits"] == {"max_bytes": 20 * 2**20, "max_pixels": 40_000_000}
+    assert info["limits"] == {"max_bytes": 20 * 2**20, "max_pixels": MAX_PIXELS, "read_timeout": 30.0}
     tiny = info["models"][0]
     assert tiny["loaded"] and tiny["summary"]["image_size"] == 32
     health = client.get("/healthz")
@@ -314,7 +324,7 @@ def test_openapi_documents_the_routes(client: TestClient) -> None:
 
 
 def test_no_models_still_offers_telea(tiny: Inpainter) -> None:
-    with TestClient(create_app({})) as c:
+    with local(create_app({})) as c:
         info = c.get("/api/models").json()
         assert info["models"] == [] and info["default"] is None
         res = c.post("/api/inpaint", **form(png(photo()), mask_png(hole())))
@@ -331,7 +341,7 @@ def test_model_is_loaded_once_and_lazily(tiny: Inpainter) -> None:
         calls.append(1)
         return tiny
 
-    with TestClient(create_app({"tiny": factory, "other": factory})) as c:
+    with local(create_app({"tiny": factory, "other": factory})) as c:
         assert not calls
         for _ in range(2):
             assert c.post("/api/inpaint", **form(png(photo()), mask_png(hole()))).status_code == 200
@@ -354,7 +364,7 @@ class _Gated(Inpainter):
 
 
 def _async_client(app):
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=60)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost", timeout=60)
 
 
 async def _wait_for(client, running: int, waiting: int) -> float:
@@ -421,12 +431,11 @@ def test_20_concurrent_requests_answer_200_or_503_never_500(tiny: Inpainter) -> 
         else:
             assert r.headers["retry-after"].isdigit()
     assert during.status_code == 200 and after.status_code == 200
-    assert after.json()["queue"] == {"workers": 2, "running": 0, "waiting": 0, "queue_size": 3}
+    assert after.json()["queue"] == {"workers": 2, "running": 0, "waiting": 0, "uploading": 0, "queue_size": 3}
 
 
 def test_serve_builds_the_app_and_prints_its_url(monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path) -> None:
-    import uvicorn
-
+    from context_encoder.cli import main
     from context_encoder.errors import InputError
     from context_encoder.web import serve
 
@@ -437,11 +446,284 @@ def test_serve_builds_the_app_and_prints_its_url(monkeypatch: pytest.MonkeyPatch
     ckpt.write_bytes(b"not loaded until the first request")
     serve(checkpoint=str(ckpt), port=8123, max_pixels=1000)
     assert "http://127.0.0.1:8123/" in capsys.readouterr().out
-    assert started["host"] == "127.0.0.1" and started["port"] == 8123
-    with TestClient(started["app"]) as c:
+    assert started["host"] == "127.0.0.1" and started["port"] == 8123 and started["limit_concurrency"] == 64
+    with local(started["app"]) as c:
         info = c.get("/api/models").json()
         assert [m["name"] for m in info["models"]] == ["exp-best"] and info["limits"]["max_pixels"] == 1000
     with pytest.raises(InputError):
         serve(checkpoint=str(tmp_path / "missing.pt"))
     with pytest.raises(InputError, match="unknown model"):
         serve(model="no-such-model")
+
+    # the command line: the bound address is answered, and the names and origins given
+    args = ["serve", "--checkpoint", str(ckpt), "--host", "192.168.7.7", "--allow-host", "box.lan"]
+    assert main([*args, "--allow-origin", "https://app.example", "--allow-origin", "http://box.lan:9000"]) == 0
+    for base, status in [("http://192.168.7.7:8000", 200), ("http://box.lan", 200), ("http://evil.example", 400)]:
+        assert TestClient(started["app"], base_url=base).get("/healthz").status_code == status, base
+    with local(started["app"]) as c:
+        body = form(png(photo()), mask_png(hole()), method="magic")  # refused by the form check, not the origin
+        for origin, status in [("https://app.example", 400), ("http://box.lan:9000", 400), ("https://x.example", 403)]:
+            assert c.post("/api/inpaint", **body, headers={"Origin": origin}).status_code == status, origin
+    with pytest.raises(InputError, match="origin"):
+        serve(checkpoint=str(ckpt), allowed_origins=["not a url"])
+
+
+# --- limits and safety: memory bounds, slow uploads, other sites, headers, errors -----------------------------
+
+
+@pytest.mark.parametrize("refine", ["none", "patch"])
+def test_a_model_fills_only_the_part_it_reads_with_the_whole_images_result(
+    client: TestClient, tiny: Inpainter, refine: str
+) -> None:
+    """The server cuts out the part around the holes that the model's windows see (memory), same pixels."""
+    img = photo(160, 240, seed=8)
+    m = np.zeros((160, 240), bool)
+    m[0:9, 5:20] = True  # at the top edge: windows reach outside the image there
+    m[40:47, 51:62] = True
+    left, top, right, bottom = fill.context_box(m, tiny.cfg, refine)
+    assert (right - left) * (bottom - top) < m.size / 2
+    expected = np.asarray(tiny(img, m, options=InferenceOptions(refine=refine)))
+    np.testing.assert_array_equal(
+        decode(client.post("/api/inpaint", **form(png(img), mask_png(m), refine=refine))), expected
+    )
+
+
+def test_masks_are_read_as_mask_array_reads_them() -> None:
+    """The server's memory-light reading of colour masks finds `mask_array`'s holes for every kind of mask."""
+    from context_encoder.inpaint import mask_array
+    from context_encoder.web.images import decode_hole
+
+    m = hole()
+    white_on_clear, black_on_clear, opaque = (np.zeros((64, 80, 4), np.uint8) for _ in range(3))
+    white_on_clear[m] = 255  # a browser canvas
+    black_on_clear[m, 3] = 255  # black strokes on transparency: the alpha is the mask
+    opaque[..., 3], opaque[m, 0] = 255, 7  # opaque: the colour is the mask
+    partly = opaque.copy()
+    partly[:10, :, 3] = 0  # colour where it is transparent is no hole
+    grey = m.astype(np.uint8) * 200
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    masks = {
+        "white on clear": png(white_on_clear),
+        "black on clear": png(black_on_clear),
+        "opaque": png(opaque),
+        "partly clear": png(partly),
+        "rgb": png(np.repeat(grey[..., None], 3, axis=2)),
+        "grey": png(grey),
+        "1-bit": png(Image.fromarray(m)),
+        "palette": png(Image.fromarray(grey).convert("P")),
+        "grey and alpha": png(Image.fromarray(np.stack([grey, grey], axis=2), "LA")),
+        "rotated by exif": png(Image.fromarray(white_on_clear), exif=exif),
+    }
+    for name, data in masks.items():
+        expected = mask_array(Image.open(io.BytesIO(data)))
+        np.testing.assert_array_equal(decode_hole(data, MAX_PIXELS), expected, err_msg=name)
+    assert decode_hole(masks["rotated by exif"], MAX_PIXELS).shape == (80, 64)
+
+
+@needs_opencv
+def test_telea_fills_only_the_part_it_reads_with_the_whole_images_result(client: TestClient) -> None:
+    from context_encoder.fullres import baseline_methods
+
+    img, m = photo(200, 300, seed=9), np.zeros((200, 300), bool)
+    m[90:110, 140:180] = True
+    expected = np.where(m[..., None], baseline_methods(["telea"])["telea"](img, m), img)
+    np.testing.assert_array_equal(
+        decode(client.post("/api/inpaint", **form(png(img), mask_png(m), method="telea"))), expected
+    )
+
+
+def test_a_full_queue_refuses_an_upload_before_reading_its_body(
+    tiny: Inpainter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most workers + queue_size bodies are in memory: a request finding no place never reaches the form
+    parser; its body is read and dropped (so the client gets the answer), then the connection is closed."""
+    import context_encoder.web.app as web_app
+
+    parsed = []
+
+    async def read_form(request, *args):
+        parsed.append(request.headers.get("x-request"))
+        return await original(request, *args)
+
+    original = web_app.read_form
+    monkeypatch.setattr(web_app, "read_form", read_form)
+    gate = threading.Event()
+    app = create_app({"tiny": lambda: _Gated(tiny, gate)}, workers=1, queue_size=0)
+    body = form(png(photo()), mask_png(hole()))
+
+    async def run():
+        async with _async_client(app) as client:
+            first = asyncio.create_task(client.post("/api/inpaint", **body, headers={"x-request": "first"}))
+            await _wait_for(client, running=1, waiting=0)
+            refused = await client.post("/api/inpaint", **body, headers={"x-request": "second"})
+            gate.set()
+            return refused, await first
+
+    try:
+        refused, first = asyncio.run(run())
+    finally:
+        gate.set()
+    assert refused.status_code == 503 and refused.headers["retry-after"].isdigit()
+    assert refused.headers["connection"] == "close"
+    assert parsed == ["first"], "the refused body must not be parsed (buffered)"
+    assert first.status_code == 200
+
+
+def test_a_client_waiting_for_100_continue_is_refused_before_sending_its_body(tiny: Inpainter) -> None:
+    """curl sends `Expect: 100-continue` with large uploads: with no place, it gets 503 without sending a byte."""
+    gate = threading.Event()
+    app = create_app({"tiny": lambda: _Gated(tiny, gate)}, workers=1, queue_size=0)
+    head = (
+        "POST /api/inpaint HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        f"Content-Length: {19 * 2**20}\r\nExpect: 100-continue\r\n\r\n"
+    ).encode()
+    try:
+        with serving(app) as port:
+            first = threading.Thread(
+                target=httpx.post,
+                args=(f"http://127.0.0.1:{port}/api/inpaint",),
+                kwargs={**form(png(photo()), mask_png(hole())), "timeout": 30},
+            )
+            first.start()
+            for _ in range(400):  # until the first request holds the only place
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").json()["queue"]["running"] == 1:
+                    break
+                time.sleep(0.01)
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                start = time.monotonic()
+                sock.sendall(head)  # and no body
+                answer = _read_until_closed(sock)
+                elapsed = time.monotonic() - start
+            gate.set()
+            first.join(30)
+    finally:
+        gate.set()
+    assert answer.startswith(b"HTTP/1.1 503") and b"100 Continue" not in answer, answer[:300]
+    assert elapsed < 2
+
+
+@contextmanager
+def serving(app) -> Iterator[int]:
+    """`app` served by uvicorn on a free 127.0.0.1 port in a background thread; yields the port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_a_stalled_upload_is_dropped_after_the_read_timeout(tiny: Inpainter) -> None:
+    """Headers and the start of a body, then nothing: 408 after read_timeout, the connection closed, the place freed."""
+    app = create_app({"tiny": lambda: tiny}, read_timeout=0.5, workers=1, queue_size=0)
+    head = (
+        b"POST /api/inpaint HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        b'Content-Length: 19000000\r\n\r\n--b\r\nContent-Disposition: form-data; name="image"\r\n\r\n'
+    )
+    with serving(app) as port, socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        start = time.monotonic()
+        sock.sendall(head + b"\x89PNG" * 1000)
+        answer = _read_until_closed(sock)  # returns when the server closes the connection
+        elapsed = time.monotonic() - start
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz").json()["queue"]
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"longer than 0.5 s" in answer
+    assert 0.4 < elapsed < 5
+    assert health["uploading"] == 0 and health["running"] == 0
+
+
+def test_cross_origin_writes_are_refused(client: TestClient, tiny: Inpainter) -> None:
+    body = form(png(photo()), mask_png(hole()))
+    for origin in ("http://evil.example", "null", "http://localhost:8000", "https://localhost"):  # other origins
+        res = client.post("/api/inpaint", **body, headers={"Origin": origin})
+        assert res.status_code == 403 and "origin" in res.json()["detail"], origin
+    res = client.post("/api/inpaint", **body, headers={"Sec-Fetch-Site": "cross-site"})  # a browser without Origin
+    assert res.status_code == 403
+    for headers in ({"Origin": "http://localhost"}, {"Origin": "http://LOCALHOST:80"}, {}):  # own origin; curl
+        assert client.post("/api/inpaint", **body, headers=headers).status_code == 200, headers
+    assert client.get("/api/models", headers={"Origin": "http://evil.example"}).status_code == 200  # reads: Host check
+    with local(create_app({"tiny": lambda: tiny}, allowed_origins=["https://app.example/"])) as c:
+        assert c.post("/api/inpaint", **body, headers={"Origin": "https://app.example"}).status_code == 200
+        assert c.post("/api/inpaint", **body, headers={"Origin": "http://app.example"}).status_code == 403
+
+
+def test_foreign_host_headers_are_refused(tiny: Inpainter) -> None:
+    """DNS rebinding: a page of evil.example whose name now points to 127.0.0.1 must not read the answers."""
+    default = create_app({"tiny": lambda: tiny})
+    for base in ("http://evil.example:8000", "http://testserver", "http://inpaint.lan:8000"):
+        for path in ("/", "/api/models", "/healthz"):
+            res = TestClient(default, base_url=base).get(path)
+            assert res.status_code == 400 and "host" in res.json()["detail"], (base, path)
+    for base in ("http://localhost:8000", "http://127.0.0.1:8000", "http://[::1]:8000", "http://localhost"):
+        assert TestClient(default, base_url=base).get("/api/models").status_code == 200, base
+    app = create_app({"tiny": lambda: tiny}, allowed_hosts=["inpaint.lan", "photos.lan:8443"])
+    for base, status in [
+        ("http://inpaint.lan:8000", 200),
+        ("https://photos.lan:8443", 200),
+        ("http://photos.lan", 400),
+    ]:
+        assert TestClient(app, base_url=base).get("/api/models").status_code == status, base
+    with pytest.raises(ValueError, match="host"):
+        create_app({}, allowed_hosts=["http://inpaint.lan/"])
+
+
+def test_security_headers_on_every_answer(client: TestClient) -> None:
+    ok = form(png(photo()), mask_png(hole()))
+    answers = {
+        "page": client.get("/"),
+        "script": client.get("/static/app.js"),
+        "json": client.get("/api/models"),
+        "png": client.post("/api/inpaint", **ok),
+        "400": client.post("/api/inpaint", **form(b"not an image", mask_png(hole()))),
+        "403": client.post("/api/inpaint", **ok, headers={"Origin": "http://evil.example"}),
+        "404": client.get("/nothing-here"),
+        "foreign host": TestClient(client.app, base_url="http://evil.example").get("/"),
+    }
+    for name, res in answers.items():
+        assert res.headers["x-content-type-options"] == "nosniff", name
+        assert res.headers["x-frame-options"] == "DENY", name
+        assert res.headers["referrer-policy"] == "no-referrer", name
+        assert res.headers["cross-origin-resource-policy"] == "same-origin", name
+        assert "frame-ancestors 'none'" in res.headers["content-security-policy"], name
+    assert "default-src 'self'" in answers["page"].headers["content-security-policy"]  # the page's own policy
+    assert "default-src 'none'" in answers["json"].headers["content-security-policy"]
+
+
+class _Broken(Inpainter):
+    """The tiny model, but filling fails with an error naming a file on the server."""
+
+    def __call__(self, image, mask, options=None):
+        raise OSError("cannot map /srv/private/weights/cache.bin")
+
+
+def test_an_internal_error_answers_an_id_not_its_details(tiny: Inpainter, caplog: pytest.LogCaptureFixture) -> None:
+    def missing() -> Inpainter:
+        raise FileNotFoundError("[Errno 2] No such file: '/srv/private/models/best.pt'")
+
+    app = create_app({"missing": missing, "broken": lambda: _Broken(tiny.gen, tiny.cfg)})
+    with local(app) as c, caplog.at_level(logging.ERROR):
+        for model in ("missing", "broken"):  # failing to load, failing in a worker thread
+            res = c.post("/api/inpaint", **form(png(photo()), mask_png(hole()), model=model))
+            assert res.status_code == 500 and res.headers["x-content-type-options"] == "nosniff"
+            assert "/srv" not in res.text and "Error" not in res.text, res.text
+            error_id = re.fullmatch(r"internal error \(id ([0-9a-f]{8})\).*", res.json()["detail"]).group(1)
+            assert error_id in caplog.text  # the log has the id beside the traceback
+        assert "/srv/private/models/best.pt" in caplog.text and "/srv/private/weights" in caplog.text
+        assert c.get("/healthz").json()["queue"]["uploading"] == 0  # the places were freed

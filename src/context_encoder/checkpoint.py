@@ -2,33 +2,35 @@
 
 from __future__ import annotations
 
-import os
 import pickle
-import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from .config import Config, config_from_dict
-from .errors import CheckpointError
+from .errors import CheckpointError, ContextEncoderError
+from .outputs import atomic_write
 
 FORMAT = "context-encoder/1"
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write `payload` to `path` via a temporary file, fsync and rename: a crash never leaves half a file."""
+    """Write `payload` to `path` via a temporary file, fsync and rename: a crash never leaves half a file.
+
+    A failed write (full disk) is an `OutputError` and leaves the previous checkpoint as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
+    with atomic_write(path) as f:
+        try:
             torch.save({"format": FORMAT, **payload}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        except RuntimeError as exc:  # torch's writer reports the file's OSError as its own error
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, OSError):
+                raise cause from None
+            raise
     return path
 
 
@@ -42,7 +44,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as exc:
+    except pickle.UnpicklingError as exc:  # torch's own text suggests weights_only=False: never here
+        if "global" in str(exc).lower():  # "Unsupported global: GLOBAL x.Y was not an allowed global"
+            raise CheckpointError(
+                f"{path} is not a plain checkpoint (it needs pickle, which is refused for safety)"
+            ) from None
+        raise CheckpointError(f"cannot read checkpoint {path}: damaged, or not a PyTorch file") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a damaged file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"cannot read checkpoint {path}: {first}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
@@ -52,7 +60,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def checkpoint_config(state: dict[str, Any]) -> Config:
-    return config_from_dict(state["config"])
+    """The config a checkpoint was trained with; a missing or invalid one is a `CheckpointError`."""
+    where = state.get("path", "the checkpoint")
+    if not isinstance(state.get("config"), dict):
+        raise CheckpointError(f"{where} holds no config (it cannot rebuild its model)")
+    try:
+        return config_from_dict(state["config"])
+    except ContextEncoderError as exc:
+        raise CheckpointError(f"{where}: its config is invalid: {exc}") from None
 
 
 def generator_weights(state: dict[str, Any], ema: bool = True) -> tuple[dict[str, Any], bool]:
@@ -61,7 +76,30 @@ def generator_weights(state: dict[str, Any], ema: bool = True) -> tuple[dict[str
     The one place that choice is made: export, inference and the feature probes all read G through it.
     """
     if ema and state.get("generator_ema"):
-        return state["generator_ema"], True
-    if not state.get("generator"):
+        weights, is_ema = state["generator_ema"], True
+    elif state.get("generator"):
+        weights, is_ema = state["generator"], False
+    else:
         raise CheckpointError(f"{state.get('path', 'the checkpoint')} holds no generator weights")
-    return state["generator"], False
+    if not isinstance(weights, dict) or not all(isinstance(v, Tensor) for v in weights.values()):
+        raise CheckpointError(f"{state.get('path', 'the checkpoint')}: its generator weights are not tensors")
+    return weights, is_ema
+
+
+def non_finite(tensors: Iterable[tuple[str, Tensor]]) -> list[str]:
+    """Names of the floating-point tensors that hold a NaN or an infinity (one host sync per call)."""
+    named = [(k, v) for k, v in tensors if v.is_floating_point() and v.numel()]
+    if not named:
+        return []
+    finite = torch.stack([torch.isfinite(v).all() for _, v in named]).cpu()
+    return [k for (k, _), ok in zip(named, finite.tolist()) if not ok]
+
+
+def check_finite(weights: dict[str, Tensor], where: str | Path) -> None:
+    """Refuse weights with NaN or infinite values (a diverged run) with a one-line `CheckpointError`."""
+    bad = non_finite(weights.items())
+    if bad:
+        raise CheckpointError(
+            f"{where}: {len(bad)} of {len(weights)} weight tensors hold NaN or infinite values (first: {bad[0]}); "
+            "the training run diverged"
+        )

@@ -5,6 +5,9 @@ models    list the shipped models (pretrained.py)      export    a checkpoint as
 evaluate  model vs baselines, same masks (evaluate.py) probe     feature-learning probes (features.py)
 serve     the local web app (web/)                     demo      built-in photos, shipped models vs Telea
 presets   list the config presets                      config    print a resolved config
+
+Over 400 lines on purpose: one parser with ten subcommands and every option's help text; each
+handler is a few lines that call the module doing the work.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import ContextEncoderError
+from .errors import ContextEncoderError, InputError
 
 EPILOG = """examples:
   context-encoder train --config cifar10 --data ../shared/data/cifar10/train
@@ -71,33 +74,51 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch_plan(folder: Path, output: str) -> tuple[list[Path], list[Path]]:
+    """The images of `inpaint --batch` and their outputs `<output>/<stem>.png`, checked before any work.
+
+    Inputs whose stems differ only in suffix (a.jpg, a.png) keep their full names (a.jpg.png,
+    a.png.png) so neither result is lost; an output that would replace an input, or two inputs that
+    still share an output, are refused.
+    """
+    from .data import IMAGE_SUFFIXES
+    from .outputs import batch_targets, check_output_folder
+
+    if not folder.is_dir():
+        raise InputError(f"--batch folder not found: {folder}")
+    sources = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not sources:
+        raise InputError(f"no images in {folder}")
+    return sources, batch_targets(sources, check_output_folder(output, "output folder"))
+
+
 def _inpaint(args: argparse.Namespace) -> int:
-    from .data import IMAGE_SUFFIXES, load_image
+    from .data import load_image
     from .inpaint import InferenceOptions, hole_mask
     from .loading import default_model, load_model
+    from .viz import check_image_output, save_image
 
+    if args.batch:
+        sources, targets = _batch_plan(Path(args.batch), args.output)
+    elif args.image:
+        sources, targets = [Path(args.image)], [check_image_output(args.output)]
+    else:
+        raise InputError("pass an IMAGE or --batch DIR")
+    for name, path in (("image", args.image if not args.batch else None), ("mask", args.mask)):
+        if path is not None and not Path(path).is_file():
+            raise InputError(f"{name} not found: {path}")
     source = args.checkpoint or args.model or default_model(arbitrary_holes=not args.center)
     inpainter = load_model(source)
     options = InferenceOptions(
         blend=not args.no_blend, flip_average=not args.no_flip_average, refine=args.refine or inpainter.options.refine
     )
     inpainter = inpainter.with_options(options)
-    if args.batch:
-        sources = sorted(p for p in Path(args.batch).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not sources:
-            raise ContextEncoderError(f"no images in {args.batch}")
-        targets = [args.output / f"{p.stem}.png" for p in sources]
-    elif args.image:
-        sources, targets = [Path(args.image)], [args.output]
-    else:
-        raise ContextEncoderError("pass an IMAGE or --batch DIR")
     for src, dst in zip(sources, targets):
         image = load_image(src)
         mask = hole_mask(image.size, inpainter.cfg, mask=args.mask, center=args.center, box=args.box)
         if not mask.any():
             print(f"notice: the mask is empty; {dst} equals the input", file=sys.stderr)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        inpainter(image, mask).save(dst)
+        save_image(inpainter(image, mask), dst)
         print(dst)
     return 0
 
@@ -125,16 +146,31 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export(args: argparse.Namespace) -> int:
-    import json
+def _read_info(path: str) -> dict:
+    """The JSON object of `export --info FILE`; a missing, unreadable or non-object file is an `InputError`."""
+    try:
+        info = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"--info file not found: {path}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read --info file {path}: {exc.strerror or exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"--info file {path} is not valid JSON: {str(exc).splitlines()[0]}") from None
+    if not isinstance(info, dict):
+        raise InputError(f"--info file {path} must hold a JSON object, got {type(info).__name__}")
+    return info
 
+
+def _export(args: argparse.Namespace) -> int:
     import torch
 
+    from .outputs import check_output_file
     from .pretrained import export
 
-    info = json.loads(Path(args.info).read_text()) if args.info else {}
+    out = check_output_file(args.out, suffixes={".safetensors"}, what="export")
+    info = _read_info(args.info) if args.info else {}
     dtype = {"fp16": torch.float16, "fp32": torch.float32}[args.dtype]
-    print(export(args.checkpoint, args.out, info, dtype=dtype))
+    print(export(args.checkpoint, out, info, dtype=dtype))
     return 0
 
 
@@ -159,6 +195,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .evaluate import markdown_table, run_evaluation
     from .inpaint import InferenceOptions
 
+    _positive(args, "limit", "nn_index")
     blend, flip = args.blend or args.as_inpaint, args.flip_average or args.as_inpaint
     results = run_evaluation(
         args.data,
@@ -184,6 +221,9 @@ def _probe(args: argparse.Namespace) -> int:
 
     if (args.checkpoint is None) == (args.init is None):
         raise ContextEncoderError("pass exactly one of --checkpoint CKPT or --init random")
+    _positive(args, "seeds", "limit", "test_limit", "epochs")
+    if not 0 < args.labels_fraction <= 1:
+        raise InputError(f"--labels-fraction must be in (0, 1], got {args.labels_fraction}")
     result = run_probe(
         args.data,
         checkpoint=args.checkpoint,
@@ -201,14 +241,28 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    _positive(args, "workers")
+    if not 1 <= args.port <= 65535:
+        raise InputError(f"--port must be a port number from 1 to 65535, got {args.port}")
     from .web import serve
 
-    serve(host=args.host, port=args.port, model=args.model, checkpoint=args.checkpoint, workers=args.workers)
+    serve(
+        host=args.host,
+        port=args.port,
+        model=args.model,
+        checkpoint=args.checkpoint,
+        workers=args.workers,
+        allowed_hosts=args.allow_host,
+        allowed_origins=args.allow_origin,
+    )
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
+    from .outputs import check_output_folder
+
+    check_output_folder(args.out)
 
     run_demo(Path(args.out))
     return 0
@@ -219,6 +273,14 @@ def _config(args: argparse.Namespace) -> int:
 
     print(load_config(args.config, args.set).to_json())
     return 0
+
+
+def _positive(args: argparse.Namespace, *names: str) -> None:
+    """Refuse a zero or negative count given for any of the options `names` (None: not given)."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -278,7 +340,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="patch: copy texture from the photo into the network's fill (coarse-to-fine patch synthesis guided "
         "by it); none: the network's fill as it is (default: the model's stored setting)",
     )
-    p.add_argument("-o", "--output", type=Path, required=True, help="output PNG (a folder with --batch)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output image, format by suffix (.png, .jpg, ...); with --batch a folder, where each input's "
+        "result is <name>.png (<name>.<ext>.png when two inputs share a name)",
+    )
     p.set_defaults(func=_inpaint)
 
     p = sub.add_parser("models", help="list the shipped pretrained models")
@@ -341,6 +409,22 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--model", help="offer only this shipped model (default: every shipped model)")
     which.add_argument("--checkpoint", help="offer the generator of this checkpoint (.pt file or run directory)")
     p.add_argument("--workers", type=int, default=1, help="images filled at once (default 1)")
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests for this Host name, NAME or NAME:PORT (repeatable; always answered: "
+        "localhost, 127.0.0.1, [::1] and --host)",
+    )
+    p.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also accept uploads from pages of this origin, e.g. https://photos.example (repeatable; "
+        "always accepted: the server's own pages)",
+    )
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("demo", help="fill holes in built-in photos with the shipped models and OpenCV Telea")
@@ -373,3 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a file the modules do not check themselves (a full disk, a vanished folder)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1

@@ -30,6 +30,7 @@ from .geometry import scaled_overlap
 from .inpaint import RAW, InferenceOptions, Inpainter
 from .loading import load_model
 from .masks import center_region
+from .outputs import check_output_folder, write_text
 from .progress import Progress
 from .protocol import Results, load_images, score, scoring_set, spread
 from .viz import hole_view, image_grid, save_png
@@ -56,19 +57,18 @@ def write_report(
     masked_view: Tensor,
     filled: dict[str, Tensor],
 ) -> dict[str, Path]:
-    """metrics.json, metrics.md and grid.png (original | masked | each method) under `out`.
+    """metrics.json, metrics.md and grid.png (original | masked | each method) under `out`, each atomically.
 
     `images`, `masked_view` and each `filled[method]` hold the same few images for the figure.
     """
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    write_text(out / "metrics.json", json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
     regions = list(next(iter(results.values())))
     md = [f"# Inpainting evaluation: {meta.get('data', '')}", ""]
     md += [f"- {k}: {v}" for k, v in meta.items()]
     md += ["", "Pixels in [0, 1]; L1 and L2 are means over the scored pixels; PSNR averaged per image.", ""]
     for region in regions:
         md += [markdown_table(results, region), ""]
-    (out / "metrics.md").write_text("\n".join(md))
+    write_text(out / "metrics.md", "\n".join(md))
     columns = [images, masked_view] + [filled[name] for name in results]
     labels = ["original", "masked"] + list(results)
     grid = save_png(image_grid([c * 2 - 1 for c in columns], min_tile=96, labels=labels), out / "grid.png")
@@ -96,6 +96,7 @@ def run_evaluation(
     """
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be a positive number of images, got {limit}")
+    check_output_folder(out, "report folder")
     inpainter = load_model(checkpoint, options=options) if checkpoint is not None else None
     cfg = inpainter.cfg if inpainter else None
     if cfg is not None:

@@ -19,8 +19,8 @@ from PIL import Image
 from torch import Tensor, nn
 
 from .config import Config
-from .data import load_image, load_mask, to_rgb
-from .errors import InputError
+from .data import check_pixels, load_image, load_mask, mask_from_array, mask_from_image, to_rgb
+from .errors import DataError, InputError
 from .fill import Filler, predict
 from .geometry import center_bounds
 from .masks import (
@@ -98,10 +98,20 @@ def harmonic_offset(diff: Tensor, known: Tensor, hole: Tensor, iters: int = 300)
 
 
 def image_array(image: Image.Image | np.ndarray | str | Path) -> np.ndarray:
+    """An (H, W, 3) uint8 copy of `image`: a file (read by `load_image`), a PIL image or an array.
+
+    Every kind is held to the pixel cap (`context_encoder.data.max_pixels`); a lazily opened PIL
+    image that fails to decode (truncated, corrupt) is a `DataError`.
+    """
     if isinstance(image, (str, Path)):
         image = load_image(image)
     if isinstance(image, Image.Image):
-        image = np.asarray(to_rgb(image))
+        check_pixels(image.size, "the image")
+        try:
+            image = to_rgb(image)
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad data
+            raise DataError(f"cannot decode the image: {str(exc).strip() or type(exc).__name__}") from None
+        image = np.asarray(image)
     arr = np.asarray(image)
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
@@ -109,21 +119,44 @@ def image_array(image: Image.Image | np.ndarray | str | Path) -> np.ndarray:
         raise InputError(f"image must be H x W x 3 (RGB), got shape {arr.shape}")
     if arr.dtype != np.uint8:
         raise InputError(f"image array must be uint8, got {arr.dtype}")
+    check_pixels((arr.shape[1], arr.shape[0]), "the image")
     return np.array(arr[..., :3], dtype=np.uint8, order="C")  # a writable copy
 
 
 def mask_array(mask: Image.Image | np.ndarray | Tensor | str | Path) -> np.ndarray:
+    """(H, W) bool holes (True = fill) from a mask file, a PIL image, an array or a tensor.
+
+    Non-zero pixels are holes; an alpha channel that is not opaque everywhere says where the mask is
+    painted (`context_encoder.data.mask_from_array`). Arrays are (H, W) or channels-last (H, W, C);
+    tensors are (H, W), (C, H, W) or (1, C, H, W), channels first as in PyTorch.
+    """
     if isinstance(mask, (str, Path)):
         return load_mask(mask)[0, 0].numpy()
     if isinstance(mask, Image.Image):
-        arr = np.asarray(mask.convert("RGB") if mask.mode == "P" else mask)
+        check_pixels(mask.size, "the mask")
+        try:
+            return mask_from_image(mask)
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad data
+            raise DataError(f"cannot decode the mask: {str(exc).strip() or type(exc).__name__}") from None
+    if isinstance(mask, Tensor):
+        arr = mask.detach().cpu().numpy()
+        while arr.ndim > 3 and arr.shape[0] == 1:  # (1, C, H, W) -> (C, H, W)
+            arr = arr[0]
+        if arr.ndim == 3:
+            arr = (arr != 0).any(axis=0)
     else:
-        arr = mask.detach().cpu().numpy() if isinstance(mask, Tensor) else np.asarray(mask)
-    arr = np.squeeze(arr)
-    if arr.ndim == 3:
-        arr = arr[..., :3].max(axis=2) if arr.shape[2] in (3, 4) else arr.max(axis=0)
+        arr = np.asarray(mask)
+        while arr.ndim > 3 and arr.shape[0] == 1:
+            arr = arr[0]
+        if arr.ndim == 3 and arr.shape[2] not in (1, 2, 3, 4) and arr.shape[0] in (1, 3, 4):
+            arr = np.moveaxis(arr, 0, -1)  # channels first
+        if arr.ndim == 3:
+            arr = mask_from_array(arr)
     if arr.ndim != 2:
-        raise InputError(f"mask must be 2-D (H x W), got shape {arr.shape}")
+        raise InputError(f"mask must be 2-D (H x W), got shape {tuple(np.shape(mask))}")
+    check_pixels((arr.shape[1], arr.shape[0]), "the mask")
     return arr != 0
 
 

@@ -13,7 +13,6 @@ weights files store the options they were measured with; checkpoints take `Infer
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .checkpoint import checkpoint_config, generator_weights, load_checkpoint
+from .checkpoint import check_finite, checkpoint_config, generator_weights, load_checkpoint
 from .config import Config, config_from_dict
 from .errors import CheckpointError, ContextEncoderError, InputError
 from .inpaint import InferenceOptions, Inpainter
@@ -83,12 +82,11 @@ def inpaint(
 
 def _read_weights(path: Path) -> tuple[torch.nn.Module, Config, InferenceOptions]:
     """Generator, config and stored options of a safetensors file; corrupt or foreign files raise."""
-    try:
-        meta = read_metadata(path)
-    except json.JSONDecodeError:
-        raise CheckpointError(f"{path}: its metadata is not valid JSON") from None
-    if "config" not in meta:
+    meta = read_metadata(path)
+    if not isinstance(meta.get("config"), dict):
         raise CheckpointError(f"{path} has no context-encoder config in its metadata")
+    if not isinstance(meta.get("inference", {}), dict):
+        raise CheckpointError(f"{path}: its metadata 'inference' is not a JSON object")
     try:
         cfg = config_from_dict(meta["config"])
         options = InferenceOptions.from_dict(meta.get("inference", {}))
@@ -108,7 +106,9 @@ def _read_checkpoint(path: Path, ema: bool) -> tuple[torch.nn.Module, Config, In
 
 
 def _load_state(gen: torch.nn.Module, state: dict[str, Tensor], path: Path) -> None:
+    """Load `state` into `gen`; weights of another shape, or with NaN or infinite values, are refused."""
     reference = gen.state_dict()
     if set(state) != set(reference) or any(state[k].shape != reference[k].shape for k in state):
         raise CheckpointError(f"{path}: the generator weights do not match the model its config describes")
+    check_finite(state, path)
     gen.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()})

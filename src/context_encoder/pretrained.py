@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from .checkpoint import checkpoint_config, generator_weights, load_checkpoint
+from .checkpoint import check_finite, checkpoint_config, generator_weights, load_checkpoint, non_finite
+from .errors import CheckpointError, InputError
 from .inpaint import InferenceOptions
 from .models import count_parameters, make_generator
 from .safetensors_io import metadata, save_file
@@ -37,8 +38,14 @@ def shipped_path(name: str) -> Path | None:
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """A weights file's metadata with every value decoded from JSON."""
-    return {k: json.loads(v) for k, v in metadata(path).items()}
+    """A weights file's metadata with every value decoded from JSON; a value that is not JSON raises."""
+    out = {}
+    for key, value in metadata(path).items():
+        try:
+            out[key] = json.loads(value)
+        except (ValueError, RecursionError):
+            raise CheckpointError(f"{path}: its metadata '{key}' is not valid JSON") from None
+    return out
 
 
 def list_pretrained() -> dict[str, dict[str, Any]]:
@@ -50,6 +57,9 @@ def list_pretrained() -> dict[str, dict[str, Any]]:
     return out
 
 
+RESERVED = frozenset({"config", "steps", "parameters", "ema", "inference"})  # metadata export writes itself
+
+
 def export(
     checkpoint: str | Path,
     out: str | Path,
@@ -58,11 +68,20 @@ def export(
     options: InferenceOptions | None = None,
 ) -> Path:
     """Write a checkpoint's generator (EMA weights when kept) as safetensors with its config, inference
-    options (`options`, default `InferenceOptions()`) and `info` metadata."""
+    options (`options`, default `InferenceOptions()`) and `info` metadata.
+
+    Weights with NaN or infinite values (a diverged run) are refused; the file is written atomically.
+    """
+    reserved = set(info or {}) & RESERVED
+    if reserved:
+        raise InputError(f"the extra metadata may not set {', '.join(sorted(reserved))}: export writes those itself")
     state = load_checkpoint(checkpoint)
     cfg = checkpoint_config(state)
     weights, ema = generator_weights(state)
+    check_finite(weights, state["path"])
     tensors = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in weights.items()}
+    if non_finite(tensors.items()):
+        raise InputError(f"{state['path']}: the weights exceed the range of {dtype}; export with --dtype fp32")
     meta = {
         "config": cfg.to_dict(),
         "steps": int(state["step"]),

@@ -8,13 +8,14 @@ raw little-endian tensor bytes. See https://github.com/huggingface/safetensors f
 from __future__ import annotations
 
 import json
-import os
+import math
 import struct
 from pathlib import Path
 
 import torch
 
 from .errors import CheckpointError
+from .outputs import atomic_write
 
 _DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64, "U8": torch.uint8}
 _NAMES = {v: k for k, v in _DTYPES.items()}
@@ -22,7 +23,10 @@ MAX_HEADER = 100 * 2**20
 
 
 def save_file(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> Path:
-    """Write `tensors` (CPU, any of F32/F16/BF16/I64/U8) and string `metadata` atomically."""
+    """Write `tensors` (CPU, any of F32/F16/BF16/I64/U8) and string `metadata` atomically.
+
+    A failed write (full disk) is an `OutputError` and leaves any previous file at `path` as it was.
+    """
     header: dict[str, object] = {}
     blobs, offset = [], 0
     for name in sorted(tensors):
@@ -37,18 +41,12 @@ def save_file(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)  # keep the data 8-byte aligned
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_write(path) as f:
         f.write(struct.pack("<Q", len(raw)))
         f.write(raw)
         for blob in blobs:
             f.write(blob)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    return Path(path)
 
 
 def read_header(path: str | Path) -> tuple[dict, int]:
@@ -68,35 +66,62 @@ def read_header(path: str | Path) -> tuple[dict, int]:
         header = json.loads(raw)
         if not isinstance(header, dict):
             raise ValueError("header is not a JSON object")
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"corrupt weights file {path}: {exc}") from None
+    except FileNotFoundError:
+        raise CheckpointError(f"weights file not found: {path}") from None
+    except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise CheckpointError(f"corrupt weights file {path}: {_first_line(exc)}") from None
     return header, 8 + n
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def metadata(path: str | Path) -> dict[str, str]:
-    return dict(read_header(path)[0].get("__metadata__", {}))
+    """The file's `__metadata__` (strings to strings, as the format requires; anything else raises)."""
+    meta = read_header(path)[0].get("__metadata__", {})
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise CheckpointError(f"corrupt weights file {path}: __metadata__ must map names to strings")
+    return dict(meta)
+
+
+def _shape(info: object, name: str) -> tuple[torch.dtype, list[int], int, int]:
+    """(dtype, shape, begin, end) of one header entry; anything malformed raises `ValueError`."""
+    if not isinstance(info, dict):
+        raise ValueError(f"{name!r}: entry is not a JSON object")
+    code = info.get("dtype")
+    dtype = _DTYPES.get(code) if isinstance(code, str) else None
+    if dtype is None:
+        raise ValueError(f"{name!r}: unknown dtype {code!r}")
+    shape, offsets = info.get("shape"), info.get("data_offsets")
+    if not isinstance(shape, list) or not all(type(d) is int and 0 <= d < 2**40 for d in shape):
+        raise ValueError(f"{name!r}: shape must be a list of non-negative integers, got {shape!r}")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
+        raise ValueError(f"{name!r}: data_offsets must be two integers, got {offsets!r}")
+    return dtype, shape, offsets[0], offsets[1]
 
 
 def load_file(path: str | Path) -> dict[str, torch.Tensor]:
     """All tensors of a safetensors file; any inconsistency raises `CheckpointError` before anything is returned."""
     header, start = read_header(path)
-    data = Path(path).read_bytes()[start:]
+    try:
+        data = Path(path).read_bytes()[start:]
+    except OSError as exc:
+        raise CheckpointError(f"cannot read weights file {path}: {_first_line(exc)}") from None
     tensors = {}
     try:
         for name, info in header.items():
             if name == "__metadata__":
                 continue
-            dtype = _DTYPES[info["dtype"]]
-            begin, end = info["data_offsets"]
-            shape = [int(d) for d in info["shape"]]
-            count = 1
-            for d in shape:
-                count *= d
-            if not 0 <= begin <= end <= len(data) or end - begin != count * torch.empty((), dtype=dtype).element_size():
-                raise ValueError(f"{name}: byte range {begin}-{end} does not fit shape {shape}")
+            dtype, shape, begin, end = _shape(info, name)
+            count = math.prod(shape)
+            size = count * torch.empty((), dtype=dtype).element_size()
+            if not 0 <= begin <= end <= len(data) or end - begin != size:
+                raise ValueError(f"{name!r}: byte range {begin}-{end} does not fit shape {shape}")
             chunk = bytearray(data[begin:end])
             flat = torch.frombuffer(chunk, dtype=dtype) if count else torch.empty(0, dtype=dtype)
             tensors[name] = flat.reshape(shape).clone()
-    except (KeyError, TypeError, ValueError) as exc:
+    except ValueError as exc:
         raise CheckpointError(f"corrupt weights file {path}: {exc}") from None
     return tensors

@@ -1,8 +1,16 @@
 """Training: one D step then one G step per iteration (paper Sec. 3.2, released `train.lua`).
 
-A run directory holds `config.json` (the resolved config), `stats.jsonl` (one JSON record per
-`log_every` steps, append-only), `samples/step_NNNNNNN.png` (original | masked | filled, on a fixed
-held-out batch) and `checkpoints/last.pt` (everything needed to resume bit for bit).
+A run directory holds `config.json` (the resolved config), `stats.jsonl` (one strict JSON record per
+`log_every` steps, append-only; non-finite values are null), `samples/step_NNNNNNN.png` (original |
+masked | filled, on a fixed held-out batch) and `checkpoints/last.pt` (everything needed to resume bit
+for bit).
+
+Divergence guard: a NaN or infinite loss or weight stops the run (`TrainingDiverged`) before any
+checkpoint is written with it, so `last.pt` and `best.pt` keep the last good weights; a discriminator
+that stays saturated (d_real ~ 1, d_fake ~ 0) gets a warning.
+
+Over 400 lines on purpose: the loop, its checkpoints, validation and the divergence guard share the
+run's state, and splitting them would pass that state around.
 """
 
 from __future__ import annotations
@@ -12,7 +20,6 @@ import logging
 import math
 import signal
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,11 +28,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import checkpoint_config, load_checkpoint, save_checkpoint
+from .checkpoint import check_finite, checkpoint_config, load_checkpoint, non_finite, save_checkpoint
 from .config import Config, LossConfig
-from .data import ImageDataset, training_loader, training_paths
+from .data import ImageDataset, load_image, training_loader, training_paths
 from .distributed import DistInfo, barrier, init_distributed, local_batch, mean_over_ranks, unwrap, wrap
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, ContextEncoderError, DataError
 from .fill import generator_filler
 from .losses import (
     discriminator_loss,
@@ -39,12 +46,19 @@ from .masks import apply_mask, composite, hole_fill, prediction_region, sample_m
 from .metrics import l1_error, psnr
 from .models import Discriminator, Generator, build_models
 from .optim import EMA, lr_factor, make_optimizers
+from .outputs import OutputError, append_record, check_output_folder, open_log, remove_orphans, write_text
 from .perf import Precision, Speed, resolve_speed
 from .progress import Progress
-from .protocol import score, scoring_set
+from .protocol import score, scoring_set, spread
 from .viz import hole_view, image_grid, save_png
 
 log = logging.getLogger(__name__)
+
+# A discriminator is saturated when it tells real from fake almost perfectly (the paper's adversarial
+# loss then gives G no useful gradient): d_real above this and d_fake below 1 minus it, for
+# SATURATED_LOGS log records in a row, gets one warning.
+SATURATION = 0.99
+SATURATED_LOGS = 3
 
 
 class Validator:
@@ -55,7 +69,13 @@ class Validator:
     """
 
     def __init__(self, cfg: Config, paths: list[Path], count: int, device: torch.device):
-        self.images, self.masks = scoring_set(paths, cfg.model.image_size, cfg.mask, count, cfg.train.seed + 3, False)
+        chosen = spread(paths, count)
+        usable = [p for p in chosen if _decodes(p)]  # a truncated held-out file is skipped, as in training
+        if len(usable) < len(chosen):
+            log.warning("validation skips %d held-out image(s) that cannot be decoded", len(chosen) - len(usable))
+        if not usable:
+            raise DataError("no held-out image can be decoded for validation")
+        self.images, self.masks = scoring_set(usable, cfg.model.image_size, cfg.mask, None, cfg.train.seed + 3, False)
         self.images, self.masks = self.images.to(device), self.masks.to(device)
         self.cfg = cfg
 
@@ -65,6 +85,24 @@ class Validator:
         results, _ = score({"model": generator_filler(gen, self.cfg)}, self.images, self.masks, metrics=metrics)
         r = results["model"]["hole"]
         return {"val_psnr": round(r["psnr"], 4), "val_l1": round(r["l1"], 5)}
+
+
+def _decodes(path: Path) -> bool:
+    try:
+        load_image(path)
+    except DataError:
+        return False
+    return True
+
+
+class TrainingDiverged(ContextEncoderError):
+    """Raised when a loss or a weight becomes NaN or infinite; no checkpoint is written with such weights."""
+
+    exit_code = 3
+
+    def __init__(self, step: int, what: str, kept: str):
+        super().__init__(f"training diverged at step {step}: {what}; {kept} (lower train.lr or check the data)")
+        self.step = step
 
 
 class TrainingInterrupted(Exception):
@@ -199,6 +237,51 @@ def _check_resumable(saved: Config, requested: Config) -> None:
             raise CheckpointError(f"cannot resume: the checkpoint's [{section}] differs from the requested config")
 
 
+def _load_resumed(state: dict[str, Any], parts: dict[str, Any]) -> None:
+    """Load each checkpoint entry into its part (module, optimizer, generator, scaler); refuse bad ones."""
+    path = state["path"]
+    for key in ("generator", "discriminator", "generator_ema"):
+        weights = state.get(key) if key in parts else None
+        if isinstance(weights, dict) and all(isinstance(v, Tensor) for v in weights.values()):
+            check_finite(weights, f"cannot resume from {path} ({key})")
+    try:
+        for key, part in parts.items():
+            if key == "mask_rng":
+                part.set_state(state[key])
+            elif key == "grad_scalers":
+                part.load_state_dict(state.get(key, {}))
+            else:
+                part.load_state_dict(state[key])
+    except KeyError as exc:
+        raise CheckpointError(f"cannot resume from {path}: it has no {exc.args[0]!r}") from None
+    except (RuntimeError, ValueError, TypeError, AttributeError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot resume from {path}: {text}") from None
+
+
+class _Saturation:
+    """Counts log records in a row whose discriminator is saturated; warns once when there are enough."""
+
+    def __init__(self) -> None:
+        self.run, self.warned = 0, False
+
+    def update(self, record: dict[str, Any], step: int) -> None:
+        real, fake = record.get("d_real"), record.get("d_fake")
+        if real is None or fake is None:
+            return
+        self.run = self.run + 1 if real > SATURATION and fake < 1 - SATURATION else 0
+        if self.run >= SATURATED_LOGS and not self.warned:
+            self.warned = True
+            log.warning(
+                "the discriminator is saturated at step %d (d_real %.3f, d_fake %.3f for %d log records): the "
+                "adversarial loss no longer guides G; consider a lower train.lr or loss.lambda_adv",
+                step,
+                real,
+                fake,
+                self.run,
+            )
+
+
 def _setup(cfg: Config, info: DistInfo) -> tuple[torch.device, Speed]:
     device = resolve_device(cfg.train.device)
     if device.type == "cuda" and info.enabled:
@@ -222,6 +305,9 @@ def train(
     run_dir = Path(run_dir)
     t = cfg.train
     info = init_distributed(resolve_device(t.device).type)
+    if info.is_main:  # before any work: a run directory that cannot be written is an error now, not later
+        check_output_folder(run_dir, "run directory")
+        remove_orphans(run_dir / "checkpoints")
     device, speed = _setup(cfg, info)
     batch = local_batch(t.batch_size, info)  # images per process
     state = None
@@ -234,12 +320,8 @@ def train(
     mask_rng = torch.Generator().manual_seed(t.seed + 1)
     step, best_psnr = 0, -math.inf
     if state is not None:
-        gen.load_state_dict(state["generator"])
-        disc.load_state_dict(state["discriminator"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        mask_rng.set_state(state["mask_rng"])
-        precision.load_state_dict(state.get("grad_scalers", {}))
+        parts = {"generator": gen, "discriminator": disc, "opt_g": opt_g, "opt_d": opt_d, "mask_rng": mask_rng}
+        _load_resumed(state, {**parts, "grad_scalers": precision})
         best_psnr = state.get("best_val_psnr", best_psnr)
         step = int(state["step"])
         log.info("resumed from %s at step %d", state["path"], step)
@@ -247,7 +329,7 @@ def train(
         raise ConfigError(f"the checkpoint is already at step {step} >= train.steps={t.steps}; raise train.steps")
     ema = EMA(gen, t.ema_decay) if t.ema_decay > 0 else None
     if ema is not None and state is not None and "generator_ema" in state:
-        ema.module.load_state_dict(state["generator_ema"])
+        _load_resumed(state, {"generator_ema": ema.module})
     memory_format = torch.channels_last if speed.channels_last else torch.contiguous_format
     gen, disc = gen.to(memory_format=memory_format), disc.to(memory_format=memory_format)
     gen_run, disc_run = wrap(gen, info, device, t.sync_bn), wrap(disc, info, device, t.sync_bn)
@@ -293,8 +375,25 @@ def train(
         sample_set = ImageDataset(val_paths or train_paths, s, cfg.load_size, flip=False)
         fixed_images, fixed_masks = _fixed_batch(cfg, sample_set)
         validator = Validator(cfg, val_paths or train_paths, t.val_images, device) if t.val_every else None
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(cfg.to_json() + "\n")
+        write_text(run_dir / "config.json", cfg.to_json() + "\n")
+    resumed_here = state is not None and Path(state["path"]).resolve() == ckpt_path.resolve()
+    saved = {"step": int(state["step"]) if resumed_here else None}  # step of the last.pt on disk, when known
+
+    def kept() -> str:
+        if not ckpt_path.is_file():
+            return "no checkpoint was written"
+        at = f" (step {saved['step']})" if saved["step"] is not None else ""
+        return f"the last good checkpoint {ckpt_path}{at} is kept"
+
+    def guard_weights() -> None:
+        """Stop before NaN or infinite weights reach a checkpoint (same weights, same verdict on every rank)."""
+        named = [(f"generator.{k}", v) for k, v in unwrap(gen).state_dict().items()]
+        named += [(f"discriminator.{k}", v) for k, v in unwrap(disc).state_dict().items()]
+        if ema is not None:
+            named += [(f"generator_ema.{k}", v) for k, v in ema.module.state_dict().items()]
+        bad = non_finite(named)
+        if bad:
+            raise TrainingDiverged(step, f"{len(bad)} weight tensor(s) hold NaN or inf (first: {bad[0]})", kept())
 
     def checkpoint(path: Path = ckpt_path) -> Path:
         payload = {
@@ -311,14 +410,19 @@ def train(
         }
         if ema is not None:
             payload["generator_ema"] = ema.module.state_dict()
-        return save_checkpoint(path, payload)
+        guard_weights()
+        written = save_checkpoint(path, payload)
+        if path == ckpt_path:
+            saved["step"] = step
+        return written
 
     bar = Progress(t.steps, step, desc=f"train {cfg.name}", enabled=progress and info.is_main)
     sums: dict[str, Tensor] = {}
     window_start, window_steps = time.perf_counter(), 0
     gen_run.train()
     disc_run.train()
-    stats_file = open(run_dir / "stats.jsonl", "a") if info.is_main else None  # noqa: SIM115
+    stats_file = open_log(run_dir / "stats.jsonl") if info.is_main else None
+    saturation = _Saturation()
     try:
         with _stop_on_signals() as stop:
             while step < t.steps:
@@ -340,25 +444,28 @@ def train(
                 bar.update()
 
                 log_now = step % t.log_every == 0 or step == t.steps
+                val_now = bool(t.val_every) and (step % t.val_every == 0 or step == t.steps)
                 if log_now:  # the only host sync for loss values
                     means = mean_over_ranks({k: v / window_steps for k, v in sums.items()}, info)
                     elapsed = time.perf_counter() - window_start
                     record = {k: round(v.item(), 6) for k, v in means.items()}
-                    if not all(math.isfinite(v) for v in record.values()):
-                        warnings.warn(f"non-finite loss at step {step}: {record}", RuntimeWarning, stacklevel=1)
                     record = {"step": step, **record, "img_per_s": round(window_steps * t.batch_size / elapsed, 2)}
-                    if stats_file is not None:
-                        stats_file.write(json.dumps({**record, "time": round(time.time(), 3)}) + "\n")
-                        stats_file.flush()
+                    if stats_file is not None:  # non-finite values go in as null
+                        append_record(stats_file, {**record, "time": round(time.time(), 3)})
+                    diverged = [f"{k}={v}" for k, v in record.items() if not math.isfinite(v)]
+                    if diverged:
+                        raise TrainingDiverged(step, f"non-finite {', '.join(diverged)}", kept())
+                    saturation.update(record, step)
                     shown = " ".join(
                         f"{k}={record[k]:.4f}" for k in ("loss_d", "loss_g_adv", "loss_rec") if k in record
                     )
                     bar.set_postfix(f"{shown} {record['img_per_s']:.1f} img/s")
                     sums, window_start, window_steps = {}, time.perf_counter(), 0
-                if validator is not None and (step % t.val_every == 0 or step == t.steps):
+                if log_now or val_now or step % t.checkpoint_every == 0:
+                    guard_weights()
+                if validator is not None and val_now:
                     val = {"step": step, **validator(ema.module if ema is not None else unwrap(gen))}
-                    stats_file.write(json.dumps(val) + "\n")
-                    stats_file.flush()
+                    append_record(stats_file, val)
                     if val["val_psnr"] > best_psnr:
                         best_psnr = val["val_psnr"]
                         checkpoint(run_dir / "checkpoints" / "best.pt")
@@ -373,6 +480,12 @@ def train(
                     bar.close()
                     barrier(info)
                     raise TrainingInterrupted(step, ckpt_path, stop.get("signum", signal.SIGTERM))
+    except OutputError as exc:  # a full disk: the checkpoint on disk is the last one written whole
+        bar.close()
+        raise OutputError(f"training stopped at step {step}: {exc}; {kept()}") from None
+    except TrainingDiverged:
+        bar.close()
+        raise
     finally:
         if stats_file is not None:
             stats_file.close()

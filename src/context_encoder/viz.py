@@ -1,7 +1,9 @@
-"""Image grids for samples and reports."""
+"""Image grids for samples and reports, and the one way images are written (atomically, format by suffix)."""
 
 from __future__ import annotations
 
+import functools
+import io
 from pathlib import Path
 
 import torch
@@ -9,6 +11,9 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from .data import tensor_to_pil
+from .outputs import OutputError, atomic_write, check_output_file
+
+COMMON_SUFFIXES = (".png", ".jpg", ".webp", ".tiff", ".bmp")  # named in the error for an unknown suffix
 
 
 def image_grid(columns: list[Tensor], min_tile: int = 96, pad: int = 2, labels: list[str] | None = None) -> Image.Image:
@@ -34,13 +39,48 @@ def image_grid(columns: list[Tensor], min_tile: int = 96, pad: int = 2, labels: 
     return grid
 
 
-def save_png(img: Image.Image, path: str | Path) -> Path:
-    """Write a PNG atomically (temp file + rename) so a reader never sees half a file."""
+@functools.cache
+def _writes_rgb(fmt: str) -> bool:
+    """Whether Pillow can write an RGB image in `fmt` here (some formats need a plug-in or another mode)."""
+    try:
+        Image.new("RGB", (2, 2)).save(io.BytesIO(), format=fmt)
+    except Exception:  # noqa: BLE001 - each plug-in fails its own way
+        return False
+    return True
+
+
+def image_format(path: str | Path) -> str:
+    """The Pillow format that writes RGB images to `path`, from its suffix; an unknown one is an `OutputError`."""
+    suffix = Path(path).suffix.lower()
+    if not suffix:
+        raise OutputError(f"the output {path} has no file extension (e.g. .png): it says which format to write")
+    fmt = Image.registered_extensions().get(suffix)
+    if fmt is None or fmt not in Image.SAVE or not _writes_rgb(fmt):
+        raise OutputError(f"cannot write '{suffix}' images ({path}); use e.g. {', '.join(COMMON_SUFFIXES)}")
+    return fmt
+
+
+def check_image_output(path: str | Path) -> Path:
+    """Check, before any work, that an RGB image can be written to `path` (format, folder); returns the `Path`."""
+    p = check_output_file(path)
+    image_format(p)
+    return p
+
+
+def save_image(img: Image.Image, path: str | Path) -> Path:
+    """Write `img` atomically (temporary file, rename) in the format its suffix names; failures are `OutputError`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    img.save(tmp, format="PNG")
-    tmp.replace(path)
+    fmt = image_format(path)
+    with atomic_write(path) as f:
+        img.save(f, format=fmt)
+    return path
+
+
+def save_png(img: Image.Image, path: str | Path) -> Path:
+    """Write a PNG atomically (temporary file, rename) so a reader never sees half a file."""
+    path = Path(path)
+    with atomic_write(path) as f:
+        img.save(f, format="PNG")
     return path
 
 

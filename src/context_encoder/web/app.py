@@ -2,13 +2,15 @@
 `forms`, `fill`, `work` and `registry`; and `serve`, which runs it with uvicorn.
 
 The event loop only parses forms and reads image headers; decoding, filling and PNG encoding run in the
-`WorkQueue`'s threads, so `/healthz` and the page stay responsive while images are being filled.
+`WorkQueue`'s threads, so `/healthz` and the page stay responsive while images are being filled. Every
+request first passes the `Guard` (Host and Origin checks, security headers); an upload takes a place in
+the queue before its body is read.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from ..data import MAX_PIXELS
 from ..errors import InputError
 from . import fill
 from .forms import read_form
+from .guard import LOCAL_HOSTS, AccessPolicy, Guard
 from .registry import ModelFactory, ModelRegistry, checkpoint_models, shipped_models
 from .schemas import INPAINT_RESPONSES, Health, Limits, ModelInfo, ModelList, inpaint_request_body
 from .work import WorkQueue
@@ -27,8 +31,11 @@ from .work import WorkQueue
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-# The page loads nothing from elsewhere: scripts, styles and requests stay on this server.
-_CSP = "default-src 'self'; img-src 'self' blob: data:; connect-src 'self' blob:; object-src 'none'; base-uri 'none'"
+# The page loads nothing from elsewhere: scripts, styles and requests stay on this server; no site may frame it.
+_CSP = (
+    "default-src 'self'; img-src 'self' blob: data:; connect-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 _PAGE_HEADERS = {"Cache-Control": "no-cache", "Content-Security-Policy": _CSP}
 _PNG_HEADERS = {"Cache-Control": "no-store", "Content-Disposition": 'inline; filename="inpainted.png"'}
 _DESCRIPTION = (
@@ -41,9 +48,12 @@ def create_app(
     models: Mapping[str, ModelFactory] | None = None,
     *,
     max_bytes: int = 20 * 2**20,
-    max_pixels: int = 40_000_000,
+    max_pixels: int = MAX_PIXELS,
     workers: int = 1,
     queue_size: int = 8,
+    read_timeout: float = 30.0,
+    allowed_hosts: Sequence[str] = (),
+    allowed_origins: Sequence[str] = (),
     summaries: Mapping[str, Mapping[str, Any]] | None = None,
     png_level: int = 1,
 ) -> FastAPI:
@@ -52,15 +62,18 @@ def create_app(
     `models` maps names to factories that build an `Inpainter`; each is called on the first request that
     uses it, and the result is kept. The default is every model shipped with the package (possibly none:
     the Telea method works without models). `max_bytes` bounds the request body and `max_pixels` each
-    image; `workers` threads fill images while up to `queue_size` further requests wait. `summaries` adds
-    descriptions of the models; `png_level` is the zlib level of the returned PNG (1: fast, larger files;
-    9: slow, smallest).
+    image; `workers` threads fill images while up to `queue_size` further requests wait. A request takes
+    its place before its body is read (503 when there is none), so at most `workers + queue_size` bodies
+    are in memory; a body must arrive within `read_timeout` seconds (408). Requests are answered for the
+    Host names localhost, 127.0.0.1, [::1] and `allowed_hosts` (else 400), and POSTs only from the
+    server's own pages and `allowed_origins` (else 403). `summaries` adds descriptions of the models;
+    `png_level` is the zlib level of the returned PNG (1: fast, larger files; 9: slow, smallest).
     """
     if models is None:
         models, shipped = shipped_models()
         summaries = {**shipped, **(summaries or {})}
-    if max_bytes < 1 or max_pixels < 1:
-        raise ValueError("max_bytes and max_pixels must be positive")
+    if max_bytes < 1 or max_pixels < 1 or read_timeout <= 0:
+        raise ValueError("max_bytes, max_pixels and read_timeout must be positive")
     registry = ModelRegistry(models, summaries or {})
     queue = WorkQueue(workers, queue_size)
 
@@ -71,6 +84,7 @@ def create_app(
 
     app = FastAPI(title="Context Encoder inpainting", version=_version(), description=_DESCRIPTION, lifespan=lifespan)
     app.state.registry, app.state.queue = registry, queue
+    app.add_middleware(Guard, policy=AccessPolicy(allowed_hosts, allowed_origins))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -90,7 +104,7 @@ def create_app(
             default=registry.default,
             models=[ModelInfo(**m) for m in registry.describe()],
             methods=fill.methods(registry),
-            limits=Limits(max_bytes=max_bytes, max_pixels=max_pixels),
+            limits=Limits(max_bytes=max_bytes, max_pixels=max_pixels, read_timeout=read_timeout),
         )
 
     @app.post(
@@ -105,11 +119,15 @@ def create_app(
         """Send the image and a same-size mask as multipart/form-data; the answer is the filled image at the
         input's full resolution. Pixels outside the hole are returned bit-identical; an empty mask returns the
         image unchanged."""
-        job = fill.prepare(await read_form(request, max_bytes), registry, max_pixels)
-        png, headers = await queue.run(fill.run, job, registry, png_level)
+        with queue.admit() as place:  # before the body is read: a refused upload is never buffered
+            job = fill.prepare(await read_form(request, max_bytes, read_timeout), registry, max_pixels)
+            png, headers = await place.run(fill.run, job, registry, png_level)
         return Response(png, media_type="image/png", headers={**headers, **_PNG_HEADERS})
 
     return app
+
+
+_WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 
 
 def _version() -> str:
@@ -123,13 +141,19 @@ def serve(
     port: int = 8000,
     model: str | None = None,
     checkpoint: str | None = None,
+    *,
+    allowed_hosts: Sequence[str] = (),
+    allowed_origins: Sequence[str] = (),
+    max_connections: int = 64,
     **limits: Any,
 ) -> None:
     """Run the web app with uvicorn until interrupted, printing its URL first.
 
     Offers every shipped model, only `model`, or only the generator of `checkpoint` (a .pt file or run
-    directory; the model is named after the file). `limits` go to `create_app` (max_bytes, max_pixels,
-    workers, queue_size).
+    directory; the model is named after the file). Requests are answered for `host` too (unless it is a
+    wildcard such as 0.0.0.0: then name the addresses clients use in `allowed_hosts`). Beyond
+    `max_connections` open connections uvicorn answers 503. `limits` go to `create_app` (max_bytes,
+    max_pixels, workers, queue_size, read_timeout).
     """
     import uvicorn
 
@@ -148,7 +172,12 @@ def serve(
             factories = {model: factories[model]}
         elif not factories:
             log.warning("no shipped models installed: only the Telea method works (pass --checkpoint CKPT)")
-    app = create_app(factories, summaries=summaries, **limits)
+    hosts = list(allowed_hosts)
+    if host in _WILDCARD_HOSTS:
+        log.warning("listening on all addresses: only %s are answered; add --allow-host NAME", "/".join(LOCAL_HOSTS))
+    else:
+        hosts.append(host)
+    app = create_app(factories, summaries=summaries, allowed_hosts=hosts, allowed_origins=allowed_origins, **limits)
     shown = f"[{host}]" if ":" in host else host
     print(f"context-encoder web app: http://{shown}:{port}/", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info", limit_concurrency=max_connections)

@@ -1,10 +1,11 @@
-"""Reading a multipart/form-data body: streamed, in memory only, refused beyond a byte limit.
+"""Reading a multipart/form-data body: streamed, in memory only, refused beyond a byte limit or a time limit.
 
 Starlette's own form parser spools large uploads to temporary files; this one never touches the disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from python_multipart import MultipartParser
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
+from starlette.requests import ClientDisconnect
 
 MAX_PARTS = 16  # a form with more parts than this is no request of ours
 MAX_FIELD_BYTES = 1024  # a text field longer than this is refused
@@ -65,8 +67,9 @@ class Form:
             raise HTTPException(400, f"form field '{name}': {message} (got '{values.get(name)}')") from None
 
 
-async def read_form(request: Request, max_bytes: int) -> Form:
-    """Stream the request body through a multipart parser, in memory, refusing more than `max_bytes` (413)."""
+async def read_form(request: Request, max_bytes: int, timeout: float) -> Form:
+    """Stream the request body through a multipart parser, in memory, refusing more than `max_bytes` (413) and
+    a body that takes longer than `timeout` seconds to arrive (408, and the connection is closed)."""
     kind, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
@@ -120,12 +123,18 @@ async def read_form(request: Request, max_bytes: int) -> Form:
     )
     received = 0
     try:
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > max_bytes:
-                raise too_large
-            parser.write(chunk)
+        async with asyncio.timeout(timeout):  # the whole body, not each chunk: a trickle cannot keep its place
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > max_bytes:
+                    raise too_large
+                parser.write(chunk)
         parser.finalize()
     except MultipartParseError as exc:
         raise HTTPException(400, f"malformed multipart/form-data body: {exc}") from None
+    except TimeoutError:
+        detail = f"the upload took longer than {timeout:g} s ({received:,} bytes received); the connection is closed"
+        raise HTTPException(408, detail, headers={"Connection": "close"}) from None
+    except ClientDisconnect:
+        raise HTTPException(400, "the client closed the connection during the upload") from None
     return Form(parts)

@@ -47,16 +47,18 @@ class ModelRegistry:
     def get(self, name: str) -> Inpainter:
         """The model `name`, loading it on first use; concurrent first uses load it once.
 
-        A factory that fails is the server's problem, not the request's: 500, logged with its traceback.
+        A factory that fails is the server's problem, not the request's: its exception passes on (the app
+        answers 500 with an id and logs the traceback; the answer does not repeat its message, which may
+        name files on the server).
         """
         with self._locks[name]:
             if name not in self._loaded:
                 start = time.perf_counter()
                 try:
                     inpainter = self._factories[name]()
-                except Exception as exc:
-                    log.exception("could not load model %s", name)
-                    raise HTTPException(500, f"could not load model '{name}': {exc}") from None
+                except Exception:
+                    log.error("could not load model %s", name)
+                    raise
                 self._loaded[name] = inpainter
                 cfg = inpainter.cfg
                 self._summaries[name].update(

@@ -34,6 +34,7 @@ class MethodInfo(BaseModel):
 class Limits(BaseModel):
     max_bytes: int = Field(description="the largest request body accepted, in bytes (413 beyond)")
     max_pixels: int = Field(description="the most pixels an image or mask may have (413 beyond)")
+    read_timeout: float = Field(description="seconds a request body may take to arrive (408 beyond)")
 
 
 class ModelList(BaseModel):
@@ -46,8 +47,11 @@ class ModelList(BaseModel):
 class QueueState(BaseModel):
     workers: int = Field(description="threads that fill images")
     running: int = Field(description="requests being filled now")
-    waiting: int = Field(description="requests admitted, waiting for a thread")
-    queue_size: int = Field(description="places to wait; a request beyond them gets 503")
+    waiting: int = Field(description="requests admitted and read, waiting for a thread")
+    uploading: int = Field(description="requests admitted, still sending their body or being checked")
+    queue_size: int = Field(
+        description="places beyond the workers; a request finding all `workers + queue_size` taken gets 503"
+    )
 
 
 class Health(BaseModel):
@@ -141,16 +145,23 @@ INPAINT_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     400: _error(
         "not a decodable image or mask; a mask of another size than the (EXIF-oriented) image or covering all of "
-        "it; an unknown model or method, a bad option value; a malformed form or a missing file"
+        "it; an unknown model or method, a bad option value; a malformed form or a missing file; a Host header "
+        "this server does not answer for (any route)"
     ),
+    403: _error("sent from a page of another origin (its Origin header) than the server's own or an allowed one"),
+    408: _error("the body took longer than read_timeout to arrive (see GET /api/models); the connection is closed"),
     413: _error(
         "a request body over max_bytes (checked from Content-Length and while streaming), or an image with more "
         "than max_pixels pixels (read from its header, before decoding); see GET /api/models"
     ),
-    500: _error("a model that fails to load, or an unexpected failure (logged with its traceback)"),
+    500: _error(
+        "a model that fails to load, or an unexpected failure: 'internal error (id ...)', the id of the traceback "
+        "in the server's log"
+    ),
     501: _error("method `telea` asked for but OpenCV is not installed"),
     503: _error(
-        "too many requests waiting",
+        "every place in the queue is taken: decided before the body is read, which is then dropped (not sent at "
+        "all after `Expect: 100-continue`); the connection is closed",
         **{"Retry-After": _header("seconds after which a place in the queue is expected to be free")},
     ),
 }
