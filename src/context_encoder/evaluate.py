@@ -155,7 +155,7 @@ def run_evaluation(
     return results
 
 
-CLASSICAL = ("telea", "navier-stokes", "biharmonic", "harmonic", "mean")  # the baselines every model is held to
+CLASSICAL = ("telea", "navier-stokes", "biharmonic", "harmonic", "mean", "patchmatch", "fsr")  # what models are held to
 
 
 def compare_with_baselines(
