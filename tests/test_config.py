@@ -18,6 +18,7 @@ PRESETS = [
     "scenes_center",
     "scenes_region",
     "scenes128_center",
+    "scenes128_center_fourier",
     "cifar10_center",
     "tiny",
 ]

@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from context_encoder.config import ModelConfig, load_config
+from context_encoder.errors import ConfigError
 from context_encoder.models import (
     ChannelwiseFC,
     FullyConnectedBottleneck,
@@ -158,3 +159,38 @@ def test_residual_generator_encodes_a_whole_image_without_a_mask():
     torch.testing.assert_close(feats, g.encode(x, no_hole))
     assert not torch.allclose(feats, g.encode(x, ~no_hole))  # the mask channel does reach the encoder
     torch.testing.assert_close(WholeImageEncoder(g)(x), feats)  # what the feature probes see
+
+
+def test_fourier_context_sees_the_whole_map():
+    """A spectral block's output at one corner depends on the input at the opposite corner; a 3x3 conv's does not."""
+    from context_encoder.models import FourierBlock, init_weights
+
+    block = FourierBlock(4)
+    init_weights(block, torch.Generator().manual_seed(0))
+    block.eval()
+    x = torch.randn(1, 4, 8, 8, requires_grad=True)
+    block(x)[0, :, 0, 0].sum().backward()
+    assert x.grad[0, :, -1, -1].abs().sum() > 0
+    conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+    x.grad = None
+    conv(x)[0, :, 0, 0].sum().backward()
+    assert x.grad[0, :, -1, -1].abs().sum() == 0
+
+
+@pytest.mark.parametrize("preset", ["scenes128_center", "scenes_region"])
+def test_fourier_context_option_builds_and_keeps_the_faithful_layout(preset):
+    from context_encoder.config import apply_overrides
+
+    cfg = load_config(preset)
+    plain, _ = build_models(cfg.model, cfg.full_image)
+    far = apply_overrides(cfg, ["model.context=fourier"])
+    gen, _ = build_models(far.model, far.full_image)
+    faithful, _ = build_models(apply_overrides(cfg, ["model.context=none"]).model, cfg.full_image)
+    assert set(faithful.state_dict()) == set(plain.state_dict())  # "none" is the faithful layout, names and all
+    assert count_parameters(gen) > count_parameters(plain)
+    s = cfg.model.image_size
+    x, m = torch.rand(2, 3, s, s) * 2 - 1, torch.zeros(2, 1, s, s, dtype=torch.bool)
+    m[..., s // 4 : s // 2, s // 4 : s // 2] = True
+    assert gen(x, m).shape == plain(x, m).shape
+    with pytest.raises(ConfigError, match="model.context must be one of"):
+        apply_overrides(cfg, ["model.context=attention"])

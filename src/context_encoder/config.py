@@ -30,6 +30,7 @@ MASK_KINDS = ("center", "random-block", "random-region", "mixed", "none")
 HOLE_FILLS = ("mean", "harmonic")
 ENCODERS = ("dcgan", "alexnet", "alexnet-nopool")
 BOTTLENECKS = ("fc", "channelwise")
+CONTEXTS = ("none", "fourier")
 LOSS_MODES = ("l2", "adv", "joint")
 RECONSTRUCTIONS = ("l2", "l1")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -48,6 +49,12 @@ class ModelConfig:
     skip: bool = False  # beyond the paper: U-Net skip connections from encoder to decoder (centre-cropped)
     residual: bool = False  # beyond the paper: G predicts a correction added to its input (zero at init)
     encoder: str = "dcgan"  # "dcgan" (Fig. 9a) | "alexnet" | "alexnet-nopool" (Fig. 9b, feature learning, 227 px)
+    # beyond the paper: "fourier" adds residual spectral blocks (the global branch of LaMa's fast Fourier
+    # convolution, Suvorov et al. 2022) on the encoder's S/8 map. Each output there mixes every position of
+    # the map from the first block on, an answer to the paper's remark that convolutions relate distant
+    # context and the hole poorly; "none" is the faithful encoder.
+    context: str = "none"
+    context_blocks: int = 2  # spectral blocks with context = "fourier"
 
 
 @dataclass(frozen=True)
@@ -304,6 +311,10 @@ def validate(cfg: Config) -> Config:
     for name in ("nef", "ngf", "ndf", "bottleneck_dim"):
         if getattr(m, name) < 1:
             raise ConfigError(f"model.{name} must be >= 1, got {getattr(m, name)}")
+    if m.context not in CONTEXTS:
+        raise ConfigError(f"model.context must be one of {', '.join(CONTEXTS)}, got '{m.context}'")
+    if m.context != "none" and (m.encoder != "dcgan" or m.context_blocks < 1):
+        raise ConfigError("model.context needs the dcgan encoder and model.context_blocks >= 1")
     if m.bottleneck not in BOTTLENECKS:
         raise ConfigError(f"model.bottleneck must be one of {', '.join(BOTTLENECKS)}, got '{m.bottleneck}'")
     top, bottom = center_bounds(m.image_size, k.overlap)

@@ -94,6 +94,30 @@ class ChannelwiseBottleneck(nn.Module):
         return torch.relu(self.mix_bn(self.mix(x)))  # (C', 4, 4)
 
 
+class FourierBlock(nn.Module):
+    """Residual spectral block: a 1x1 conv on the feature map's 2-D Fourier transform (LaMa's global branch).
+
+    x + BN(conv1x1(irfft2(ReLU(BN(conv1x1([Re, Im] of rfft2(x))))))): every output position depends on
+    every input position of the map. The transform runs in float32 (FFTs have no bfloat16 kernels).
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.spectral = nn.Conv2d(2 * channels, 2 * channels, 1, bias=False)
+        self.spectral_bn = nn.BatchNorm2d(2 * channels)
+        self.mix = nn.Conv2d(channels, channels, 1, bias=False)
+        self.mix_bn = nn.BatchNorm2d(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        with torch.autocast(x.device.type, enabled=False):
+            f = torch.fft.rfft2(x.float(), norm="ortho")
+            f = torch.relu(self.spectral_bn(self.spectral(torch.cat([f.real, f.imag], dim=1))))
+            real, imag = f.chunk(2, dim=1)
+            y = torch.fft.irfft2(torch.complex(real, imag), s=(h, w), norm="ortho")
+        return x + self.mix_bn(self.mix(y.to(x.dtype)))
+
+
 def with_mask_channel(x: Tensor, mask: Tensor | None) -> Tensor:
     """(B, 3, S, S) images with the hole mask (B, 1, S, S) appended as mask * 2 - 1; None means no hole."""
     m = torch.zeros_like(x[:, :1]) if mask is None else mask.to(x.dtype).expand(x.shape[0], 1, *x.shape[-2:])
@@ -133,6 +157,8 @@ class Generator(nn.Module):
             layers += _down(c, w, bn=i > 0)
             c = w
             enc_channels[cfg.image_size >> (i + 1)] = w
+            if cfg.context == "fourier" and cfg.image_size >> (i + 1) == max(cfg.image_size // 8, 8):
+                layers += [FourierBlock(w) for _ in range(cfg.context_blocks)]
         self.encoder = nn.Sequential(*layers)
 
         if cfg.bottleneck == "fc":
@@ -197,7 +223,7 @@ class Generator(nn.Module):
         h = x
         for layer in self.encoder:
             h = layer(h)
-            if isinstance(layer, nn.LeakyReLU):
+            if isinstance(layer, (nn.LeakyReLU, FourierBlock)):  # the last one of each size is kept
                 features[h.shape[-1]] = h
         h = self.bottleneck(h)
         for layer in self.decoder:
