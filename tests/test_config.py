@@ -19,6 +19,7 @@ PRESETS = [
     "scenes_region",
     "scenes128_center",
     "scenes128_center_fourier",
+    "scenes128_region",
     "cifar10_center",
     "tiny",
 ]
