@@ -2,16 +2,19 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# CPU build of PyTorch; set TORCH=torch for your platform's default build (e.g. CUDA).
+# PyTorch is installed first, on its own. From PyPI, torch==2.13.0 on Linux is the CUDA build (a
+# download of several GB); TORCH_INDEX=https://download.pytorch.org/whl/cpu takes the CPU build
+# instead. TORCH=torch takes the newest release.
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
 
 .PHONY: install demo test lint serve clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[dev,demo,baselines,metrics,web]"
+	$(BIN)/pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[dev,demo,baselines,metrics,web,onnx]"
 	touch $@
 
 install: $(BIN)/.installed

@@ -138,3 +138,31 @@ def test_sigterm_to_the_process_group_with_loader_workers_saves_and_stops(photo_
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "interrupted at step" in err and "Traceback" not in err
     assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["step"] >= 1
+
+
+def test_progress_to_a_log_writes_plain_lines_now_and_then(monkeypatch):
+    import io
+
+    from context_encoder import progress
+
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])
+    log = io.StringIO()  # not a terminal: no live bar, no escape codes
+    bar = progress.Progress(1000, desc="train tiny", stream=log, every=100, min_interval=30, max_interval=180)
+    bar.set_postfix("loss 0.5")
+    for _ in range(100):  # 100 updates in 10 s: enough steps, too soon
+        clock[0] += 0.1
+        bar.update()
+    assert log.getvalue() == ""
+    clock[0] = 30.0
+    bar.update()  # 101 steps and 30 s: one line
+    assert log.getvalue() == "train tiny 101/1000 10% elapsed 0m30s eta 4m27s loss 0.5\n"
+    clock[0] = 250.0
+    bar.update()  # one step, but over three minutes since the last line
+    assert len(log.getvalue().splitlines()) == 2
+    bar.update(898)
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert lines[-1].startswith("train tiny 1000/1000 100% elapsed 4m10s eta 0m00s") and "\r" not in log.getvalue()
+    bar.close()  # closing twice adds nothing
+    assert log.getvalue().splitlines() == lines

@@ -165,10 +165,17 @@ def _export(args: argparse.Namespace) -> int:
     import torch
 
     from .outputs import check_output_file
-    from .pretrained import export
+    from .pretrained import export, export_onnx
 
-    out = check_output_file(args.out, suffixes={".safetensors"}, what="export")
+    out = check_output_file(args.out, suffixes={f".{args.format}"}, what="export")
     info = _read_info(args.info) if args.info else {}
+    if args.format == "onnx":
+        try:
+            import onnx  # noqa: F401
+        except ImportError:
+            raise InputError("ONNX export needs the onnx package: pip install -e '.[onnx]'") from None
+        print(export_onnx(args.checkpoint, out, info))
+        return 0
     dtype = {"fp16": torch.float16, "fp32": torch.float32}[args.dtype]
     print(export(args.checkpoint, out, info, dtype=dtype))
     return 0
@@ -353,16 +360,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_models)
 
     p = sub.add_parser(
-        "export", help="write a checkpoint's generator as a safetensors model file (inpaint --model FILE loads it)"
+        "export",
+        help="write a checkpoint's generator as a safetensors model file (inpaint --model FILE loads it) or as ONNX",
     )
     p.add_argument("checkpoint", help="checkpoint (.pt) or run directory")
-    p.add_argument("--out", required=True, help="output .safetensors file")
+    p.add_argument("--out", required=True, help="output file, .safetensors or .onnx as --format says")
+    p.add_argument(
+        "--format",
+        choices=["safetensors", "onnx"],
+        default="safetensors",
+        help="safetensors (default; loaded by inpaint --model) or onnx (fp32 generator; inputs image and, for "
+        "residual models, mask; batch size dynamic; needs the onnx extra)",
+    )
     p.add_argument("--info", help="JSON file of extra metadata (data, metrics, ...)")
     p.add_argument(
         "--dtype",
         choices=["fp16", "fp32"],
         default="fp16",
-        help="weight precision (default fp16: half the size; fp32 gives the checkpoint's pixels exactly)",
+        help="safetensors weight precision (default fp16: half the size; fp32 gives the checkpoint's pixels "
+        "exactly); ONNX is always fp32",
     )
     p.set_defaults(func=_export)
 

@@ -5,13 +5,16 @@
 
 Each model is one file `weights/<name>.safetensors`: the generator's (EMA) weights in fp16 and, in the
 file's metadata, the resolved training config, the `InferenceOptions` it was measured with, the
-training data and steps and the held-out metrics. `export` writes the same format from any checkpoint.
-Reading needs no network and no pickle.
+training data and steps and the held-out metrics. `export` writes the same format from any checkpoint;
+`export_onnx` writes the generator as an ONNX graph with the same metadata. Reading needs no network and
+no pickle.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from .checkpoint import check_finite, checkpoint_config, generator_weights, load
 from .errors import CheckpointError, InputError
 from .inpaint import InferenceOptions
 from .models import count_parameters, make_generator
+from .outputs import atomic_write
 from .safetensors_io import metadata, save_file
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -72,17 +76,89 @@ def export(
 
     Weights with NaN or infinite values (a diverged run) are refused; the file is written atomically.
     """
-    reserved = set(info or {}) & RESERVED
-    if reserved:
-        raise InputError(f"the extra metadata may not set {', '.join(sorted(reserved))}: export writes those itself")
+    _check_info(info)
     state = load_checkpoint(checkpoint)
-    cfg = checkpoint_config(state)
     weights, ema = generator_weights(state)
     check_finite(weights, state["path"])
     tensors = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in weights.items()}
     if non_finite(tensors.items()):
         raise InputError(f"{state['path']}: the weights exceed the range of {dtype}; export with --dtype fp32")
-    meta = {
+    meta = _metadata(state, ema, options, info)
+    return save_file(tensors, out, {k: json.dumps(v) for k, v in meta.items()})
+
+
+def export_onnx(
+    checkpoint: str | Path,
+    out: str | Path,
+    info: dict[str, Any] | None = None,
+    options: InferenceOptions | None = None,
+    opset: int = 17,
+) -> Path:
+    """Write a checkpoint's generator (EMA weights when kept, fp32, eval mode) as an ONNX model.
+
+    Inputs: `image` (B, 3, S, S) in [-1, 1] with its hole already filled (`mask.fill`) and, for a
+    residual generator, `mask` (B, 1, S, S) float, 1 in the hole; the batch size B is dynamic. Output:
+    `prediction`, the generator's output ((B, 3, S/2, S/2) for centre models, (B, 3, S, S) for
+    whole-image ones). The file's `metadata_props` carry the same JSON metadata as `export`'s. Needs the
+    `onnx` extra; the file is written atomically.
+    """
+    import onnx
+
+    _check_info(info)
+    state = load_checkpoint(checkpoint)
+    cfg = checkpoint_config(state)
+    weights, ema = generator_weights(state)
+    check_finite(weights, state["path"])
+    gen = make_generator(cfg.model, cfg.full_image)
+    gen.load_state_dict(weights)
+    gen.float().eval()
+    s = cfg.model.image_size
+    residual = bool(getattr(gen, "residual", False))
+    args: tuple[torch.Tensor, ...] = (torch.zeros(2, 3, s, s),) + ((torch.zeros(2, 1, s, s),) if residual else ())
+    names = ["image", "mask"][: len(args)]
+    buffer = io.BytesIO()
+    # The TorchScript exporter (dynamo=False) needs only the `onnx` package and traces these fixed-shape
+    # networks exactly; the dynamo exporter would also need `onnxscript`, one more dependency for no gain here.
+    with warnings.catch_warnings():  # the exporter's deprecation notice and the tracer's notes on shape asserts
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            gen,
+            args,
+            buffer,
+            input_names=names,
+            output_names=["prediction"],
+            dynamic_axes={name: {0: "batch"} for name in [*names, "prediction"]},
+            opset_version=opset,
+            dynamo=False,
+        )
+    model = onnx.load_from_string(buffer.getvalue())
+    for key, value in _metadata(state, ema, options, info).items():
+        model.metadata_props.add(key=key, value=json.dumps(value))
+    with atomic_write(out) as f:
+        f.write(model.SerializeToString())
+    return Path(out)
+
+
+def onnx_metadata(path: str | Path) -> dict[str, Any]:
+    """An ONNX file's `metadata_props`, each value decoded from JSON (needs the `onnx` extra)."""
+    import onnx
+
+    return {p.key: json.loads(p.value) for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def _check_info(info: dict[str, Any] | None) -> None:
+    reserved = set(info or {}) & RESERVED
+    if reserved:
+        raise InputError(f"the extra metadata may not set {', '.join(sorted(reserved))}: export writes those itself")
+
+
+def _metadata(
+    state: dict[str, Any], ema: bool, options: InferenceOptions | None, info: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The metadata every exported file carries: config, steps, parameters, EMA, inference options, `info`."""
+    cfg = checkpoint_config(state)
+    return {
         "config": cfg.to_dict(),
         "steps": int(state["step"]),
         "parameters": count_parameters(make_generator(cfg.model, cfg.full_image)),
@@ -90,4 +166,3 @@ def export(
         "inference": (options or InferenceOptions()).to_dict(),
         **(info or {}),
     }
-    return save_file(tensors, out, {k: json.dumps(v) for k, v in meta.items()})

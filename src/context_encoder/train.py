@@ -491,7 +491,8 @@ def train(
             stats_file.close()
     bar.close()
     barrier(info)
-    log.info("finished %d steps; checkpoint %s", step, ckpt_path)
+    if info.is_main:
+        log.info("finished %d steps; checkpoint %s", step, ckpt_path)
     return ckpt_path
 
 

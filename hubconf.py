@@ -1,0 +1,35 @@
+"""torch.hub entry points for the shipped models, loaded from a clone without installing it:
+
+    import torch
+    inpainter = torch.hub.load("/path/to/context-encoder", "scenes_center", source="local")
+    filled = inpainter("photo.jpg", "holes.png")
+
+Each entry point returns a ready `context_encoder.Inpainter` (generator in eval mode); keyword
+arguments (`device`, `options`, ...) go to `context_encoder.load_model`.
+"""
+
+import sys
+from pathlib import Path
+
+dependencies = ["torch", "numpy", "PIL"]
+
+_SRC = str(Path(__file__).resolve().parent / "src")
+if _SRC not in sys.path:  # a clone is enough: the package is imported from src/
+    sys.path.insert(0, _SRC)
+
+from context_encoder.loading import load_model  # noqa: E402
+
+
+def scenes_center(**kwargs):
+    """The shipped `scenes-center` model: 64 px input, fills a centred square hole (others via context windows)."""
+    return load_model("scenes-center", **kwargs)
+
+
+def scenes_region(**kwargs):
+    """The shipped `scenes-region` model: 64 px whole-image input, fills random blocks and free-form holes."""
+    return load_model("scenes-region", **kwargs)
+
+
+def cifar10_center(**kwargs):
+    """The shipped `cifar10-center` model: 32 px input, fills a centred square hole (CIFAR-10 scale)."""
+    return load_model("cifar10-center", **kwargs)
