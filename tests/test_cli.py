@@ -166,3 +166,27 @@ def test_progress_to_a_log_writes_plain_lines_now_and_then(monkeypatch):
     assert lines[-1].startswith("train tiny 1000/1000 100% elapsed 4m10s eta 0m00s") and "\r" not in log.getvalue()
     bar.close()  # closing twice adds nothing
     assert log.getvalue().splitlines() == lines
+
+
+def test_every_option_of_every_command_has_help():
+    import argparse
+
+    from context_encoder.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in commands.choices.items():
+        assert sub.description, f"{name} has no description"
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"{name} {action.option_strings[0]} has no help text"
+    train_help = commands.choices["train"].format_help()
+    assert "inpaint" not in train_help.split("examples:")[1]  # train's own examples
+
+
+def test_inpaint_says_which_model_it_used(tmp_path, capsys):
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (90, 120, 30)).save(tmp_path / "p.png")
+    rc = main(["inpaint", str(tmp_path / "p.png"), "--center", "--device", "cpu", "-o", str(tmp_path / "o.png")])
+    assert rc == 0 and "model: scenes-center (blended, flip-averaged, cpu)" in capsys.readouterr().err

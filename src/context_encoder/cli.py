@@ -23,13 +23,37 @@ from . import __version__
 from .errors import ContextEncoderError, InputError
 
 EPILOG = """examples:
+  context-encoder demo
+  context-encoder inpaint photo.jpg --mask holes.png -o filled.png
+  context-encoder inpaint photo.jpg --mask holes.png --refine patch -o filled.png
+  context-encoder train --config tiny --data photos/ --set train.steps=20 --out runs/try
+  context-encoder serve
+"""
+
+TRAIN_EPILOG = """examples:
   context-encoder train --config cifar10 --data ../shared/data/cifar10/train
   context-encoder train --config tiny --data photos/ --set train.steps=20 --out runs/try
+  context-encoder train --config scenes_region --data DIR_A --data DIR_B --out runs/region
   context-encoder train --resume runs/try --set train.steps=40
-  context-encoder inpaint photo.jpg --checkpoint runs/try --center -o filled.png
-  context-encoder inpaint photo.jpg --model scenes-region --mask holes.png -o filled.png
-  context-encoder serve --checkpoint runs/try
+  torchrun --nproc_per_node 4 -m context_encoder train --config paper_center --data DIR --out runs/big
 """
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _device(name: str) -> str:
+    """`--device`: auto is the GPU when there is one (CUDA, then Apple's MPS), else the CPU."""
+    import torch
+
+    if name != "auto":
+        if name == "cuda" and not torch.cuda.is_available():
+            raise InputError("--device cuda: no CUDA device is available")
+        if name == "mps" and not torch.backends.mps.is_available():
+            raise InputError("--device mps: no MPS device is available")
+        return name
+    if torch.cuda.is_available():
+        return "cuda"
+    return "mps" if torch.backends.mps.is_available() else "cpu"
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -108,11 +132,12 @@ def _inpaint(args: argparse.Namespace) -> int:
         if path is not None and not Path(path).is_file():
             raise InputError(f"{name} not found: {path}")
     source = args.checkpoint or args.model or default_model(arbitrary_holes=not args.center)
-    inpainter = load_model(source)
+    inpainter = load_model(source, device=_device(args.device))
     options = InferenceOptions(
         blend=not args.no_blend, flip_average=not args.no_flip_average, refine=args.refine or inpainter.options.refine
     )
     inpainter = inpainter.with_options(options)
+    print(f"model: {source} ({options.describe()}, {inpainter.device})", file=sys.stderr)
     for src, dst in zip(sources, targets):
         image = load_image(src)
         mask = hole_mask(image.size, inpainter.cfg, mask=args.mask, center=args.center, box=args.box)
@@ -261,6 +286,7 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         allowed_hosts=args.allow_host,
         allowed_origins=args.allow_origin,
+        device=_device(args.device),
     )
     return 0
 
@@ -299,7 +325,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    class _Sub:  # every subcommand's one-line help is also the description its own --help shows
+        @staticmethod
+        def add_parser(name: str, **kwargs: object) -> argparse.ArgumentParser:
+            kwargs.setdefault("description", kwargs.get("help"))
+            return commands.add_parser(name, **kwargs)
+
+    sub = _Sub()
 
     setting = {
         "action": "append",
@@ -309,7 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     }
 
     p = sub.add_parser(
-        "train", help="train a context encoder", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+        "train",
+        help="train a context encoder",
+        epilog=TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", help="TOML file or preset name (see `context-encoder presets`)")
     p.add_argument(
@@ -353,6 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="output image, format by suffix (.png, .jpg, ...); with --batch a folder, where each input's "
         "result is <name>.png (<name>.<ext>.png when two inputs share a name)",
+    )
+    p.add_argument(
+        "--device", choices=DEVICES, default="auto", help="where the model runs (default auto: a GPU if any)"
     )
     p.set_defaults(func=_inpaint)
 
@@ -409,9 +449,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", choices=["random"], help="a randomly initialised encoder instead (needs --config)")
     p.add_argument("--config", help="architecture for --init random (preset or TOML)")
     p.add_argument("--data", required=True, help="folder with train/<class>/ and test/<class>/")
-    p.add_argument("--mode", default="linear", choices=["linear", "finetune"])
+    p.add_argument(
+        "--mode",
+        default="linear",
+        choices=["linear", "finetune"],
+        help="linear: a linear classifier on the frozen encoder's features; finetune: encoder and head trained "
+        "together (default linear)",
+    )
     p.add_argument("--labels-fraction", type=float, default=1.0, help="share of training labels used (default 1)")
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument(
+        "--seeds", type=int, default=3, help="repeats with different seeds, for a mean and spread (default 3)"
+    )
     p.add_argument("--limit", type=int, help="training images at most (evenly spread over classes)")
     p.add_argument("--test-limit", type=int, help="test images at most")
     p.add_argument("--epochs", type=int, help="epochs (default: 100 linear, 15 finetune)")
@@ -425,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--model", help="offer only this shipped model (default: every shipped model)")
     which.add_argument("--checkpoint", help="offer the generator of this checkpoint (.pt file or run directory)")
     p.add_argument("--workers", type=int, default=1, help="images filled at once (default 1)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="where models run (default auto: a GPU if any)")
     p.add_argument(
         "--allow-host",
         action="append",

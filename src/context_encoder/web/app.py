@@ -145,6 +145,7 @@ def serve(
     allowed_hosts: Sequence[str] = (),
     allowed_origins: Sequence[str] = (),
     max_connections: int = 64,
+    device: str = "cpu",
     **limits: Any,
 ) -> None:
     """Run the web app with uvicorn until interrupted, printing its URL first.
@@ -152,8 +153,8 @@ def serve(
     Offers every shipped model, only `model`, or only the generator of `checkpoint` (a .pt file or run
     directory; the model is named after the file). Requests are answered for `host` too (unless it is a
     wildcard such as 0.0.0.0: then name the addresses clients use in `allowed_hosts`). Beyond
-    `max_connections` open connections uvicorn answers 503. `limits` go to `create_app` (max_bytes,
-    max_pixels, workers, queue_size, read_timeout).
+    `max_connections` open connections uvicorn answers 503. Models run on `device`. `limits` go to
+    `create_app` (max_bytes, max_pixels, workers, queue_size, read_timeout).
     """
     import uvicorn
 
@@ -163,9 +164,9 @@ def serve(
         path = Path(checkpoint)
         if not path.exists():
             raise InputError(f"no checkpoint at {path}")
-        factories, summaries = checkpoint_models(path)
+        factories, summaries = checkpoint_models(path, device)
     else:
-        factories, summaries = shipped_models()
+        factories, summaries = shipped_models(device)
         if model is not None:
             if model not in factories:
                 raise InputError(f"unknown model '{model}' (known: {', '.join(factories) or 'none installed'})")

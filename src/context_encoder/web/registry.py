@@ -86,13 +86,13 @@ def _shipped_summary(info: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def shipped_models() -> tuple[dict[str, ModelFactory], dict[str, dict[str, Any]]]:
-    """Factories and summaries of every model shipped with the package (possibly none)."""
+def shipped_models(device: str = "cpu") -> tuple[dict[str, ModelFactory], dict[str, dict[str, Any]]]:
+    """Factories (loading on `device`) and summaries of every model shipped with the package (possibly none)."""
     from ..pretrained import list_pretrained
 
     shipped = list_pretrained()
     return (
-        {name: functools.partial(load_model, name) for name in shipped},
+        {name: functools.partial(load_model, name, device=device) for name in shipped},
         {name: _shipped_summary(info) for name, info in shipped.items()},
     )
 
@@ -106,7 +106,8 @@ def checkpoint_name(path: Path) -> str:
     return path.stem
 
 
-def checkpoint_models(path: Path) -> tuple[dict[str, ModelFactory], dict[str, dict[str, Any]]]:
-    """The factory and summary of the one model in `path` (a checkpoint file or run directory), by its name."""
+def checkpoint_models(path: Path, device: str = "cpu") -> tuple[dict[str, ModelFactory], dict[str, dict[str, Any]]]:
+    """The factory (loading on `device`) and summary of the one model in `path` (a checkpoint file or run
+    directory), by its name."""
     name = checkpoint_name(path)
-    return {name: functools.partial(load_model, path)}, {name: {"checkpoint": str(path)}}
+    return {name: functools.partial(load_model, path, device=device)}, {name: {"checkpoint": str(path)}}
