@@ -2,6 +2,8 @@
 hostile files answered by one-line errors, and a fuzz test of the image, mask and weights readers.
 
 Each case is listed in docs/reliability.md with the command that reproduces it.
+
+Over 400 lines on purpose: one case a test, each named after the row of docs/reliability.md it checks.
 """
 
 from __future__ import annotations

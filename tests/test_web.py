@@ -1,4 +1,7 @@
-"""The web app's HTTP API with an in-process client: results, limits, bad input, the queue under load."""
+"""The web app's HTTP API with an in-process client: results, limits, bad input, the queue under load.
+
+Over 400 lines on purpose: one module per surface under test, the HTTP API, with the fixtures it shares.
+"""
 
 from __future__ import annotations
 
