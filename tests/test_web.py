@@ -730,3 +730,11 @@ def test_an_internal_error_answers_an_id_not_its_details(tiny: Inpainter, caplog
             assert error_id in caplog.text  # the log has the id beside the traceback
         assert "/srv/private/models/best.pt" in caplog.text and "/srv/private/weights" in caplog.text
         assert c.get("/healthz").json()["queue"]["uploading"] == 0  # the places were freed
+
+
+def test_default_model_is_the_one_inpaint_takes_for_painted_holes(tiny: Inpainter) -> None:
+    app = create_app({"cifar10-center": lambda: tiny, "scenes-center": lambda: tiny, "scenes-region": lambda: tiny})
+    info = TestClient(app, base_url="http://localhost").get("/api/models").json()
+    assert info["default"] == "scenes-region"
+    app = create_app({"a-model": lambda: tiny, "b-model": lambda: tiny})
+    assert TestClient(app, base_url="http://localhost").get("/api/models").json()["default"] == "a-model"

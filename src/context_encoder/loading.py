@@ -56,11 +56,15 @@ def load_model(
     return Inpainter(gen, cfg, device, options or stored)
 
 
+def preferred_models(arbitrary_holes: bool) -> tuple[str, ...]:
+    """Shipped models for a kind of hole, best first: the one made for it, then the other."""
+    return ("scenes-region", "scenes-center") if arbitrary_holes else ("scenes-center", "scenes-region")
+
+
 def default_model(arbitrary_holes: bool) -> str:
-    """The shipped model `inpaint` uses when none is named: the one made for the hole type, else the other."""
-    candidates = ("scenes-region", "scenes-center") if arbitrary_holes else ("scenes-center", "scenes-region")
+    """The shipped model `inpaint` uses when none is named: the first of `preferred_models` installed."""
     installed = shipped_names()
-    name = next((c for c in candidates if c in installed), None)
+    name = next((c for c in preferred_models(arbitrary_holes) if c in installed), None)
     if name is None:
         raise InputError("no shipped model installed: pass --model NAME|FILE.safetensors or --checkpoint CKPT")
     return name

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from ..inpaint import Inpainter
-from ..loading import load_model
+from ..loading import load_model, preferred_models
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,11 @@ class ModelRegistry:
 
     @property
     def default(self) -> str | None:
-        """The model used when a request names none: the first."""
+        """The model used when a request names none: the shipped model `inpaint` takes for a painted hole
+        (`loading.preferred_models`) when this server offers it, else the first."""
+        for preferred in preferred_models(arbitrary_holes=True):
+            if preferred in self._factories:
+                return preferred
         return next(iter(self._factories), None)
 
     def check(self, name: str) -> None:

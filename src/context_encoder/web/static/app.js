@@ -84,8 +84,8 @@
         opt.value = m.name;
         const s = m.summary || {};
         const bits = [s.image_size && `${s.image_size} px`, s.mask, s.data].filter(Boolean);
-        opt.textContent = bits.length ? `${m.name} (${bits.join(", ")})` : m.name;
-        opt.title = JSON.stringify(s);
+        opt.textContent = s.image_size ? `${m.name} (${s.image_size} px)` : m.name;  // short; details on hover
+        opt.title = bits.join(", ");
         opt.selected = m.name === info.default;
         els.model.append(opt);
       }
