@@ -151,3 +151,11 @@ def test_no_module_imports_one_above_it():
             assert level[dep] <= level[name], f"{name} (layer {level[name]}) imports {dep} (layer {level[dep]})"
     train_imports = _package_imports(modules["train"])
     assert not train_imports & {"inpaint", "evaluate", "loading"}
+
+
+def test_export_of_a_weights_file_says_what_it_needs(run, tmp_path, capsys):
+    weights = tmp_path / "m.safetensors"
+    assert main(["export", str(run), "--out", str(weights)]) == 0
+    assert main(["export", str(weights), "--out", str(tmp_path / "again.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert "is a model weights file, not a training checkpoint" in err and "install safetensors" not in err

@@ -42,6 +42,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         path = candidate if candidate.is_file() else path / "last.pt"
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        raise CheckpointError(
+            f"{path} is a model weights file, not a training checkpoint: inpaint --model and load_model take it; "
+            "export and train --resume need a checkpoint (.pt) or a run directory"
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:  # torch's own text suggests weights_only=False: never here
