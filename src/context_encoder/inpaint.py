@@ -160,7 +160,7 @@ def mask_array(mask: Image.Image | np.ndarray | Tensor | str | Path) -> np.ndarr
     return arr != 0
 
 
-def _window(box: tuple[int, int, int, int], cfg: Config) -> tuple[int, int, int]:
+def context_window(box: tuple[int, int, int, int], cfg: Config) -> tuple[int, int, int]:
     """(top, left, side) of the square context window for a hole's bounding box, in image pixels.
 
     Centre models: the hole's longer side (plus 1 px each way) fills the model's hole square.
@@ -270,7 +270,7 @@ class Inpainter:
         all_holes = torch.from_numpy(hole)[None].float()
         out = src.clone()
         s = self.cfg.model.image_size
-        geometry = [_window(b, self.cfg) for b in boxes]
+        geometry = [context_window(b, self.cfg) for b in boxes]
         for start in range(0, len(boxes), 32):  # windows in batches
             chunk = geometry[start : start + 32]
             crops = torch.stack([_resize(_crop(src, *g)[None], s)[0] for g in chunk])

@@ -54,9 +54,11 @@ def synthesize(image: Tensor, hole: Tensor, guide: Tensor, settings: SynthesisSe
     if bool(hole.all()):
         raise ValueError("the hole covers the whole image: there are no source patches")
     top, left, bottom, right = _crop_box(hole, s.margin)
-    if int(_valid_sources(hole[top:bottom, left:right], s.radius).sum()) < 16:
-        top, left, bottom, right = 0, 0, *hole.shape  # too little context around the holes: use the whole image
-    if int(_valid_sources(hole[top:bottom, left:right], s.radius).sum()) < 16:
+    for box in ((top, left, bottom, right), (0, 0, *hole.shape)):  # the crop, else the whole image
+        top, left, bottom, right = box
+        if int(_valid_sources(hole[top:bottom, left:right], s.radius).sum()) >= 16:
+            break
+    else:
         return torch.where(hole[None], guide, image)  # no patches to copy: the network's fill as it is
     x, h, g = image[:, top:bottom, left:right], hole[top:bottom, left:right], guide[:, top:bottom, left:right]
     guided = torch.where(h[None], g.float(), x.float())

@@ -19,7 +19,7 @@ from PIL import Image
 
 from ..config import Config
 from ..errors import ContextEncoderError
-from ..inpaint import _window
+from ..inpaint import context_window
 from ..synthesis import SynthesisSettings
 from .forms import Form
 from .images import check_sizes, decode_upload
@@ -100,7 +100,7 @@ def _widen(hole: np.ndarray, reach: int, align: int = 1) -> tuple[int, int, int,
 def context_box(hole: np.ndarray, cfg: Config, refine: str) -> tuple[int, int, int, int]:
     """(left, top, right, bottom): the part of the image that filling `hole` with a model of `cfg` reads.
 
-    Every hole's context window (`inpaint._window`) is centred in the holes' bounding box and no larger
+    Every hole's context window (`inpaint.context_window`) is centred in the holes' bounding box and no larger
     than the window of that whole box, so the box widened by half that window holds them all; patch
     refinement also reads its own margin around the box (`SynthesisSettings.margin`, at least 16 px).
     The corner is kept on a multiple of 2 (windows are placed with `round`, which rounds halves to
@@ -108,7 +108,7 @@ def context_box(hole: np.ndarray, cfg: Config, refine: str) -> tuple[int, int, i
     this part gives the same pixels as filling the whole image, at a fraction of its memory.
     """
     box = _hole_box(hole)
-    reach = _window(box, cfg)[2] // 2 + 2
+    reach = context_window(box, cfg)[2] // 2 + 2
     if refine != "patch":
         return _widen(hole, reach, align=2)
     margin = math.ceil(SynthesisSettings().margin * max(box[2] - box[0], box[3] - box[1]))
