@@ -14,7 +14,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[dev,demo,baselines,metrics,web,onnx]"
+	$(BIN)/pip install --quiet -e ".[dev,demo,baselines,metrics,web,onnx,tensorboard]"
 	touch $@
 
 install: $(BIN)/.installed

@@ -11,7 +11,7 @@ arguments (`device`, `options`, ...) go to `context_encoder.load_model`.
 import sys
 from pathlib import Path
 
-dependencies = ["torch", "numpy", "PIL"]
+dependencies = ["torch", "numpy", "PIL", "safetensors"]
 
 _SRC = str(Path(__file__).resolve().parent / "src")
 if _SRC not in sys.path:  # a clone is enough: the package is imported from src/

@@ -78,6 +78,47 @@ def test_hole_components_hand_worked():
     assert len(hole_components(u)[1]) == 1
 
 
+def _flood_fill_components(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """The reference: a breadth-first flood fill from each unlabelled hole pixel in raster order, 8 neighbours."""
+    h, w = mask.shape
+    labels = np.zeros((h, w), np.int32)
+    boxes = []
+    for y0 in range(h):
+        for x0 in range(w):
+            if not mask[y0, x0] or labels[y0, x0]:
+                continue
+            label = len(boxes) + 1
+            labels[y0, x0] = label
+            queue, box = [(y0, x0)], [y0, x0, y0 + 1, x0 + 1]
+            while queue:
+                y, x = queue.pop()
+                box = [min(box[0], y), min(box[1], x), max(box[2], y + 1), max(box[3], x + 1)]
+                for dy in (-1, 0, 1):
+                    for dx in (-1, 0, 1):
+                        ny, nx = y + dy, x + dx
+                        if 0 <= ny < h and 0 <= nx < w and mask[ny, nx] and not labels[ny, nx]:
+                            labels[ny, nx] = label
+                            queue.append((ny, nx))
+            boxes.append(tuple(box))
+    return labels, boxes
+
+
+@pytest.mark.parametrize("density", [0.05, 0.3, 0.5, 0.7, 0.95])
+def test_hole_components_match_a_flood_fill(density):
+    rng = np.random.default_rng(int(density * 100))
+    shapes = [(1, 1), (1, 17), (17, 1), (2, 2), (9, 13), (24, 24), (31, 40)]
+    for h, w in shapes:
+        for _ in range(4):
+            mask = rng.random((h, w)) < density
+            labels, boxes = hole_components(mask)
+            expected_labels, expected_boxes = _flood_fill_components(mask)
+            assert labels.dtype == np.int32 and np.array_equal(labels, expected_labels), (h, w, mask)
+            assert boxes == expected_boxes
+    empty, full = np.zeros((5, 6), bool), np.ones((5, 6), bool)
+    assert hole_components(empty)[1] == [] and not hole_components(empty)[0].any()
+    assert hole_components(full)[1] == [(0, 0, 5, 6)] and (hole_components(full)[0] == 1).all()
+
+
 def test_harmonic_offset_is_linear_between_boundaries():
     diff = torch.zeros(1, 1, 1, 9)
     diff[..., 0], diff[..., -1] = 0.0, 1.0

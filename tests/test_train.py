@@ -2,6 +2,7 @@ import importlib
 import json
 import os
 import signal
+from dataclasses import replace
 
 import pytest
 import torch
@@ -169,6 +170,23 @@ def test_missing_device_is_an_error_and_fp16_on_cpu_falls_back(tiny_cfg, tmp_pat
     assert (auto.precision, auto.channels_last, auto.compile, auto.fused_adam) == (expected, False, False, True)
 
 
+def test_bf16_detection_follows_the_cpu_features(tiny_cfg, monkeypatch):
+    """`auto` precision on a CPU: bf16 exactly when PyTorch reports x86 bf16 instructions (agrees with the kernel)."""
+    from pathlib import Path
+
+    from context_encoder import perf
+
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else None
+    if flags is not None and hasattr(torch.cpu, "get_capabilities"):
+        assert perf.cpu_has_native_bf16() == any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+    cfg = tiny_cfg("train.precision=auto").train
+    for reported, expected in (({"avx512_bf16": True}, "bf16"), ({"amx_bf16": True}, "bf16"), ({"avx2": True}, "fp32")):
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda found=reported: found, raising=False)
+        perf.cpu_has_native_bf16.cache_clear()
+        assert perf.resolve_speed(cfg, torch.device("cpu")).precision == expected
+    perf.cpu_has_native_bf16.cache_clear()  # the real answer again for later tests
+
+
 def test_ema_schedule_validation_and_best_checkpoint(tiny_cfg, tmp_path):
     cfg = tiny_cfg(
         "train.steps=6", "train.ema_decay=0.5", "train.lr_schedule=cosine", "train.val_every=3", "train.val_images=4"
@@ -205,3 +223,54 @@ def test_interrupted_run_with_ema_and_schedule_resumes_exactly(tiny_cfg, tmp_pat
     for key in ("generator", "generator_ema", "discriminator"):
         for name, tensor in a[key].items():
             assert torch.equal(tensor, b[key][name]), f"{key}.{name}"
+
+
+def _events(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
+    board.Reload()
+    return board
+
+
+def test_tensorboard_event_files_hold_the_logged_numbers_and_samples(tiny_cfg, tmp_path):
+    pytest.importorskip("tensorboard")
+    import math
+
+    cfg = tiny_cfg(
+        "train.tensorboard=true", "train.steps=4", "train.sample_every=4", "train.val_every=4", "train.val_images=4"
+    )
+    run = tmp_path / "run"
+    _run(cfg, run)
+    board = _events(run)
+    tags = board.Tags()
+    for tag in ("train/loss_rec", "train/loss_d", "train/img_per_s", "lr/generator", "lr/discriminator", "val/psnr"):
+        assert tag in tags["scalars"], tag
+    loss = board.Scalars("train/loss_rec")
+    stats = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines() if "loss_rec" in x]
+    assert [e.step for e in loss] == [r["step"] for r in stats] == [2, 4]  # tiny preset: log_every = 2
+    assert all(math.isfinite(e.value) for e in loss)
+    assert [e.value for e in loss] == pytest.approx([r["loss_rec"] for r in stats], abs=1e-6)
+    assert board.Scalars("lr/generator")[0].value == pytest.approx(2e-3)  # joint mode: G at 10x D's lr
+    assert [e.step for e in board.Images("samples")] == [4]
+    # resuming keeps the events up to the checkpoint's step and adds the new ones after it
+    _run(replace(cfg, train=replace(cfg.train, steps=6, val_every=0)), run, resume=run)
+    assert [e.step for e in _events(run).Scalars("train/loss_rec")] == [2, 4, 6]
+
+
+def test_tensorboard_without_the_package_is_one_line_before_any_work(photo_dir, tmp_path, monkeypatch, capsys):
+    import sys
+
+    from context_encoder.cli import main
+
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if it were not installed
+    out = tmp_path / "run"
+    args = ["train", "--config", "tiny", "--data", str(photo_dir), "--out", str(out), "-q"]
+    assert main([*args, "--set", "train.tensorboard=true"]) == 2
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        "error: train.tensorboard = true needs the tensorboard package: pip install "
+        "'context-encoder[tensorboard]' (or pip install tensorboard)"
+    ]
+    assert "Traceback" not in err
+    assert not (out / "stats.jsonl").exists()

@@ -116,7 +116,8 @@ class TrainConfig:
     beta1: float = 0.5  # Adam beta1
     beta2: float = 0.999  # Adam beta2
     fused_adam: str = "auto"  # "auto" | "on" | "off": fused Adam kernel (same maths, ~4x faster step on CPU)
-    precision: str = "auto"  # "auto" | "fp32" | "bf16" | "fp16": autocast dtype (auto: fp32 on CPU, bf16 on GPU)
+    precision: str = "auto"  # "auto" | "fp32" | "bf16" | "fp16": autocast dtype (auto: bf16 on a GPU or a CPU with
+    # native bf16 instructions, fp16 on a GPU without bf16, else fp32; see perf.py)
     channels_last: str = "auto"  # "auto" | "on" | "off": NHWC memory format (auto: on for CUDA only)
     compile: str = "auto"  # "auto" | "on" | "off": torch.compile the networks (auto: off)
     sync_bn: bool = False  # SyncBatchNorm across processes under torchrun (batch statistics of the global batch)
@@ -132,6 +133,9 @@ class TrainConfig:
     lr_min_factor: float = 0.1  # final lr as a fraction of the initial one, for the cosine schedule
     val_every: int = 0  # steps between hole-PSNR validations on held-out images; best.pt keeps the best (0: off)
     val_images: int = 256  # held-out images used for validation
+    # TensorBoard event files in <run dir>/tensorboard: the stats.jsonl numbers, learning rates, validation
+    # and sample grids, for `tensorboard --logdir runs` (rank 0 writes; needs the `tensorboard` extra)
+    tensorboard: bool = False
 
 
 @dataclass(frozen=True)

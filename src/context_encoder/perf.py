@@ -3,7 +3,8 @@
 Measured with `benchmarks/throughput.py` (numbers in `docs/performance.md`), torch 2.13 CPU:
 - on a 2-core AMD EPYC with native bf16 (AVX-512 BF16), bf16 autocast trained 1.5-1.7x faster than
   fp32; on an AVX2-only EPYC (no native bf16) it was over 30x slower. So on a CPU `auto` picks bf16
-  exactly when the CPU reports native bf16 instructions (avx512_bf16 or amx_bf16), else fp32;
+  exactly when the CPU reports native bf16 instructions (x86 avx512_bf16 or amx_bf16), else fp32
+  (ARM's bf16 extensions are not measured here, so ARM stays on fp32);
 - channels-last: within +-10% of contiguous, so `auto` keeps contiguous on a CPU;
 - `torch.compile`: about 40 s of compilation for a tiny model and no measured gain, so `auto` = off;
 - fused Adam: about 4x faster optimizer step than the default, always on where available.
@@ -15,10 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import re
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -51,12 +50,20 @@ def _on_off(value: str, auto: bool) -> bool:
 
 @functools.cache
 def cpu_has_native_bf16() -> bool:
-    """True when this CPU reports bf16 arithmetic instructions (x86 avx512_bf16 / amx_bf16; Linux only)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+    """True when this CPU has x86 bf16 arithmetic instructions (avx512_bf16 or amx_bf16), on any OS.
+
+    Asks PyTorch's own CPU feature detection (cpuinfo, the library ATen dispatches on), which works on
+    Linux, Windows and macOS alike. `torch.backends.cpu.get_cpu_capability()` is not enough: it names
+    only the vector width ATen dispatches to ("AVX512" on CPUs with and without bf16), and oneDNN's
+    `_is_mkldnn_bf16_supported` is also true on AVX-512 CPUs without bf16, where oneDNN emulates it.
+    """
+    capabilities = getattr(torch.cpu, "get_capabilities", None)
+    if capabilities is not None:
+        found = capabilities()
+        return bool(found.get("avx512_bf16") or found.get("amx_bf16"))
+    # older PyTorch: the same cpuinfo query for one flag (every CPU with AMX so far also has avx512_bf16)
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    return bool(check()) if check is not None else False
 
 
 def resolve_speed(t: TrainConfig, device: torch.device) -> Speed:

@@ -1,4 +1,12 @@
-"""A dependency-free progress bar: live on a terminal; elsewhere (logs, CI) a plain line now and then."""
+"""A dependency-free progress bar: live on a terminal; elsewhere (logs, CI) a plain line now and then.
+
+Why not `tqdm`: the part that matters for training is what a log file gets (`train ... > log`, batch
+jobs, CI), and there tqdm writes its bar redrawn with carriage returns at `mininterval`, not one
+newline-ended line per 5% of the run with an ETA, held between half a minute and three minutes apart.
+Getting that from tqdm would still take this module's timing logic (its own output disabled off a
+terminal, lines written here), so tqdm would add a core dependency to replace only the live bar, which is
+about twenty lines of `_line`, `update` and `close` below.
+"""
 
 from __future__ import annotations
 

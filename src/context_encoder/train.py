@@ -2,8 +2,9 @@
 
 A run directory holds `config.json` (the resolved config), `stats.jsonl` (one strict JSON record per
 `log_every` steps, append-only; non-finite values are null), `samples/step_NNNNNNN.png` (original |
-masked | filled, on a fixed held-out batch) and `checkpoints/last.pt` (everything needed to resume bit
-for bit).
+masked | filled, on a fixed held-out batch), `checkpoints/last.pt` (everything needed to resume bit
+for bit) and, with `train.tensorboard`, `tensorboard/` (those numbers, learning rates and grids as
+TensorBoard event files).
 
 Divergence guard: a NaN or infinite loss or weight stops the run (`TrainingDiverged`) before any
 checkpoint is written with it, so `last.pt` and `best.pt` keep the last good weights; a discriminator
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from torch import Tensor, nn
 
 from .checkpoint import check_finite, checkpoint_config, load_checkpoint, non_finite, save_checkpoint
@@ -50,6 +52,7 @@ from .outputs import OutputError, append_record, check_output_folder, open_log, 
 from .perf import Precision, Speed, resolve_speed
 from .progress import Progress
 from .protocol import score, scoring_set, spread
+from .tensorboard_log import TensorBoardLog, require_tensorboard
 from .viz import hole_view, image_grid, save_png
 
 log = logging.getLogger(__name__)
@@ -220,7 +223,8 @@ def _fixed_batch(cfg: Config, dataset: ImageDataset) -> tuple[Tensor, Tensor]:
 
 
 @torch.no_grad()
-def save_samples(gen: Generator, images: Tensor, masks: Tensor, fill: Tensor | str, path: Path) -> Path:
+def sample_grid(gen: Generator, images: Tensor, masks: Tensor, fill: Tensor | str) -> Image.Image:
+    """original | masked input | filled, one row per image, with `gen` in eval mode."""
     device = next(gen.parameters()).device
     images, masks = images.to(device), masks.to(device)
     masked = apply_mask(images, masks, fill)
@@ -228,7 +232,12 @@ def save_samples(gen: Generator, images: Tensor, masks: Tensor, fill: Tensor | s
     gen.eval()
     filled = composite(images, gen(masked, masks), masks)
     gen.train(was_training)
-    return save_png(image_grid([images, hole_view(masked, masks), filled]), path)
+    return image_grid([images, hole_view(masked, masks), filled])
+
+
+def save_samples(gen: Generator, images: Tensor, masks: Tensor, fill: Tensor | str, path: Path) -> Path:
+    """Write `sample_grid` as a PNG."""
+    return save_png(sample_grid(gen, images, masks, fill), path)
 
 
 def _check_resumable(saved: Config, requested: Config) -> None:
@@ -304,6 +313,8 @@ def train(
     """
     run_dir = Path(run_dir)
     t = cfg.train
+    if t.tensorboard:  # checked on every process, so that all of them stop, before any work
+        require_tensorboard()
     info = init_distributed(resolve_device(t.device).type)
     if info.is_main:  # before any work: a run directory that cannot be written is an error now, not later
         check_output_folder(run_dir, "run directory")
@@ -422,6 +433,7 @@ def train(
     gen_run.train()
     disc_run.train()
     stats_file = open_log(run_dir / "stats.jsonl") if info.is_main else None
+    board = TensorBoardLog(run_dir, step) if info.is_main and t.tensorboard else None
     saturation = _Saturation()
     try:
         with _stop_on_signals() as stop:
@@ -452,6 +464,11 @@ def train(
                     record = {"step": step, **record, "img_per_s": round(window_steps * t.batch_size / elapsed, 2)}
                     if stats_file is not None:  # non-finite values go in as null
                         append_record(stats_file, {**record, "time": round(time.time(), 3)})
+                    if board is not None:  # non-finite values go in as they are: the curve shows where
+                        board.scalars("train", record, step)
+                        lrs = {"generator": opt_g.param_groups[0]["lr"], "discriminator": opt_d.param_groups[0]["lr"]}
+                        board.scalars("lr", lrs, step)
+                        board.flush()
                     diverged = [f"{k}={v}" for k, v in record.items() if not math.isfinite(v)]
                     if diverged:
                         raise TrainingDiverged(step, f"non-finite {', '.join(diverged)}", kept())
@@ -466,12 +483,16 @@ def train(
                 if validator is not None and val_now:
                     val = {"step": step, **validator(ema.module if ema is not None else unwrap(gen))}
                     append_record(stats_file, val)
+                    if board is not None:
+                        board.scalars("val", {k.removeprefix("val_"): v for k, v in val.items()}, step)
                     if val["val_psnr"] > best_psnr:
                         best_psnr = val["val_psnr"]
                         checkpoint(run_dir / "checkpoints" / "best.pt")
                 if info.is_main and (step % t.sample_every == 0 or step == t.steps):
-                    path = run_dir / "samples" / f"step_{step:07d}.png"
-                    save_samples(ema.module if ema is not None else unwrap(gen), fixed_images, fixed_masks, fill, path)
+                    grid = sample_grid(ema.module if ema is not None else unwrap(gen), fixed_images, fixed_masks, fill)
+                    save_png(grid, run_dir / "samples" / f"step_{step:07d}.png")
+                    if board is not None:
+                        board.image("samples", grid, step)
                 # under torchrun every rank must stop at the same step: agree on the flag at log steps
                 stopping = _agree(bool(stop), info, device) if (log_now or not info.enabled) else False
                 if info.is_main and (step % t.checkpoint_every == 0 or step == t.steps or stopping):
@@ -489,6 +510,8 @@ def train(
     finally:
         if stats_file is not None:
             stats_file.close()
+        if board is not None:
+            board.close()
     bar.close()
     barrier(info)
     if info.is_main:
