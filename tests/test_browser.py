@@ -1,18 +1,24 @@
-"""End to end in headless Chromium: open a photo, paint a hole, inpaint, download, check the pixels.
+"""End to end in headless Chromium: open a photo, paint a hole, inpaint, download, check the pixels; zoom and pan,
+redo, brush-size keys, paste, inference options, grow and feather, the queue position and cancelling a fill,
+and a phone-sized touch screen.
 
 Needs the web extra, Playwright for Python (only its driver: the browser is Debian's /usr/bin/chromium,
 so `playwright install` is not needed) and `apt-get install chromium`; skipped when one is missing.
+Over 400 lines on purpose: one module per surface under test, the page, with the server and browser it shares.
 """
 
 from __future__ import annotations
 
 import http.server
 import io
+import json
 import re
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +37,7 @@ from context_encoder.config import load_config  # noqa: E402
 from context_encoder.inpaint import Inpainter  # noqa: E402
 from context_encoder.models import build_models  # noqa: E402
 from context_encoder.web import create_app  # noqa: E402
+from context_encoder.web.fill import hole_distance  # noqa: E402
 
 torch.set_num_threads(1)
 expect = sync_api.expect
@@ -73,12 +80,50 @@ class Recorder:
         self.requests.append((dict(scope["headers"]).get(b"content-type", b"").decode(), b"".join(chunks)))
 
 
+class Slow(Inpainter):
+    """The tiny model, but each fill first waits until the test releases `gate` once for it."""
+
+    def __init__(self, base: Inpainter, gate: threading.Semaphore):
+        super().__init__(base.gen, base.cfg, options=base.options)
+        self.gate = gate
+
+    def __call__(self, image, mask, options=None):
+        assert self.gate.acquire(timeout=30), "the test never let the slow fill go on"
+        return super().__call__(image, mask, options)
+
+
+@dataclass
+class Server:
+    url: str
+    recorder: Recorder
+    gate: threading.Semaphore  # one release lets one fill of the `slow` model go on
+
+    def get(self, path: str) -> dict:
+        with urllib.request.urlopen(self.url + path, timeout=10) as res:
+            return json.load(res)
+
+    def wait_for_queue(self, path: str = "/healthz", **expected: int) -> dict:
+        """Poll /healthz (or /api/queue) until its queue shows the `expected` counts."""
+        for _ in range(500):
+            queue = self.get(path)
+            queue = queue.get("queue", queue)
+            if all(queue[key] == value for key, value in expected.items()):
+                return queue
+            time.sleep(0.02)
+        raise AssertionError(f"the queue never showed {expected}: {queue}")
+
+    def last_form(self) -> dict[str, bytes]:
+        return multipart_files(self.recorder.requests[-1][1], self.recorder.requests[-1][0])
+
+
 @pytest.fixture(scope="module")
-def server() -> Iterator[tuple[str, Recorder]]:
-    """The app with the tiny model, served by uvicorn on a free localhost port in a background thread."""
+def server() -> Iterator[Server]:
+    """The app with the tiny model and a slow one, served by uvicorn on a free localhost port in a background
+    thread."""
     cfg = load_config("tiny")
     gen, _ = build_models(cfg.model, cfg.full_image, seed=0)
-    app = Recorder(create_app({"tiny": lambda: Inpainter(gen, cfg)}))
+    tiny, gate = Inpainter(gen, cfg), threading.Semaphore(0)
+    app = Recorder(create_app({"tiny": lambda: tiny, "slow": lambda: Slow(tiny, gate)}))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -89,24 +134,30 @@ def server() -> Iterator[tuple[str, Recorder]]:
     while not srv.started:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", app
+    yield Server(f"http://127.0.0.1:{port}", app, gate)
     srv.should_exit = True
     thread.join(10)
     sock.close()
 
 
 @pytest.fixture(scope="module")
-def page(server: tuple[str, Recorder]):
+def browser():
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
-        pg = context.new_page()
-        errors: list[str] = []
-        pg.on("pageerror", lambda exc: errors.append(str(exc)))
-        pg.goto(server[0] + "/")
-        yield pg
-        context.close()
-        browser.close()
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, server: Server):
+    """A desktop-sized page; the page's own errors fail the module."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.goto(server.url + "/")
+    yield pg
+    context.close()
     assert not errors, errors
 
 
@@ -138,7 +189,7 @@ def drag(page, points: list[tuple[float, float]]) -> None:
     page.mouse.up()
 
 
-def test_paint_inpaint_compare_download(page, server: tuple[str, Recorder], tmp_path: Path) -> None:
+def test_paint_inpaint_compare_download(page, server: Server, tmp_path: Path) -> None:
     status = page.locator("#status")
     expect(status).to_contain_text("Open an image", timeout=15_000)
     expect(page.locator("#model")).to_have_value("tiny")
@@ -175,19 +226,19 @@ def test_paint_inpaint_compare_download(page, server: tuple[str, Recorder], tmp_
 
     # a server error is shown to the user
     page.route(
-        "**/api/inpaint",
+        "**/api/inpaint?*",
         lambda route: route.fulfill(status=503, headers={"Retry-After": "3"}, json={"detail": "the server is busy"}),
     )
     inpaint.click()
     expect(status).to_have_attribute("data-state", "error")
     expect(status).to_contain_text("busy")
     expect(status).to_contain_text("retry after 3 s")
-    page.unroute("**/api/inpaint")
+    page.unroute("**/api/inpaint?*")
 
     inpaint.click()
     expect(status).to_have_attribute("data-state", "ok", timeout=30_000)
     expect(page.locator("#compare")).to_be_visible()
-    files = multipart_files(server[1].requests[-1][1], server[1].requests[-1][0])
+    files = multipart_files(server.recorder.requests[-1][1], server.recorder.requests[-1][0])
     assert files["method"] == b"model" and files["model"] == b"tiny"
     assert files["image"] == (tmp_path / "gradient.png").read_bytes(), "the page must send the original file"
     hole = np.asarray(Image.open(io.BytesIO(files["mask"])).convert("L")) > 0
@@ -234,14 +285,14 @@ class _OtherSite(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_a_page_of_another_origin_cannot_post(page, server: tuple[str, Recorder]) -> None:
+def test_a_page_of_another_origin_cannot_post(page, server: Server) -> None:
     """A browser sends the page's Origin with its cross-origin form post (made without a preflight): refused."""
     other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OtherSite)
     thread = threading.Thread(target=other.serve_forever, daemon=True)
     thread.start()
     try:
         page.goto(f"http://127.0.0.1:{other.server_address[1]}/")
-        seen = len(server[1].statuses)
+        seen = len(server.recorder.statuses)
         page.evaluate(
             """async (url) => {
                 const form = new FormData();
@@ -251,9 +302,281 @@ def test_a_page_of_another_origin_cannot_post(page, server: tuple[str, Recorder]
                     await fetch(url, { method: "POST", body: form, mode: "no-cors" });
                 } catch (error) {}  // the answer is withheld anyway (Cross-Origin-Resource-Policy: same-origin)
             }""",
-            server[0] + "/api/inpaint",
+            server.url + "/api/inpaint",
         )
     finally:
         other.shutdown()
         other.server_close()
-    assert server[1].statuses[seen:] == [403]
+    assert server.recorder.statuses[seen:] == [403]
+
+
+def fresh(page, server: Server) -> None:
+    """The app's page, newly loaded, with its model list."""
+    page.goto(server.url + "/")
+    expect(page.locator("#status")).to_contain_text("Open an image", timeout=15_000)
+
+
+def open_photo(page, path: Path, img: np.ndarray) -> None:
+    Image.fromarray(img).save(path)
+    page.set_input_files("#file", str(path))
+    expect(page.locator("#status")).to_contain_text(f"Loaded {path.name}")
+
+
+def screen_point(page, x: float, y: float, width: int = 320) -> tuple[float, float]:
+    """Where the centre of image pixel (x, y) is on the page, from where the image is shown."""
+    box = page.locator("#source").bounding_box()
+    scale = box["width"] / width
+    return box["x"] + (x + 0.5) * scale, box["y"] + (y + 0.5) * scale
+
+
+def image_point(page, sx: float, sy: float, width: int = 320) -> tuple[float, float]:
+    """The image coordinates (pixel centres at .5) of a point of the page."""
+    box = page.locator("#source").bounding_box()
+    scale = box["width"] / width
+    return (sx - box["x"]) / scale, (sy - box["y"]) / scale
+
+
+def inpaint_and_wait(page) -> None:
+    page.click("#inpaint")
+    expect(page.locator("#status")).to_have_attribute("data-state", "ok", timeout=30_000)
+
+
+def sent_hole(server: Server) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(server.last_form()["mask"])).convert("L")) > 0
+
+
+def test_zoom_and_pan_keep_painting_on_image_pixels(page, server: Server, tmp_path: Path) -> None:
+    """Wheel zoom about the pointer, middle-drag and space+drag pans, a brush dot at a known image pixel lands
+    there in the mask sent, and 0 fits the image again."""
+    fresh(page, server)
+    open_photo(page, tmp_path / "zoom.png", gradient())
+    stage = page.locator("#stage").bounding_box()
+    label = page.locator("#zoom-label")
+    fit_label = label.inner_text()
+
+    pointer = screen_point(page, 200, 60)
+    page.mouse.move(*pointer)
+    page.mouse.wheel(0, -400)
+    expect(label).not_to_have_text(fit_label)
+    assert np.allclose(image_point(page, *pointer), (200.5, 60.5), atol=0.6), "the zoom keeps the pixel under it"
+    assert page.locator("#source").bounding_box()["width"] > stage["width"] * 1.5
+
+    before = page.locator("#source").bounding_box()
+    centre = (stage["x"] + stage["width"] / 2, stage["y"] + stage["height"] / 2)
+    page.mouse.move(*centre)
+    page.mouse.down(button="middle")
+    page.mouse.move(centre[0] + 60, centre[1] + 40, steps=3)
+    page.mouse.up(button="middle")
+    page.keyboard.down("Space")
+    page.mouse.down()
+    page.mouse.move(centre[0] + 30, centre[1] + 20, steps=3)
+    page.mouse.up()
+    page.keyboard.up("Space")
+    after = page.locator("#source").bounding_box()
+    assert (after["x"] - before["x"], after["y"] - before["y"]) == pytest.approx((30, 20), abs=0.6)
+    expect(page.locator("#inpaint")).to_be_disabled()  # panning painted nothing
+
+    target = (stage["x"] + stage["width"] * 0.4, stage["y"] + stage["height"] * 0.6)
+    page.mouse.move(*target)
+    page.mouse.wheel(0, -300)  # deeper, about the point to paint
+    x, y = image_point(page, *target)
+    page.mouse.click(*target)  # a brush dot, 40 screen px wide
+    inpaint_and_wait(page)
+    hole = sent_hole(server)
+    ys, xs = np.nonzero(hole)
+    assert abs(xs.mean() + 0.5 - x) < 1 and abs(ys.mean() + 0.5 - y) < 1, "the dot is where it was painted"
+    radius = 20 * 320 / page.locator("#source").bounding_box()["width"]  # in image px
+    assert np.ptp(xs) < 2 * radius + 2 and abs(hole.sum() - np.pi * radius**2) < 0.3 * np.pi * radius**2
+
+    page.keyboard.press("0")
+    expect(label).to_have_text(fit_label)
+    fitted = page.locator("#source").bounding_box()
+    assert fitted["width"] == pytest.approx(stage["width"], abs=1) and fitted["x"] == pytest.approx(stage["x"], abs=1)
+
+
+def test_redo_clear_and_brush_size_keys(page, server: Server, tmp_path: Path) -> None:
+    fresh(page, server)
+    open_photo(page, tmp_path / "redo.png", gradient())
+    undo, redo, inpaint = page.locator("#undo"), page.locator("#redo"), page.locator("#inpaint")
+    drag(page, [(0.2 + 0.05 * i, 0.5) for i in range(5)])
+    page.check('input[name="tool"][value="box"]')
+    drag(page, [(0.7, 0.1), (0.9, 0.3)])
+    page.keyboard.press("Control+z")
+    expect(redo).to_be_enabled()
+    page.keyboard.press("Control+Shift+Z")
+    expect(redo).to_be_disabled()
+    page.keyboard.press("Control+z")
+    page.keyboard.press("Control+y")
+    expect(redo).to_be_disabled()
+    page.click("#clear")  # undoable too
+    expect(inpaint).to_be_disabled()
+    undo.click()
+    expect(inpaint).to_be_enabled()
+    undo.click()  # the box
+    redo.click()
+    expect(redo).to_be_enabled()  # the clear can still be redone
+    undo.click()
+    page.keyboard.press("b")
+    drag(page, [(0.5, 0.8), (0.6, 0.8)])  # a new stroke drops what was undone
+    expect(redo).to_be_disabled()
+    inpaint_and_wait(page)
+    hole = sent_hole(server)
+    assert hole[120, 70:125].all() and hole[192, 165:185].all(), "both strokes"
+    assert not hole[48, 240], "not the undone box"
+
+    size, label = page.locator("#size"), page.locator("#size-label")
+    expect(size).to_have_value("40")
+    page.keyboard.press("]")
+    expect(size).to_have_value("50")
+    page.keyboard.press("]")
+    page.keyboard.press("[")
+    expect(size).to_have_value("50")
+    expect(label).to_contain_text("50 px")
+    size.fill("5")
+    page.keyboard.press("[")
+    page.keyboard.press("[")
+    expect(size).to_have_value("4")  # the slider's minimum
+    expect(label).to_contain_text("4 px")
+
+
+def test_pasting_an_image_opens_it(page, server: Server, tmp_path: Path) -> None:
+    fresh(page, server)
+    Image.fromarray(gradient(60, 80)).save(tmp_path / "clip.png")
+    page.evaluate(
+        """(bytes) => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([new Uint8Array(bytes)], "clipboard.png", { type: "image/png" }));
+            document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: transfer, bubbles: true }));
+        }""",
+        list((tmp_path / "clip.png").read_bytes()),
+    )
+    expect(page.locator("#status")).to_contain_text("Loaded clipboard.png (80×60)")
+
+
+def test_options_grow_and_feather_reach_the_request(page, server: Server, tmp_path: Path) -> None:
+    fresh(page, server)
+    open_photo(page, tmp_path / "options.png", gradient())
+    page.check('input[name="tool"][value="box"]')
+    drag(page, [(0.3, 0.3), (0.5, 0.45)])
+    page.click("#options summary")
+    page.select_option("#blend", "false")
+    page.select_option("#flip-average", "true")
+    inpaint_and_wait(page)
+    fields = server.last_form()
+    assert fields["blend"] == b"false" and fields["flip_average"] == b"true" and "feather" not in fields
+    painted = sent_hole(server)
+
+    page.fill("#grow", "5")
+    page.fill("#feather", "3")
+    page.select_option("#blend", "")  # the model's own: not sent
+    inpaint_and_wait(page)
+    fields = server.last_form()
+    assert fields["feather"] == b"3" and "blend" not in fields and fields["flip_average"] == b"true"
+    np.testing.assert_array_equal(sent_hole(server), hole_distance(painted, 5) <= 25, "grown by 5 px")
+    expect(page.locator("#result-info")).to_contain_text("grown 5 px, feather 3 px")
+    page.fill("#grow", "0")
+    page.fill("#feather", "0")
+
+
+def test_queue_position_and_cancel(page, server: Server, tmp_path: Path) -> None:
+    """A running fill shows 'Filling', one behind it 'Waiting — 1 ahead'; both are cancelled from the page. The
+    server finishes the started one and skips the waiting one (499 in its log)."""
+    fresh(page, server)
+    open_photo(page, tmp_path / "queue.png", gradient())
+    drag(page, [(0.4, 0.4), (0.6, 0.5)])
+    status, cancel, inpaint = page.locator("#status"), page.locator("#cancel"), page.locator("#inpaint")
+    seen = len(server.recorder.statuses)
+    try:
+        page.select_option("#model", "slow")
+        inpaint.click()
+        expect(status).to_contain_text("Filling with slow", timeout=10_000)
+        expect(inpaint).to_be_disabled()
+        cancel.click()
+        expect(status).to_contain_text("Cancelled")
+        expect(status).to_have_attribute("data-state", "idle")
+        expect(cancel).to_be_hidden()
+        expect(inpaint).to_be_enabled()
+
+        page.select_option("#model", "tiny")
+        inpaint.click()
+        expect(status).to_contain_text("Waiting — 1 ahead", timeout=10_000)
+        server.wait_for_queue(running=1, waiting=1)
+        page.keyboard.press("Escape")
+        expect(status).to_contain_text("Cancelled; the server skips the request")
+        server.wait_for_queue("/api/queue", running=1, waiting=0)  # noticed at once: the job no longer counts
+    finally:
+        server.gate.release()
+    server.wait_for_queue(running=0, waiting=0, uploading=0)
+    for _ in range(100):
+        if len(server.recorder.statuses) >= seen + 2:
+            break
+        time.sleep(0.02)
+    assert server.recorder.statuses[seen:] == [200, 499]
+
+
+def touch(cdp, kind: str, points: list[tuple[float, float]]) -> None:
+    """A touch event through the DevTools protocol: the browser turns it into pointer events, as on a phone."""
+    touch_points = [{"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)]
+    cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": touch_points})
+
+
+def test_phone_layout_and_touch(browser, server: Server, tmp_path: Path) -> None:
+    """At 390 x 844 (and 360 px) nothing scrolls sideways and every control is reachable; a finger paints, two
+    pinch-zoom without painting, and the fill works."""
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True
+    )
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        fresh(pg, server)
+        width = lambda: pg.evaluate("document.documentElement.scrollWidth")  # noqa: E731
+        assert width() <= 390
+        open_photo(pg, tmp_path / "phone.png", gradient(400, 600))
+        assert width() <= 390
+        for selector in ("#open", "#undo", "#redo", "#clear", "#model", "#method", "#options summary", "#inpaint"):
+            box = pg.locator(selector).bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, selector
+        stage = pg.locator("#stage").bounding_box()
+        assert stage["x"] >= 0 and stage["x"] + stage["width"] <= 390
+
+        pg.locator("#stage").scroll_into_view_if_needed()
+        stage = pg.locator("#stage").bounding_box()
+        cdp = context.new_cdp_session(pg)
+        y = stage["y"] + stage["height"] * 0.5
+        touch(cdp, "touchStart", [(stage["x"] + stage["width"] * 0.3, y)])
+        for i in range(1, 6):
+            touch(cdp, "touchMove", [(stage["x"] + stage["width"] * (0.3 + 0.06 * i), y)])
+        touch(cdp, "touchEnd", [])
+        expect(pg.locator("#inpaint")).to_be_enabled()
+
+        label = pg.locator("#zoom-label")
+        fit_label = label.inner_text()
+        cx, cy = stage["x"] + stage["width"] / 2, stage["y"] + stage["height"] * 0.3
+        touch(cdp, "touchStart", [(cx - 20, cy), (cx + 20, cy)])
+        for i in range(1, 6):
+            touch(cdp, "touchMove", [(cx - 20 - 12 * i, cy), (cx + 20 + 12 * i, cy)])
+        touch(cdp, "touchEnd", [])
+        expect(label).not_to_have_text(fit_label)
+        pg.locator("#undo").tap()  # the pinch added no stroke: one undo empties the mask
+        expect(pg.locator("#inpaint")).to_be_disabled()
+        pg.locator("#redo").tap()
+        pg.locator("#fit").tap()
+        expect(label).to_have_text(fit_label)
+
+        inpaint = pg.locator("#inpaint")
+        inpaint.scroll_into_view_if_needed()
+        expect(inpaint).to_be_visible()
+        inpaint.tap()
+        expect(pg.locator("#status")).to_have_attribute("data-state", "ok", timeout=30_000)
+        hole = sent_hole(server)
+        assert hole.shape == (400, 600) and hole[200, 200:350].all() and hole.mean() < 0.1
+        assert width() <= 390
+
+        pg.set_viewport_size({"width": 360, "height": 740})
+        pg.wait_for_timeout(300)  # the page lays itself out again after a resize
+        assert width() <= 360
+    finally:
+        context.close()
+    assert not errors, errors

@@ -302,7 +302,7 @@ def test_models_healthz_and_page(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    for name in ("app.js", "style.css"):
+    for name in ("app.js", "mask.js", "style.css"):
         assert client.get(f"/static/{name}").status_code == 200
     static = Path(__file__).resolve().parents[1] / "src" / "context_encoder" / "web" / "static"
     for path in static.iterdir():  # works offline: no CDN, nothing loaded from elsewhere
@@ -311,16 +311,26 @@ def test_models_healthz_and_page(client: TestClient) -> None:
 
 def test_openapi_documents_the_routes(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    assert {"/api/inpaint", "/api/models", "/healthz"} <= set(paths)
-    for path, method in (("/api/inpaint", "post"), ("/api/models", "get"), ("/healthz", "get")):
+    assert {"/api/inpaint", "/api/models", "/api/queue", "/healthz"} <= set(paths)
+    for path, method in (("/api/inpaint", "post"), ("/api/models", "get"), ("/api/queue", "get"), ("/healthz", "get")):
         route = paths[path][method]
         assert route["summary"] and route["description"]
     inpaint = paths["/api/inpaint"]["post"]
     form_schema = inpaint["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert set(form_schema["required"]) == {"image", "mask"}
-    assert set(form_schema["properties"]) == {"image", "mask", "model", "method", "blend", "flip_average", "refine"}
+    fields = {"image", "mask", "model", "method", "blend", "flip_average", "refine", "feather"}
+    assert set(form_schema["properties"]) == fields
     assert form_schema["properties"]["method"]["enum"] == ["model", "telea", "patchmatch"]
     assert form_schema["properties"]["flip_average"]["type"] == "boolean"
+    assert form_schema["properties"]["feather"] == {
+        **form_schema["properties"]["feather"],
+        "type": "integer",
+        "default": 0,
+    }
+    for route in (inpaint, paths["/api/queue"]["get"]):
+        assert [(p["name"], p["in"]) for p in route["parameters"]] == [("ticket", "query")]
+    position = paths["/api/queue"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert position.endswith("/QueuePosition")
     assert "Retry-After" in inpaint["responses"]["503"]["headers"]
     assert "image/png" in inpaint["responses"]["200"]["content"]
     assert {"400", "413", "503"} <= set(inpaint["responses"])
@@ -738,3 +748,146 @@ def test_default_model_is_the_one_inpaint_takes_for_painted_holes(tiny: Inpainte
     assert info["default"] == "scenes-region"
     app = create_app({"a-model": lambda: tiny, "b-model": lambda: tiny})
     assert TestClient(app, base_url="http://localhost").get("/api/models").json()["default"] == "a-model"
+
+
+def test_queue_position_follows_a_ticket(tiny: Inpainter) -> None:
+    """GET /api/queue tells a request named by its ticket whether it runs or waits, and behind how many fills."""
+    gate = threading.Event()
+    app = create_app({"tiny": lambda: _Gated(tiny, gate)}, workers=1, queue_size=2)
+    body = form(png(photo()), mask_png(hole()))
+
+    async def run():
+        async with _async_client(app) as client:
+
+            async def where(ticket: str | None = None) -> dict:
+                res = await client.get("/api/queue", params={"ticket": ticket} if ticket else None)
+                assert res.status_code == 200, res.text
+                return res.json()
+
+            idle = await where("nobody-has-this")
+            first = asyncio.create_task(client.post("/api/inpaint?ticket=first-0001", **body))
+            await _wait_for(client, running=1, waiting=0)
+            second = asyncio.create_task(client.post("/api/inpaint?ticket=second-0002", **body))
+            await _wait_for(client, running=1, waiting=1)
+            seen = [await where("first-0001"), await where("second-0002"), await where(), await where("unknown-0")]
+            bad = [await client.get("/api/queue?ticket=x"), await client.post("/api/inpaint?ticket=a%20b", **body)]
+            gate.set()
+            done = await asyncio.gather(first, second)
+            return idle, seen, bad, done, await where("second-0002")
+
+    try:
+        idle, seen, bad, done, after = asyncio.run(run())
+    finally:
+        gate.set()
+    assert idle == {"state": None, "ahead": 0, "running": 0, "waiting": 0, "workers": 1}
+    running, waiting, anyone, unknown = seen
+    assert running == {"state": "running", "ahead": 0, "running": 1, "waiting": 1, "workers": 1}
+    assert waiting == {"state": "waiting", "ahead": 1, "running": 1, "waiting": 1, "workers": 1}
+    assert anyone["state"] is None and anyone["ahead"] == 2, "a request sent now waits for both"
+    assert unknown == anyone
+    assert [r.status_code for r in bad] == [400, 400] and "ticket" in bad[0].json()["detail"]
+    assert [r.status_code for r in done] == [200, 200]
+    assert after["state"] is None and after["ahead"] == 0
+
+
+def test_a_job_whose_client_left_before_its_turn_is_skipped(tiny: Inpainter) -> None:
+    """A client that disconnects while its request waits for a thread: the job is skipped (499 in the log) and
+    the place freed; the job that was running when it left is filled to its end."""
+    gate, calls = threading.Event(), []
+
+    class Counted(_Gated):
+        def __call__(self, image, mask, options=None):
+            calls.append(1)
+            return super().__call__(image, mask, options)
+
+    app = create_app({"tiny": lambda: Counted(tiny, gate)}, workers=1, queue_size=1)
+    fields = form(png(photo()), mask_png(hole()))
+    request = httpx.Request("POST", "http://localhost/api/inpaint", files=fields["files"], data=fields["data"])
+    content = request.read()
+
+    async def leaving_client(left: asyncio.Event) -> list[int]:
+        """A raw ASGI request that sends its body, then disconnects once `left` is set."""
+        statuses, sent = [], False
+
+        async def receive():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": content, "more_body": False}
+            await left.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        headers = [(b"host", b"localhost"), (b"content-length", str(len(content)).encode())]
+        headers.append((b"content-type", request.headers["content-type"].encode()))
+        scope = {
+            "type": "http", "http_version": "1.1", "method": "POST", "scheme": "http", "path": "/api/inpaint",
+            "raw_path": b"/api/inpaint", "query_string": b"ticket=leaving-0001", "root_path": "", "headers": headers,
+            "client": ("127.0.0.1", 50000), "server": ("localhost", 80),
+        }  # fmt: skip
+        await app(scope, receive, send)
+        return statuses
+
+    async def run():
+        async with _async_client(app) as client:
+            first = asyncio.create_task(client.post("/api/inpaint", **fields))
+            await _wait_for(client, running=1, waiting=0)
+            left = asyncio.Event()
+            second = asyncio.create_task(leaving_client(left))
+            await _wait_for(client, running=1, waiting=1)
+            before = (await client.get("/api/queue?ticket=leaving-0001")).json()
+            left.set()
+            for _ in range(200):  # the server notices the disconnect at once: the job no longer counts
+                after = (await client.get("/api/queue")).json()
+                if after["waiting"] == 0:
+                    break
+                await asyncio.sleep(0.01)
+            gate.set()
+            done = await asyncio.gather(first, second)
+            return before, after, done, (await client.get("/healthz")).json()["queue"]
+
+    try:
+        before, after, (first, statuses), queue = asyncio.run(run())
+    finally:
+        gate.set()
+    assert before["state"] == "waiting" and before["ahead"] == 1
+    assert after == {"state": None, "ahead": 1, "running": 1, "waiting": 0, "workers": 1}
+    assert first.status_code == 200 and statuses == [499]
+    assert len(calls) == 1, "the skipped job never reached the model"
+    assert queue == {"workers": 1, "running": 0, "waiting": 0, "uploading": 0, "queue_size": 1}
+
+
+def test_hole_distance_is_the_euclidean_distance_up_to_its_limit() -> None:
+    rng = np.random.default_rng(0)
+    m = rng.random((23, 31)) < 0.02
+    m[5, 7] = True
+    ys, xs = np.nonzero(m)
+    yy, xx = np.mgrid[0:23, 0:31]
+    brute = ((yy[..., None] - ys) ** 2 + (xx[..., None] - xs) ** 2).min(axis=2)
+    for limit in (0, 1, 4, 40):
+        np.testing.assert_array_equal(fill.hole_distance(m, limit), np.minimum(brute, (limit + 1) ** 2))
+    weights = fill.feather_weights(m, 3)
+    assert (weights[m] == 255).all() and (weights[brute >= 16] == 0).all() and (weights[brute < 16] > 0).all()
+    np.testing.assert_array_equal(weights[brute == 1], round(255 * 3 / 4))
+    np.testing.assert_array_equal(weights[brute == 9], round(255 / 4))
+
+
+def test_feather_blends_a_soft_edge_around_the_hole(client: TestClient) -> None:
+    """`feather` fills the pixels within that many px of the hole too and mixes them with the photo; farther
+    ones come back bit-identical, and 0 is the default, which changes only the hole."""
+    img, m = photo(seed=5), hole()
+    plain = decode(client.post("/api/inpaint", **form(png(img), mask_png(m))))
+    np.testing.assert_array_equal(
+        plain, decode(client.post("/api/inpaint", **form(png(img), mask_png(m), feather="0")))
+    )
+    soft = decode(client.post("/api/inpaint", **form(png(img), mask_png(m), feather="4")))
+    dist = fill.hole_distance(m, 4)
+    changed = (soft != img).any(axis=2)
+    assert not changed[dist >= 25].any(), "beyond the feather width the photo is untouched"
+    assert changed[m].mean() > 0.5 and changed[(dist > 0) & (dist < 25)].mean() > 0.5
+    for bad in ("-1", "65", "wide"):
+        res = client.post("/api/inpaint", **form(png(img), mask_png(m), feather=bad))
+        assert res.status_code == 400 and "feather" in res.json()["detail"]

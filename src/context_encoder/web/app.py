@@ -9,13 +9,14 @@ the queue before its body is read.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -25,8 +26,17 @@ from . import fill
 from .forms import read_form
 from .guard import LOCAL_HOSTS, AccessPolicy, Guard
 from .registry import ModelFactory, ModelRegistry, checkpoint_models, shipped_models
-from .schemas import INPAINT_RESPONSES, Health, Limits, ModelInfo, ModelList, inpaint_request_body
-from .work import WorkQueue
+from .schemas import (
+    INPAINT_RESPONSES,
+    TICKET_DESCRIPTION,
+    Health,
+    Limits,
+    ModelInfo,
+    ModelList,
+    QueuePosition,
+    inpaint_request_body,
+)
+from .work import TICKET, WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -115,19 +125,44 @@ def create_app(
         openapi_extra={"requestBody": inpaint_request_body()},
         tags=["inpainting"],
     )
-    async def inpaint(request: Request) -> Response:
+    async def inpaint(request: Request, ticket: str | None = Query(None, description=TICKET_DESCRIPTION)) -> Response:
         """Send the image and a same-size mask as multipart/form-data; the answer is the filled image at the
-        input's full resolution. Pixels outside the hole are returned bit-identical; an empty mask returns the
-        image unchanged."""
-        with queue.admit() as place:  # before the body is read: a refused upload is never buffered
+        input's full resolution. Pixels outside the hole are returned bit-identical (with `feather`, those
+        at least feather + 1 px from it); an empty mask returns the image unchanged. With a `ticket`, GET
+        /api/queue tells where the request stands. A request whose client disconnects before its turn is
+        skipped; one that has started is filled to its end."""
+        with queue.admit(_checked(ticket)) as place:  # before the body is read: a refused upload is never buffered
             job = fill.prepare(await read_form(request, max_bytes, read_timeout), registry, max_pixels)
-            png, headers = await place.run(fill.run, job, registry, png_level)
+            png, headers = await place.run(
+                fill.run, job, registry, png_level, gone=functools.partial(_disconnect, request)
+            )
         return Response(png, media_type="image/png", headers={**headers, **_PNG_HEADERS})
+
+    @app.get("/api/queue", response_model=QueuePosition, summary="Where a request stands", tags=["inpainting"])
+    async def queue_position(ticket: str | None = Query(None, description=TICKET_DESCRIPTION)) -> QueuePosition:
+        """The stage of the POST /api/inpaint sent with this `ticket` and the number of fills it waits for;
+        without a ticket, what a request sent now would wait for. Answers at once, also while images are
+        being filled: a page polls it to show its place in the queue."""
+        return QueuePosition(**queue.position(_checked(ticket)))
 
     return app
 
 
 _WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+
+
+def _checked(ticket: str | None) -> str | None:
+    """The ticket, or 400 when it is no `TICKET` (a client's own token, never one of the server's)."""
+    if ticket is not None and not TICKET.fullmatch(ticket):
+        raise HTTPException(400, "ticket must be 8-64 letters, digits, '-' or '_'")
+    return ticket
+
+
+async def _disconnect(request: Request) -> None:
+    """Returns once the client has closed the connection; to be awaited only after the body has been read (the
+    client then has nothing more to send: the server's next message is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _version() -> str:

@@ -57,6 +57,7 @@ class FillJob:
     model: str | None  # None for a baseline
     max_pixels: int
     options: Mapping[str, bool | str]  # inference options the request overrides; empty: the model's own
+    feather: int = 0  # px of soft edge around the holes; 0: only hole pixels change
 
 
 def prepare(form: Form, registry: ModelRegistry, max_pixels: int) -> FillJob:
@@ -74,7 +75,7 @@ def prepare(form: Form, registry: ModelRegistry, max_pixels: int) -> FillJob:
         )
     image, mask = form.file("image"), form.file("mask")
     check_sizes(image, mask, max_pixels)
-    return FillJob(image, mask, fields.method, model, max_pixels, fields.options())
+    return FillJob(image, mask, fields.method, model, max_pixels, fields.options(), fields.feather)
 
 
 # px around the holes that OpenCV's Telea reads (its fast marching reaches a few times its 3 px radius beyond
@@ -115,6 +116,41 @@ def context_box(hole: np.ndarray, cfg: Config, refine: str) -> tuple[int, int, i
     return _widen(hole, max(reach, margin, 16) + 1, align=math.lcm(2, cfg.model.image_size))
 
 
+def hole_distance(hole: np.ndarray, limit: int) -> np.ndarray:
+    """(H, W) integers: each pixel's squared Euclidean distance to the nearest hole pixel (0 in the holes), exact
+    below `limit + 1` px; `(limit + 1) ** 2` from there on.
+
+    Two passes: the distance to the nearest hole pixel in the same column, then the nearest over the
+    columns at most `limit` px away (2 * limit + 1 array operations, so only small limits are cheap).
+    """
+    h, w = hole.shape
+    far = limit + 1
+    rows = np.arange(h, dtype=np.int32)[:, None]
+    above = rows - np.maximum.accumulate(np.where(hole, rows, -h - far), axis=0)
+    below = np.minimum.accumulate(np.where(hole, rows, 2 * h + far)[::-1], axis=0)[::-1] - rows
+    small = 2 * far * far < 2**15  # int16 halves the memory traffic of the passes below
+    column = np.minimum(np.minimum(above, below), far).astype(np.int16 if small else np.int32) ** 2
+    out = column.copy()
+    for dx in range(1, min(limit, w - 1) + 1):
+        np.minimum(out[:, dx:], column[:, :-dx] + dx * dx, out=out[:, dx:])
+        np.minimum(out[:, :-dx], column[:, dx:] + dx * dx, out=out[:, :-dx])
+    return np.minimum(out, far * far)
+
+
+def feather_weights(hole: np.ndarray, width: int) -> np.ndarray:
+    """(H, W) uint8: the weight of the fill in the output, 255 in the holes and falling linearly outside them
+    to 0 at `width + 1` px: weight 1 - d / (width + 1) at distance d (so 1 / (width + 1) at `width` px).
+
+    Only the holes' box widened by `width` is computed.
+    """
+    left, top, right, bottom = _widen(hole, width)
+    dist = np.sqrt(hole_distance(hole[top:bottom, left:right], width).astype(np.float32))
+    weights = np.zeros(hole.shape, np.uint8)
+    ramp = np.float32(255 / (width + 1))
+    weights[top:bottom, left:right] = np.rint(np.maximum(np.float32(255) - dist * ramp, 0))
+    return weights
+
+
 def _fill(job: FillJob, registry: ModelRegistry, img: Image.Image, hole: np.ndarray) -> tuple[int, int, np.ndarray]:
     """(left, top, fill): the job's method's (h, w, 3) uint8 fill of the image's part at (left, top).
 
@@ -145,8 +181,9 @@ def _fill(job: FillJob, registry: ModelRegistry, img: Image.Image, hole: np.ndar
 def run(job: FillJob, registry: ModelRegistry, png_level: int) -> tuple[bytes, dict[str, str]]:
     """Decode, fill and encode one request (in a worker thread): the PNG and the headers describing the work.
 
-    Known pixels come back bit-identical; an empty mask returns the image unchanged. The fill is pasted
-    into the decoded image through the hole, and that image is encoded: no full-size copies beyond it.
+    Known pixels come back bit-identical (with `feather`, those at least `feather + 1` px from the holes); an empty mask
+    returns the image unchanged. The fill is pasted into the decoded image through the hole (or the feather's
+    weights), and that image is encoded: no full-size copies beyond it.
     """
     start = time.perf_counter()
     img, hole = decode_upload(job.image, job.mask, job.max_pixels)
@@ -154,9 +191,13 @@ def run(job: FillJob, registry: ModelRegistry, png_level: int) -> tuple[bytes, d
     if holes == hole.size:
         raise HTTPException(400, "the mask covers the whole image: there is no context to fill from")
     if holes:
-        left, top, fill = _fill(job, registry, img, hole)
+        weights = feather_weights(hole, job.feather) if job.feather else hole
+        region = weights > 0 if job.feather else hole  # what is filled: the holes and their soft edge
+        if job.feather and region.all():
+            raise HTTPException(400, f"the holes grown by feather={job.feather} px cover the whole image")
+        left, top, fill = _fill(job, registry, img, region)
         h, w = fill.shape[:2]
-        img.paste(Image.fromarray(fill), (left, top), Image.fromarray(hole[top : top + h, left : left + w]))
+        img.paste(Image.fromarray(fill), (left, top), Image.fromarray(weights[top : top + h, left : left + w]))
     fill_s = time.perf_counter() - start
     buf = io.BytesIO()
     img.save(buf, "PNG", compress_level=png_level)

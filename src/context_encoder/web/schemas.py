@@ -11,9 +11,16 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
+from .work import CLIENT_GONE
+
 Method = Literal["model", "telea", "patchmatch"]
 Refine = Literal["none", "patch"]
 METHODS: tuple[str, ...] = get_args(Method)
+MAX_FEATHER = 64  # px: the widest soft edge a request may ask for (its cost grows with the width)
+TICKET_DESCRIPTION = (
+    "a token the client chooses (8-64 letters, digits, `-` or `_`; a random one, so that others cannot guess "
+    "it) to name its request while it is in the queue"
+)
 
 
 class ModelInfo(BaseModel):
@@ -54,6 +61,21 @@ class QueueState(BaseModel):
     )
 
 
+class QueuePosition(BaseModel):
+    state: Literal["uploading", "waiting", "running"] | None = Field(
+        description="the request with this ticket: `uploading` (admitted, its body arriving or being checked), "
+        "`waiting` (for a thread), `running` (being filled); null when no admitted request has the ticket (not "
+        "yet admitted, already answered, or no ticket given)"
+    )
+    ahead: int = Field(
+        description="how many of the running and earlier waiting fills must end before this request can start "
+        "(0 once a thread is free for it); with state null, what a request sent now would wait for"
+    )
+    running: int = Field(description="requests being filled now")
+    waiting: int = Field(description="requests waiting for a thread (those whose client has gone are not counted)")
+    workers: int = Field(description="threads that fill images")
+
+
 class Health(BaseModel):
     status: str = "ok"
     queue: QueueState
@@ -83,6 +105,15 @@ class InpaintFields(BaseModel):
         None,
         description="method `model` only: `patch` copies texture from the photo into the network's fill "
         "(coarse-to-fine patch synthesis guided by it), `none` keeps the network's fill; left out, the model's own",
+    )
+
+    feather: int = Field(
+        0,
+        ge=0,
+        le=MAX_FEATHER,
+        description="any method: the width in px of a soft edge around the holes. The pixels closer to a hole "
+        "than feather + 1 px are filled too and mixed with the photo, the fill weighing 1 - d / (feather + 1) at "
+        "d px; 0, the default, changes only the hole pixels",
     )
 
     def options(self) -> dict[str, bool | str]:
@@ -145,8 +176,8 @@ INPAINT_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     400: _error(
         "not a decodable image or mask; a mask of another size than the (EXIF-oriented) image or covering all of "
-        "it; an unknown model or method, a bad option value; a malformed form or a missing file; a Host header "
-        "this server does not answer for (any route)"
+        "it; an unknown model or method, a bad option value or ticket; a malformed form or a missing file; a Host "
+        "header this server does not answer for (any route)"
     ),
     403: _error("sent from a page of another origin (its Origin header) than the server's own or an allowed one"),
     408: _error("the body took longer than read_timeout to arrive (see GET /api/models); the connection is closed"),
@@ -159,6 +190,10 @@ INPAINT_RESPONSES: dict[int | str, dict[str, Any]] = {
         "in the server's log"
     ),
     501: _error("method `telea` asked for but OpenCV is not installed"),
+    CLIENT_GONE: _error(
+        "the client closed the connection while its request waited for a thread: the job was skipped (nobody "
+        "reads this answer; it is for the server's log)"
+    ),
     503: _error(
         "every place in the queue is taken: decided before the body is read, which is then dropped (not sent at "
         "all after `Expect: 100-continue`); the connection is closed",

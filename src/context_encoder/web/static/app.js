@@ -1,17 +1,25 @@
 // Context Encoder web app: paint a hole, send image + full-resolution mask to /api/inpaint, compare, download.
-"use strict";
+// One file of 850 lines on purpose: the page is one closure over shared state (image, mask history, view
+// transform, request), and splitting it would mean passing that state through every module. Mask drawing,
+// which needs none of it, lives in mask.js.
+import { drawOp, maskPNG } from "./mask.js";
 
 (() => {
   const $ = (id) => document.getElementById(id);
   const HOLE = "#ffffff"; // colour of the hole in the full-resolution mask canvas
   const OVERLAY = getComputedStyle(document.documentElement).getPropertyValue("--hole").trim() || "#ff2d6f";
+  const MAX_SCALE = 32; // CSS px per image px at the deepest zoom
+  const MAX_EDGE = 64; // image px: the largest grow and feather (the server's limit for feather)
+  const POLL_MS = 500; // how often the queue position is asked for while a fill runs
 
   const els = {
     status: $("status"), file: $("file"), stage: $("stage"), source: $("source"), overlay: $("overlay"),
-    cursor: $("cursor"), size: $("size"), sizeLabel: $("size-label"), undo: $("undo"), clear: $("clear"),
-    model: $("model"), method: $("method"), inpaint: $("inpaint"), download: $("download"), reuse: $("reuse"),
-    compare: $("compare"), before: $("before"), after: $("after"), divider: $("divider"), split: $("split"),
-    imageInfo: $("image-info"), resultInfo: $("result-info"), resultHint: $("result-hint"),
+    cursor: $("cursor"), size: $("size"), sizeLabel: $("size-label"), undo: $("undo"), redo: $("redo"),
+    clear: $("clear"), model: $("model"), method: $("method"), inpaint: $("inpaint"), cancel: $("cancel"),
+    download: $("download"), reuse: $("reuse"), compare: $("compare"), before: $("before"), after: $("after"),
+    divider: $("divider"), split: $("split"), imageInfo: $("image-info"), resultInfo: $("result-info"),
+    resultHint: $("result-hint"), zoomIn: $("zoom-in"), zoomOut: $("zoom-out"), zoomLabel: $("zoom-label"),
+    fit: $("fit"), blend: $("blend"), flip: $("flip-average"), grow: $("grow"), feather: $("feather"),
   };
 
   const state = {
@@ -22,11 +30,24 @@
     sourceURL: null,
     resultURL: null,
     resultBlob: null,
-    ops: [], // paint operations in image pixels; undo drops the last and replays the rest
+    ops: [], // paint operations in image pixels ({kind: "clear"} too); the mask is their replay
+    redone: [], // operations undone, most recent last; a new operation drops them
     drawing: null, // the operation being drawn
     tool: "brush",
-    scale: 1, // display px per image px
+    fit: 1, // CSS px per image px when the whole image fits the stage
+    stageW: 0, // the stage's CSS size: the image fitted into the pane
+    stageH: 0,
+    view: { s: 0, tx: 0, ty: 0 }, // zoom (CSS px per image px) and the image's top-left corner in the stage
+    touches: new Map(), // active touch pointers on the stage: id -> [clientX, clientY]
+    pinch: null, // two-finger zoom and pan in progress
+    gestureLock: false, // after a pinch, until every finger is lifted: no painting
+    pan: null, // space+drag or middle-drag pan in progress
+    spaceDown: false,
+    overStage: false,
+    lastPointer: null,
     busy: false,
+    abort: null, // the running fill's AbortController
+    job: null, // the running fill's last known place in the server's queue
     limits: null,
     modelsAvailable: false,
   };
@@ -35,9 +56,13 @@
   const mask = document.createElement("canvas");
   let maskCtx = null;
 
+  const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
+
   // ------------------------------------------------------------------------------------------ status
 
   let ticker = null;
+  let busyText = "";
+  let busyStart = 0;
   function setStatus(kind, text) {
     clearInterval(ticker);
     ticker = null;
@@ -46,12 +71,23 @@
     if (kind === "error") console.error(text);
   }
 
+  // A busy status with the seconds since it began; setBusyText changes its words, not its clock.
   function busyStatus(text) {
     setStatus("busy", text);
-    const start = performance.now();
-    ticker = setInterval(() => {
-      els.status.textContent = `${text} ${((performance.now() - start) / 1000).toFixed(0)} s`;
-    }, 1000);
+    busyText = text;
+    busyStart = performance.now();
+    ticker = setInterval(renderBusy, 1000);
+  }
+
+  function setBusyText(text) {
+    if (els.status.dataset.state !== "busy" || busyText === text) return;
+    busyText = text;
+    renderBusy();
+  }
+
+  function renderBusy() {
+    const seconds = (performance.now() - busyStart) / 1000;
+    els.status.textContent = seconds >= 1 ? `${busyText} ${seconds.toFixed(0)} s` : busyText;
   }
 
   async function errorMessage(res) {
@@ -84,7 +120,7 @@
         opt.value = m.name;
         const s = m.summary || {};
         const bits = [s.image_size && `${s.image_size} px`, s.mask, s.data].filter(Boolean);
-        opt.textContent = s.image_size ? `${m.name} (${s.image_size} px)` : m.name;  // short; details on hover
+        opt.textContent = s.image_size ? `${m.name} (${s.image_size} px)` : m.name; // short; details on hover
         opt.title = bits.join(", ");
         opt.selected = m.name === info.default;
         els.model.append(opt);
@@ -97,7 +133,7 @@
       if (!state.modelsAvailable) {
         setStatus("error", "This server has no models: only OpenCV Telea works (start it with --checkpoint CKPT).");
       } else {
-        setStatus("idle", "Open an image (or drop one here), paint over what to remove, then press Inpaint.");
+        setStatus("idle", "Open an image (or drop or paste one here), paint over what to remove, then press Inpaint.");
       }
     } catch (err) {
       setStatus("error", `Could not load the model list: ${err.message}`);
@@ -109,7 +145,7 @@
   async function openFile(file) {
     if (!file) return;
     if (state.busy) {
-      setStatus("error", "Wait for the running inpainting to finish before opening another image.");
+      setStatus("error", "Wait for the running inpainting to finish (or cancel it) before opening another image.");
       return;
     }
     if (file.type && !file.type.startsWith("image/")) {
@@ -147,7 +183,8 @@
       return;
     }
     if (state.sourceURL) URL.revokeObjectURL(state.sourceURL);
-    Object.assign(state, { file, width: w, height: h, sourceURL: url, ops: [], drawing: null });
+    Object.assign(state, { file, width: w, height: h, sourceURL: url, ops: [], redone: [], drawing: null });
+    Object.assign(state, { pinch: null, pan: null, gestureLock: false, view: { s: 0, tx: 0, ty: 0 } });
     state.stem = (file.name || "image").replace(/\.[^.]+$/, "") || "image";
     els.source.src = url;
     els.before.src = url;
@@ -159,16 +196,25 @@
     setStatus("idle", `Loaded ${file.name} (${w}×${h}). Paint over what to remove, then press Inpaint.`);
   }
 
-  // Fit the image into its pane; the overlay canvas gets the display size times the pixel ratio.
+  // Fit the image into its pane: the stage (and the result) get that size; the overlay canvas gets it times the
+  // pixel ratio. A zoomed view keeps its zoom relative to the fit and the image point at the stage's centre.
   function layout() {
     if (!state.width) return;
     const pane = els.stage.parentElement;
-    const availW = pane.clientWidth - 24;
-    const availH = Math.max(240, window.innerHeight - els.stage.getBoundingClientRect().top - 60);
+    const style = getComputedStyle(pane);
+    const availW = pane.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    const top = els.stage.getBoundingClientRect().top + window.scrollY;
+    const availH = Math.max(240, Math.round(window.innerHeight * 0.55), window.innerHeight - top - 60);
     const scale = Math.min(8, availW / state.width, availH / state.height); // small images are enlarged
     const dw = Math.max(1, Math.round(state.width * scale));
     const dh = Math.max(1, Math.round(state.height * scale));
-    state.scale = dw / state.width;
+    const { s, tx, ty } = state.view;
+    const fitted = !s || s <= state.fit * 1.001;
+    const zoom = s / state.fit;
+    const centre = [(state.stageW / 2 - tx) / s, (state.stageH / 2 - ty) / s];
+    state.fit = dw / state.width;
+    state.stageW = dw;
+    state.stageH = dh;
     for (const el of [els.stage, els.compare]) {
       el.style.width = `${dw}px`;
       el.style.height = `${dh}px`;
@@ -176,83 +222,187 @@
     const ratio = window.devicePixelRatio || 1;
     els.overlay.width = Math.round(dw * ratio);
     els.overlay.height = Math.round(dh * ratio);
-    redrawOverlay();
+    if (fitted) {
+      setView(state.fit, 0, 0);
+    } else {
+      const ns = clampScale(state.fit * zoom);
+      setView(ns, dw / 2 - centre[0] * ns, dh / 2 - centre[1] * ns);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------- zoom and pan
+
+  const clampScale = (s) => clamp(s, state.fit, Math.max(state.fit, MAX_SCALE));
+
+  // Show the image at `s` CSS px per image px with its corner at (tx, ty) in the stage; an image smaller than the
+  // stage is centred, a larger one always covers it.
+  function setView(s, tx, ty) {
+    s = clampScale(s);
+    const iw = state.width * s;
+    const ih = state.height * s;
+    tx = iw <= state.stageW ? (state.stageW - iw) / 2 : clamp(tx, state.stageW - iw, 0);
+    ty = ih <= state.stageH ? (state.stageH - ih) / 2 : clamp(ty, state.stageH - ih, 0);
+    state.view = { s, tx, ty };
+    Object.assign(els.source.style, { left: `${tx}px`, top: `${ty}px`, width: `${iw}px`, height: `${ih}px` });
+    els.stage.classList.toggle("pixelated", s * (window.devicePixelRatio || 1) >= 4);
+    els.zoomLabel.textContent = `${Math.round(s * 100)}%`;
+    redrawOverlay(state.drawing && state.drawing.kind === "box" ? state.drawing : null);
     updateSizeLabel();
+    updateZoomButtons();
+  }
+
+  // Zoom by `factor` about a point of the page (the pointer): the image pixel under it stays there.
+  function zoomAt(clientX, clientY, factor) {
+    if (!state.width) return;
+    const r = els.stage.getBoundingClientRect();
+    const px = clientX - r.left;
+    const py = clientY - r.top;
+    const { s, tx, ty } = state.view;
+    const ns = clampScale(s * factor);
+    setView(ns, px - ((px - tx) * ns) / s, py - ((py - ty) * ns) / s);
+  }
+
+  function zoomCentre(factor) {
+    const r = els.stage.getBoundingClientRect();
+    zoomAt(r.left + r.width / 2, r.top + r.height / 2, factor);
+  }
+
+  function fitView() {
+    if (state.width) setView(state.fit, 0, 0);
+  }
+
+  function wheel(event) {
+    if (!state.width) return;
+    event.preventDefault();
+    const unit = event.deltaMode === 1 ? 16 : event.deltaMode === 2 ? state.stageH : 1;
+    const rate = event.ctrlKey ? 0.01 : 0.0015; // ctrl+wheel: a trackpad pinch, in small steps
+    zoomAt(event.clientX, event.clientY, Math.exp(clamp(-event.deltaY * unit * rate, -1, 1)));
+  }
+
+  function startPan(event) {
+    state.pan = { id: event.pointerId, x: event.clientX, y: event.clientY, tx: state.view.tx, ty: state.view.ty };
+    els.stage.classList.add("grabbing");
+    els.cursor.hidden = true;
+  }
+
+  function movePan(event) {
+    const p = state.pan;
+    setView(state.view.s, p.tx + event.clientX - p.x, p.ty + event.clientY - p.y);
+  }
+
+  // Two fingers: the image point under their starting midpoint follows the midpoint, the zoom follows their
+  // distance. A stroke the first finger began is dropped.
+  function startPinch() {
+    if (state.drawing) {
+      state.drawing = null;
+      replayMask();
+    }
+    const [a, b] = [...state.touches.values()];
+    const view = { ...state.view };
+    state.pinch = { dist: Math.hypot(a[0] - b[0], a[1] - b[1]) || 1, mid: [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2], view };
+    state.gestureLock = true;
+    els.cursor.hidden = true;
+  }
+
+  function movePinch() {
+    const [a, b] = [...state.touches.values()];
+    const p = state.pinch;
+    const r = els.stage.getBoundingClientRect();
+    const ns = clampScale((p.view.s * Math.hypot(a[0] - b[0], a[1] - b[1])) / p.dist);
+    const ix = (p.mid[0] - r.left - p.view.tx) / p.view.s;
+    const iy = (p.mid[1] - r.top - p.view.ty) / p.view.s;
+    setView(ns, (a[0] + b[0]) / 2 - r.left - ix * ns, (a[1] + b[1]) / 2 - r.top - iy * ns);
+  }
+
+  function updateZoomButtons() {
+    const loaded = Boolean(state.width);
+    const s = state.view.s;
+    els.zoomIn.disabled = !loaded || s >= Math.max(state.fit, MAX_SCALE) * 0.999;
+    els.zoomOut.disabled = !loaded || s <= state.fit * 1.001;
+    els.fit.disabled = els.zoomOut.disabled;
+    if (!loaded) els.zoomLabel.textContent = "–";
   }
 
   // ------------------------------------------------------------------------------------------- mask
 
-  function drawOp(ctx, op, colour, from = 0) {
-    ctx.save();
-    ctx.globalCompositeOperation = op.erase ? "destination-out" : "source-over";
-    ctx.fillStyle = colour;
-    ctx.strokeStyle = colour;
-    if (op.kind === "box") {
-      ctx.fillRect(op.x, op.y, op.w, op.h);
-    } else {
-      const pts = op.points;
-      ctx.lineWidth = op.size;
-      ctx.lineCap = "round";
-      ctx.lineJoin = "round";
-      if (pts.length === 1) {
-        ctx.beginPath();
-        ctx.arc(pts[0][0], pts[0][1], op.size / 2, 0, 2 * Math.PI);
-        ctx.fill();
-      } else {
-        ctx.beginPath();
-        const start = Math.max(0, from - 1);
-        ctx.moveTo(pts[start][0], pts[start][1]);
-        for (let i = start + 1; i < pts.length; i++) ctx.lineTo(pts[i][0], pts[i][1]);
-        ctx.stroke();
-      }
-    }
-    ctx.restore();
-  }
-
+  // The overlay's context drawing in image pixels through the current view.
   function overlayContext() {
     const ctx = els.overlay.getContext("2d");
-    const k = els.overlay.width / state.width;
-    ctx.setTransform(k, 0, 0, k, 0, 0); // draw in image pixels
+    const k = els.overlay.width / state.stageW; // device px per CSS px
+    const { s, tx, ty } = state.view;
+    ctx.setTransform(s * k, 0, 0, s * k, tx * k, ty * k);
     return ctx;
   }
 
   function redrawOverlay(preview = null) {
-    if (!state.width) return;
+    if (!state.width || !maskCtx) return;
     const ctx = els.overlay.getContext("2d");
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, els.overlay.width, els.overlay.height);
     ctx.globalCompositeOperation = "source-over";
-    ctx.drawImage(mask, 0, 0, els.overlay.width, els.overlay.height);
+    const view = overlayContext();
+    view.imageSmoothingEnabled = state.view.s * (els.overlay.width / state.stageW) < 1; // magnified: crisp pixels
+    view.drawImage(mask, 0, 0);
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.globalCompositeOperation = "source-in";
     ctx.fillStyle = OVERLAY;
     ctx.fillRect(0, 0, els.overlay.width, els.overlay.height);
     ctx.globalCompositeOperation = "source-over";
     if (preview) {
-      const octx = overlayContext();
-      drawOp(octx, preview, preview.erase ? "rgba(0,0,0,0.5)" : OVERLAY);
-      octx.setTransform(1, 0, 0, 1, 0, 0);
+      drawOp(overlayContext(), preview, preview.erase ? "rgba(0,0,0,0.5)" : OVERLAY);
+      ctx.setTransform(1, 0, 0, 1, 0, 0);
     }
   }
 
+  const lastClear = () => state.ops.map((op) => op.kind).lastIndexOf("clear");
+  const hasMask = () => state.ops.length > lastClear() + 1; // something painted since the last Clear
+
   function replayMask() {
     maskCtx.clearRect(0, 0, state.width, state.height);
-    for (const op of state.ops) drawOp(maskCtx, op, HOLE);
+    for (const op of state.ops.slice(lastClear() + 1)) drawOp(maskCtx, op, HOLE);
     redrawOverlay();
   }
 
+  // The image pixel under a pointer, to 0.1 px, at any zoom and pan.
   function imagePoint(event) {
-    const r = els.overlay.getBoundingClientRect();
-    const x = ((event.clientX - r.left) / r.width) * state.width;
-    const y = ((event.clientY - r.top) / r.height) * state.height;
+    const r = els.stage.getBoundingClientRect();
+    const { s, tx, ty } = state.view;
+    const x = (event.clientX - r.left - tx) / s;
+    const y = (event.clientY - r.top - ty) / s;
     return [Math.round(x * 10) / 10, Math.round(y * 10) / 10];
   }
 
-  const brushSize = () => Math.max(1, Number(els.size.value) / state.scale); // image px
+  const brushSize = () => Math.max(1, Number(els.size.value) / state.view.s); // image px
+
+  function capture(event) {
+    try {
+      els.overlay.setPointerCapture(event.pointerId);
+    } catch (_) {
+      // a pointer the browser no longer tracks: nothing to capture
+    }
+  }
 
   function pointerDown(event) {
-    if (!state.width || state.busy || event.button !== 0) return;
+    if (!state.width) return;
+    state.lastPointer = event;
+    if (event.pointerType === "touch") {
+      state.touches.set(event.pointerId, [event.clientX, event.clientY]);
+      if (state.touches.size === 2 && !state.pan) {
+        event.preventDefault();
+        startPinch();
+        return;
+      }
+      if (state.touches.size > 1 || state.gestureLock) return;
+    }
+    if (event.button === 1 || (event.button === 0 && state.spaceDown)) {
+      event.preventDefault();
+      capture(event);
+      startPan(event);
+      return;
+    }
+    if (state.busy || event.button !== 0 || state.drawing || state.pan) return;
     event.preventDefault();
-    els.overlay.setPointerCapture(event.pointerId);
+    capture(event);
     const p = imagePoint(event);
     if (state.tool === "box") {
       state.drawing = { kind: "box", start: p, x: p[0], y: p[1], w: 0, h: 0, erase: false };
@@ -261,12 +411,25 @@
       drawOp(maskCtx, state.drawing, HOLE);
       drawOp(overlayContext(), state.drawing, OVERLAY);
     }
+    state.drawing.pointerId = event.pointerId;
   }
 
   function pointerMove(event) {
+    if (event.pointerType === "touch" && state.touches.has(event.pointerId)) {
+      state.touches.set(event.pointerId, [event.clientX, event.clientY]);
+      if (state.pinch) {
+        movePinch();
+        return;
+      }
+    }
+    if (state.pan && event.pointerId === state.pan.id) {
+      movePan(event);
+      return;
+    }
+    state.lastPointer = event;
     moveCursor(event);
     const op = state.drawing;
-    if (!op) return;
+    if (!op || event.pointerId !== op.pointerId) return;
     const p = imagePoint(event);
     if (op.kind === "box") {
       op.x = Math.min(op.start[0], p[0]);
@@ -284,10 +447,21 @@
     }
   }
 
-  function pointerUp() {
+  function pointerUp(event) {
+    if (event.pointerType === "touch") {
+      state.touches.delete(event.pointerId);
+      if (state.touches.size < 2) state.pinch = null;
+      if (state.touches.size === 0) state.gestureLock = false;
+    }
+    if (state.pan && event.pointerId === state.pan.id) {
+      state.pan = null;
+      els.stage.classList.remove("grabbing");
+      return;
+    }
     const op = state.drawing;
-    if (!op) return;
+    if (!op || event.pointerId !== op.pointerId) return;
     state.drawing = null;
+    delete op.pointerId;
     if (op.kind === "box") {
       delete op.start;
       if (op.w < 1 || op.h < 1) {
@@ -296,13 +470,14 @@
       }
       drawOp(maskCtx, op, HOLE);
     }
-    state.ops.push(op);
+    commit(op);
     redrawOverlay();
-    updateButtons();
   }
 
   function moveCursor(event) {
-    const show = state.width && state.tool !== "box" && event && event.type !== "pointerleave";
+    const show =
+      state.width && state.tool !== "box" && event && event.type !== "pointerleave" &&
+      event.pointerType !== "touch" && !state.spaceDown && !state.pan && !state.pinch;
     els.cursor.hidden = !show;
     if (!show) return;
     const r = els.stage.getBoundingClientRect();
@@ -315,23 +490,45 @@
     });
   }
 
+  function commit(op) {
+    state.ops.push(op);
+    state.redone = [];
+    updateButtons();
+  }
+
   function undo() {
-    if (!state.ops.length || state.busy) return;
-    state.ops.pop();
+    if (!state.ops.length || state.busy || state.drawing) return;
+    state.redone.push(state.ops.pop());
+    replayMask();
+    updateButtons();
+  }
+
+  function redo() {
+    if (!state.redone.length || state.busy || state.drawing) return;
+    state.ops.push(state.redone.pop());
     replayMask();
     updateButtons();
   }
 
   function clearMask() {
-    if (state.busy) return;
-    state.ops = [];
+    if (state.busy || state.drawing || !hasMask()) return;
+    commit({ kind: "clear" });
     replayMask();
-    updateButtons();
+  }
+
+  // [ and ]: about 25% smaller or larger, at least 1 px, within the slider's range.
+  function stepSize(direction) {
+    const v = Number(els.size.value);
+    const next = direction > 0 ? Math.max(v + 1, Math.round(v * 1.25)) : Math.min(v - 1, Math.round(v / 1.25));
+    els.size.value = String(clamp(next, Number(els.size.min), Number(els.size.max)));
+    updateSizeLabel();
+    if (state.lastPointer && !els.cursor.hidden) moveCursor(state.lastPointer);
   }
 
   function updateSizeLabel() {
     const px = Number(els.size.value);
-    els.sizeLabel.textContent = state.width && Math.abs(state.scale - 1) > 0.01 ? `${px} px (${Math.round(px / state.scale)} in image)` : `${px} px`;
+    const s = state.view.s;
+    els.sizeLabel.textContent = state.width && Math.abs(s - 1) > 0.01 ? `${px} px (${Math.round(px / s)} in image)` : `${px} px`;
   }
 
   function setTool(tool) {
@@ -341,31 +538,67 @@
     els.stage.classList.add(tool);
   }
 
-  // The mask as a binary PNG at the image's full resolution: white = hole, black = keep.
-  async function maskPNG() {
-    const data = maskCtx.getImageData(0, 0, state.width, state.height);
-    const px = data.data;
-    let holes = 0;
-    for (let i = 0; i < px.length; i += 4) {
-      const hole = px[i + 3] >= 128;
-      const v = hole ? 255 : 0;
-      px[i] = v;
-      px[i + 1] = v;
-      px[i + 2] = v;
-      px[i + 3] = 255;
-      holes += hole;
-    }
-    const out = document.createElement("canvas");
-    out.width = state.width;
-    out.height = state.height;
-    out.getContext("2d").putImageData(data, 0, 0);
-    const blob = await new Promise((resolve, reject) =>
-      out.toBlob((b) => (b ? resolve(b) : reject(new Error("could not encode the mask"))), "image/png"),
-    );
-    return { blob, holes };
+  function setPanKey(down) {
+    state.spaceDown = down;
+    els.stage.classList.toggle("panning", down);
+    if (down) els.cursor.hidden = true;
   }
 
   // ----------------------------------------------------------------------------------------- inpaint
+
+  // A whole number of px from an options field, within [0, MAX_EDGE]; the field is set to what is used.
+  function edgeWidth(input) {
+    const v = clamp(Math.round(Number(input.value)) || 0, 0, MAX_EDGE);
+    input.value = String(v);
+    return v;
+  }
+
+  // A random token naming this request in the server's queue (crypto.getRandomValues also works over plain http).
+  function newTicket() {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  // Ask the server where the request stands until `stop` is called; the status line shows it.
+  function watchQueue(ticket, label) {
+    let timer = null;
+    let stopped = false;
+    const tick = async () => {
+      try {
+        const res = await fetch(`/api/queue?ticket=${ticket}`);
+        if (res.ok && !stopped) showPlace(await res.json(), label);
+      } catch (_) {
+        // the next poll may get through; the fill's own request reports real failures
+      }
+      if (!stopped) timer = setTimeout(tick, POLL_MS);
+    };
+    timer = setTimeout(tick, 100);
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }
+
+  function showPlace(place, label) {
+    const job = state.job;
+    if (!state.busy || !job) return;
+    if (place.state) job.stage = place.state;
+    if (place.state === "uploading") setBusyText("Uploading…");
+    else if (place.state === "waiting") setBusyText(place.ahead > 0 ? `Waiting — ${place.ahead} ahead…` : "Waiting for a free worker…");
+    else if (place.state === "running") setBusyText(`Filling with ${label}…`);
+    else if (job.stage === "running") setBusyText("Receiving the result…");
+  }
+
+  function cancel() {
+    if (state.abort) state.abort.abort();
+  }
+
+  function cancelledText() {
+    const stage = state.job && state.job.stage;
+    if (stage === "running") return "Cancelled. The server finishes the fill it had started and drops the result.";
+    if (stage === "waiting") return "Cancelled; the server skips the request.";
+    return "Cancelled.";
+  }
 
   async function inpaint() {
     if (state.busy) return;
@@ -378,12 +611,17 @@
       setStatus("error", "This server has no models: choose OpenCV Telea.");
       return;
     }
+    const controller = new AbortController();
+    state.abort = controller;
+    state.job = { stage: null };
     setBusy(true);
     const label = method === "model" ? els.model.value : els.method.selectedOptions[0].textContent;
-    busyStatus(`Inpainting ${state.width}×${state.height} with ${label}…`);
+    busyStatus("Preparing the mask…");
     const started = performance.now();
+    let stopWatching = () => {};
     try {
-      const { blob, holes } = await maskPNG();
+      const { blob, holes } = await maskPNG(maskCtx, state.width, state.height, edgeWidth(els.grow));
+      if (controller.signal.aborted) throw new DOMException("cancelled", "AbortError");
       if (!holes) {
         setStatus("error", "The mask is empty: paint over the part of the image to fill first.");
         return;
@@ -392,12 +630,22 @@
       form.append("image", state.file, state.file.name || "image");
       form.append("mask", blob, "mask.png");
       form.append("method", method);
-      if (method === "model") form.append("model", els.model.value);
+      if (method === "model") {
+        form.append("model", els.model.value);
+        if (els.blend.value) form.append("blend", els.blend.value);
+        if (els.flip.value) form.append("flip_average", els.flip.value);
+      }
       if (refine) form.append("refine", refine);
+      const feather = edgeWidth(els.feather);
+      if (feather) form.append("feather", String(feather));
+      const ticket = newTicket();
+      setBusyText(`Sending ${state.width}×${state.height} for ${label}…`);
+      stopWatching = watchQueue(ticket, label);
       let res;
       try {
-        res = await fetch("/api/inpaint", { method: "POST", body: form });
+        res = await fetch(`/api/inpaint?ticket=${ticket}`, { method: "POST", body: form, signal: controller.signal });
       } catch (err) {
+        if (err.name === "AbortError") throw err;
         setStatus("error", `Could not reach the server: ${err.message}`);
         return;
       }
@@ -406,17 +654,25 @@
         return;
       }
       const result = await res.blob();
+      stopWatching();
       await showResult(result);
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       const server = res.headers.get("X-Inpaint-Seconds");
-      els.resultInfo.textContent = `${label} · ${state.width}×${state.height} · ${holes.toLocaleString()} hole px`;
+      const extras = [grewText(), feather ? `feather ${feather} px` : ""].filter(Boolean).join(", ");
+      els.resultInfo.textContent = `${label} · ${state.width}×${state.height} · ${holes.toLocaleString()} hole px${extras ? ` (${extras})` : ""}`;
       setStatus("ok", `Done in ${seconds} s${server ? ` (server ${Number(server).toFixed(2)} s)` : ""}. Drag the slider to compare; Download PNG saves the result.`);
     } catch (err) {
-      setStatus("error", `Inpainting failed: ${err.message}`);
+      if (err.name === "AbortError") setStatus("idle", cancelledText());
+      else setStatus("error", `Inpainting failed: ${err.message}`);
     } finally {
+      stopWatching();
+      state.abort = null;
+      state.job = null;
       setBusy(false);
     }
   }
+
+  const grewText = () => (Number(els.grow.value) ? `grown ${els.grow.value} px` : "");
 
   async function showResult(blob) {
     if (state.resultURL) URL.revokeObjectURL(state.resultURL);
@@ -458,20 +714,33 @@
   function setBusy(busy) {
     state.busy = busy;
     document.body.classList.toggle("busy", busy);
+    els.cancel.hidden = !busy;
     updateButtons();
   }
 
   function updateButtons() {
     const loaded = Boolean(state.width);
-    els.undo.disabled = !loaded || state.busy || !state.ops.length;
-    els.clear.disabled = !loaded || state.busy || !state.ops.length;
-    els.inpaint.disabled = !loaded || state.busy || !state.ops.length;
-    els.model.disabled = state.busy || !state.modelsAvailable || !els.method.value.startsWith("model");
+    const idle = loaded && !state.busy;
+    els.undo.disabled = !idle || !state.ops.length;
+    els.redo.disabled = !idle || !state.redone.length;
+    els.clear.disabled = !idle || !hasMask();
+    els.inpaint.disabled = !idle || !hasMask();
+    const model = els.method.value.startsWith("model");
+    els.model.disabled = state.busy || !state.modelsAvailable || !model;
+    els.blend.disabled = els.flip.disabled = state.busy || !model;
+    els.grow.disabled = els.feather.disabled = state.busy;
     els.reuse.disabled = state.busy || !state.resultURL;
     els.download.setAttribute("aria-disabled", String(!state.resultURL));
+    updateZoomButtons();
   }
 
   // ------------------------------------------------------------------------------------------ events
+
+  // Keys go to a focused text field, number field or menu, not to the page's shortcuts.
+  function typing(target) {
+    if (target instanceof HTMLInputElement) return !["radio", "range", "checkbox", "button", "file"].includes(target.type);
+    return target instanceof HTMLSelectElement || target instanceof HTMLTextAreaElement || Boolean(target && target.isContentEditable);
+  }
 
   els.file.addEventListener("change", () => {
     openFile(els.file.files[0]);
@@ -488,16 +757,32 @@
   }
   els.size.addEventListener("input", updateSizeLabel);
   els.undo.addEventListener("click", undo);
+  els.redo.addEventListener("click", redo);
   els.clear.addEventListener("click", clearMask);
   els.inpaint.addEventListener("click", inpaint);
+  els.cancel.addEventListener("click", cancel);
   els.reuse.addEventListener("click", reuseResult);
   els.method.addEventListener("change", updateButtons);
   els.split.addEventListener("input", () => setSplit(Number(els.split.value)));
+  els.zoomIn.addEventListener("click", () => zoomCentre(1.5));
+  els.zoomOut.addEventListener("click", () => zoomCentre(1 / 1.5));
+  els.fit.addEventListener("click", fitView);
+  for (const input of [els.grow, els.feather]) input.addEventListener("change", () => edgeWidth(input));
   els.overlay.addEventListener("pointerdown", pointerDown);
   els.overlay.addEventListener("pointermove", pointerMove);
   els.overlay.addEventListener("pointerup", pointerUp);
   els.overlay.addEventListener("pointercancel", pointerUp);
-  els.overlay.addEventListener("pointerleave", moveCursor);
+  els.overlay.addEventListener("pointerleave", (e) => {
+    state.overStage = false;
+    moveCursor(e);
+  });
+  els.overlay.addEventListener("pointerenter", () => {
+    state.overStage = true;
+  });
+  els.overlay.addEventListener("mousedown", (e) => {
+    if (e.button === 1) e.preventDefault(); // no autoscroll: the middle button pans
+  });
+  els.stage.addEventListener("wheel", wheel, { passive: false });
 
   document.addEventListener("dragover", (e) => {
     e.preventDefault();
@@ -512,17 +797,50 @@
     const file = e.dataTransfer && e.dataTransfer.files[0];
     if (file) openFile(file);
   });
+  document.addEventListener("paste", (e) => {
+    if (typing(e.target) || !e.clipboardData) return;
+    const files = [...e.clipboardData.files];
+    for (const item of e.clipboardData.items || []) {
+      if (item.kind === "file" && !files.length) files.push(item.getAsFile());
+    }
+    const file = files.find((f) => f && f.type.startsWith("image/"));
+    if (!file) return;
+    e.preventDefault();
+    openFile(file.name ? file : new File([file], "pasted.png", { type: file.type }));
+  });
   document.addEventListener("keydown", (e) => {
-    if (e.target instanceof HTMLInputElement && e.target.type !== "radio" && e.target.type !== "range") return;
-    if (e.target instanceof HTMLSelectElement) return;
-    if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "z") {
+    if (e.key === "Escape" && state.busy) {
+      cancel();
+      return;
+    }
+    if (typing(e.target)) return;
+    const key = e.key.toLowerCase();
+    if (e.ctrlKey || e.metaKey) {
+      if (key === "z" && !e.shiftKey) undo();
+      else if ((key === "z" && e.shiftKey) || key === "y") redo();
+      else return;
       e.preventDefault();
-      undo();
-    } else if (!e.ctrlKey && !e.metaKey && !e.altKey) {
-      const tool = { b: "brush", e: "eraser", r: "box" }[e.key.toLowerCase()];
+    } else if (e.code === "Space" || e.key === " ") {
+      if (!state.width || !state.overStage) return;
+      e.preventDefault(); // no page scroll, no button press: the space bar pans while held
+      if (!e.repeat) setPanKey(true);
+    } else if (!e.altKey) {
+      const tool = { b: "brush", e: "eraser", r: "box" }[key];
       if (tool) setTool(tool);
+      else if (e.key === "[") stepSize(-1);
+      else if (e.key === "]") stepSize(1);
+      else if (e.key === "0") fitView();
+      else if (e.key === "+" || e.key === "=") zoomCentre(1.5);
+      else if (e.key === "-") zoomCentre(1 / 1.5);
     }
   });
+  document.addEventListener("keyup", (e) => {
+    if ((e.code === "Space" || e.key === " ") && state.spaceDown) {
+      e.preventDefault();
+      setPanKey(false);
+    }
+  });
+  window.addEventListener("blur", () => setPanKey(false));
   let resizeTimer = null;
   window.addEventListener("resize", () => {
     clearTimeout(resizeTimer);
