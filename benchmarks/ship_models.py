@@ -3,6 +3,7 @@
     python -m benchmarks.ship_models --name scenes-center --run runs/scenes-center \
         --data "intel-scenes train/ (8,574 images; 167 held out for validation)"
     python -m benchmarks.ship_models --rescore scenes-center scenes-region
+    python -m benchmarks.ship_models --rank
     python -m benchmarks.ship_models --docs-only
 
 The checkpoint is the run's best.pt (highest validation hole PSNR) when it has one, else last.pt.
@@ -11,6 +12,13 @@ for the model, filled as `inpaint` fills them (`InferenceOptions()`, which the f
 for every classical baseline) on each held-out set; the numbers go into the model file's metadata and
 docs/models.md is rebuilt from the metadata of all models. `--rescore` scores shipped models again
 under the current protocol and rewrites only their metadata (the weights stay byte for byte).
+
+`--rank` measures every shipped model on one protocol per kind of hole and stores the scores as the
+file's "ranking", which `inpaint` and the web app follow to pick the default model
+(`loading.preferred_models`): "square" is the mean hole PSNR of the strict 128 px centre protocol
+(`benchmarks/centre128.py`) over kodak24 and mcmaster18, "free-form" the mean hole PSNR of the
+full-resolution brush-stroke protocol (`context_encoder.fullres`) over the same photos; both as
+`inpaint` fills (the model's stored options), on photos no model trained on.
 """
 
 from __future__ import annotations
@@ -106,6 +114,49 @@ def rescore(name: str, limit: int) -> Path:
     return save_file(load_file(path), path, {k: json.dumps(v) for k, v in meta.items()})
 
 
+RANK_SETS = ("kodak24", "mcmaster18")
+
+
+def ranking(name: str) -> dict[str, float]:
+    """{"square": dB, "free-form": dB}: the model's mean hole PSNR over `RANK_SETS` on each protocol."""
+    import numpy as np
+    import torch
+
+    from benchmarks.centre128 import HOLE, SIZE, model_filler
+    from context_encoder.data import readable_images
+    from context_encoder.fullres import run_fullres
+    from context_encoder.masks import center_mask
+    from context_encoder.protocol import load_images, score
+
+    inpainter = load_model(name)
+    square, free = [], []
+    for set_name in RANK_SETS:
+        folder = SETS[set_name]
+        images = load_images(readable_images(folder), SIZE, set_name, progress=False)
+        masks = center_mask(SIZE, 0, len(images))
+        assert int(masks[0].sum()) == HOLE * HOLE
+        means, _ = score({name: model_filler(inpainter)}, images, masks)
+        square.append(means[name]["hole"]["psnr"])
+
+        def fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+            return np.asarray(inpainter(image, hole))
+
+        with torch.no_grad():
+            r = run_fullres({name: fill}, folder, masks="stroke", perceptual=False, progress=False)
+        free.append(r["kinds"]["stroke"]["summary"][name]["mean"]["psnr"])
+    return {"square": round(float(np.mean(square)), 3), "free-form": round(float(np.mean(free)), 3)}
+
+
+def rank(names: list[str]) -> None:
+    """Store each shipped model's `ranking`; the tensors are written back unchanged."""
+    for name in names:
+        path = shipped_path(name)
+        meta = read_metadata(path)
+        meta["ranking"] = ranking(name)
+        save_file(load_file(path), path, {k: json.dumps(v) for k, v in meta.items()})
+        print(f"{name}: {meta['ranking']}", flush=True)
+
+
 def docs() -> str:
     models = list_pretrained()
     lines = [
@@ -126,6 +177,26 @@ def docs() -> str:
             f"{m['megabytes']} MB | {m['run_steps']} steps, {m['training_minutes']:.0f} min (2-core CPU) | "
             f"{m['data']} |"
         )
+    ranked = {n: m["ranking"] for n, m in models.items() if m.get("ranking")}
+    if ranked:
+        lines += [
+            "",
+            "Which model `inpaint` and the web app use when none is named: the best measured for the kind of",
+            "hole (`python -m benchmarks.ship_models --rank`: mean hole PSNR over kodak24 and mcmaster18, as",
+            "`inpaint` fills; squares on the strict 128 px centre protocol, free-form holes on the",
+            "full-resolution brush strokes of `docs/results/fullres.md`):",
+            "",
+            "| name | square hole (dB) | free-form hole (dB) |",
+            "|---|---|---|",
+        ]
+        for kind in ("square", "free-form"):
+            best = max(ranked, key=lambda n: ranked[n].get(kind, float("-inf")))
+            ranked[best] = {**ranked[best], f"best-{kind}": True}
+        for n, r in ranked.items():
+            cells = [
+                f"**{r[k]:.2f}** (default)" if r.get(f"best-{k}") else f"{r[k]:.2f}" for k in ("square", "free-form")
+            ]
+            lines.append(f"| `{n}` | " + " | ".join(cells) + " |")
     for name, m in models.items():
         lines += [
             "",
@@ -187,8 +258,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=1000, help="images per held-out set at most")
     parser.add_argument("--rescore", nargs="+", metavar="NAME", help="score these shipped models again")
     parser.add_argument("--docs-only", action="store_true")
+    parser.add_argument("--rank", action="store_true", help="measure and store every shipped model's ranking")
     args = parser.parse_args()
-    if args.rescore:
+    if args.rank:
+        rank(list(list_pretrained()))
+    elif args.rescore:
         for name in args.rescore:
             print(rescore(name, args.limit))
     elif not args.docs_only:

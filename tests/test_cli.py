@@ -188,5 +188,7 @@ def test_inpaint_says_which_model_it_used(tmp_path, capsys):
     from PIL import Image
 
     Image.new("RGB", (40, 30), (90, 120, 30)).save(tmp_path / "p.png")
+    from context_encoder.loading import default_model
+
     rc = main(["inpaint", str(tmp_path / "p.png"), "--center", "--device", "cpu", "-o", str(tmp_path / "o.png")])
-    assert rc == 0 and "model: scenes-center (blended, flip-averaged, cpu)" in capsys.readouterr().err
+    assert rc == 0 and f"model: {default_model(False)} (blended, flip-averaged, cpu)" in capsys.readouterr().err

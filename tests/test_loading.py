@@ -6,13 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from context_encoder import pretrained
 from context_encoder.cli import main
 from context_encoder.errors import CheckpointError, InputError
 from context_encoder.inpaint import InferenceOptions
-from context_encoder.loading import default_model, load_model
+from context_encoder.loading import default_model, load_model, preferred_models
+from context_encoder.safetensors_io import save_file
 
 from .conftest import train_tiny
 
@@ -88,10 +90,6 @@ def test_shipped_names_never_resolve_as_paths(tmp_path, monkeypatch):
 
 
 def test_foreign_and_broken_weights_files_are_refused(run, tmp_path):
-    import torch
-
-    from context_encoder.safetensors_io import save_file
-
     bad = tmp_path / "foreign.safetensors"
     save_file({"w": torch.zeros(2)}, bad, {"note": '"hello"'})
     with pytest.raises(CheckpointError, match="has no context-encoder config"):
@@ -104,12 +102,33 @@ def test_foreign_and_broken_weights_files_are_refused(run, tmp_path):
         load_model(bad)
 
 
-def test_default_model_follows_the_hole_type():
-    names = pretrained.shipped_names()
-    if not {"scenes-center", "scenes-region"} <= set(names):
-        pytest.skip("the shipped scenes models are not installed")
-    assert default_model(arbitrary_holes=False) == "scenes-center"
-    assert default_model(arbitrary_holes=True) == "scenes-region"
+def test_default_model_is_the_best_measured_for_the_hole(tmp_path, monkeypatch):
+    def ship(name: str, kind: str, ranking: dict | None) -> None:
+        meta = {"config": json.dumps({"mask": {"kind": kind}})}
+        if ranking is not None:
+            meta["ranking"] = json.dumps(ranking)
+        save_file({"w": torch.zeros(1)}, tmp_path / f"{name}.safetensors", meta)
+
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(InputError, match="no shipped model installed"):
+        default_model(arbitrary_holes=True)
+    ship("a-center", "center", None)  # unmeasured: after every measured model
+    ship("b-center", "center", {"square": 17.1, "free-form": 18.0})
+    ship("c-region", "mixed", {"square": 16.0, "free-form": 18.5})
+    ship("d-center", "center", {"square": 17.4, "free-form": 17.0})
+    assert preferred_models(arbitrary_holes=False) == ("d-center", "b-center", "c-region", "a-center")
+    assert preferred_models(arbitrary_holes=True) == ("c-region", "b-center", "d-center", "a-center")
+    assert default_model(arbitrary_holes=False) == "d-center"
+    ship("e-region", "random-region", None)  # among unmeasured models, those made for the hole come first
+    assert preferred_models(arbitrary_holes=True)[-2:] == ("e-region", "a-center")
+    assert preferred_models(arbitrary_holes=False)[-2:] == ("a-center", "e-region")
+
+
+def test_the_shipped_models_are_ranked():
+    if not pretrained.shipped_names():
+        pytest.skip("no shipped model installed")
+    for name, meta in pretrained.list_pretrained().items():
+        assert set(meta.get("ranking", {})) >= {"square", "free-form"}, f"{name} has no ranking: ship_models --rank"
 
 
 # Which package modules each top-level module may import (directly, at module level or inside functions).
@@ -129,9 +148,11 @@ LAYERS = [
         "distributed",
         "synthesis",
         "tensorboard_log",
+        "logistic",
+        "neighbours",
     },
     {"checkpoint", "fill"},
-    {"protocol", "inpaint", "baselines"},
+    {"protocol", "inpaint", "baselines", "labelled"},
     {"train", "pretrained", "fullres"},
     {"loading"},
     {"evaluate", "features", "demo"},

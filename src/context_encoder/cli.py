@@ -366,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument(
         "--model",
         help="shipped model name (see `context-encoder models`) or a .safetensors file from `export`; "
-        "default: scenes-center for --center, else scenes-region",
+        "default: the shipped model measured best for the kind of hole (a square for --center, else free-form; "
+        "see docs/models.md)",
     )
     which.add_argument("--checkpoint", help="checkpoint written by `train` (.pt file or run directory) or .safetensors")
     group = p.add_mutually_exclusive_group()

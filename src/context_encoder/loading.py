@@ -56,15 +56,31 @@ def load_model(
     return Inpainter(gen, cfg, device, options or stored)
 
 
+HOLE_KINDS = ("square", "free-form")  # the keys of a shipped model's measured "ranking"
+
+
 def preferred_models(arbitrary_holes: bool) -> tuple[str, ...]:
-    """Shipped models for a kind of hole, best first: the one made for it, then the other."""
-    return ("scenes-region", "scenes-center") if arbitrary_holes else ("scenes-center", "scenes-region")
+    """Shipped models for a kind of hole, best measured first.
+
+    Each shipped file stores a "ranking": {kind: mean hole PSNR} measured on one protocol per kind for
+    every model (`python -m benchmarks.ship_models --rank`): "square" is the strict 128 px centre
+    protocol (`benchmarks/centre128.py`), "free-form" the full-resolution brush-stroke protocol
+    (`context_encoder.fullres`), both on photos no model trained on. Models are ordered by that score;
+    a model without one follows, those trained for the kind of hole first, then by name.
+    """
+    kind = "free-form" if arbitrary_holes else "square"
+    entries = []
+    for name in shipped_names():
+        meta = read_metadata(shipped_path(name))
+        score = (meta.get("ranking") or {}).get(kind)
+        made_for = bool(meta.get("config", {}).get("mask", {}).get("kind", "center") != "center") == arbitrary_holes
+        entries.append((score is None, -(score or 0.0), not made_for, name))
+    return tuple(e[-1] for e in sorted(entries))
 
 
 def default_model(arbitrary_holes: bool) -> str:
-    """The shipped model `inpaint` uses when none is named: the first of `preferred_models` installed."""
-    installed = shipped_names()
-    name = next((c for c in preferred_models(arbitrary_holes) if c in installed), None)
+    """The shipped model `inpaint` uses when none is named: the first of `preferred_models`."""
+    name = next(iter(preferred_models(arbitrary_holes)), None)
     if name is None:
         raise InputError("no shipped model installed: pass --model NAME|FILE.safetensors or --checkpoint CKPT")
     return name

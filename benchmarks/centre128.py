@@ -1,0 +1,132 @@
+"""The paper's layout, strictly: 128 px images, the whole 64 px centre square unknown and scored.
+
+    python -m benchmarks.centre128 --models scenes-center scenes128-center
+    python -m benchmarks.centre128 --models runs/scenes128-center --limit 200 --json /tmp/c.json
+
+Every method fills the same images (centre-cropped and resized to 128 px, `protocol.load_images`)
+with the same hole: the 64 x 64 centre square, nothing of it known (the paper's models were trained
+with a 4 px ring of it visible; here nobody sees that ring). Methods:
+
+- each model in `--models` (a shipped name, a .safetensors file, a checkpoint or a run directory),
+  filling as `inpaint` does: one context window around the hole, scaled so that the hole fits the
+  model's own (for a 128 px centre model, whose hole leaves a 4 px ring of its 64 px square visible,
+  the window is 151 px shrunk to 128);
+- every classical baseline of `evaluate.CLASSICAL` (Telea, Navier-Stokes, biharmonic, the membrane,
+  the mean colour, PatchMatch, FSR).
+
+Sets (when present): ../shared/data/eval/kodak24 and mcmaster18 (photographs never used here),
+intel-scenes test and sun-scenes test (no model trains on a test split). Prints one table per set
+(hole PSNR, L1, SSIM) and, with `--json`, keeps the results: a later run with the same file, limit
+and seed scores only the methods it does not hold yet (so a new model does not recompute the
+baselines); `--markdown` writes the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.quality import SHARED
+from context_encoder.baselines import build_baselines
+from context_encoder.data import readable_images
+from context_encoder.evaluate import CLASSICAL
+from context_encoder.fill import Filler
+from context_encoder.inpaint import Inpainter
+from context_encoder.loading import load_model
+from context_encoder.masks import center_mask
+from context_encoder.protocol import load_images, score, spread
+
+SIZE, HOLE = 128, 64
+SETS = {
+    "kodak24": SHARED / "eval" / "kodak24",
+    "mcmaster18": SHARED / "eval" / "mcmaster18",
+    "intel-scenes-test": SHARED / "intel-scenes" / "test",
+    "sun-scenes-test": SHARED / "sun-scenes" / "test",
+}
+
+
+def model_filler(inpainter: Inpainter) -> Filler:
+    """A model as a `Filler` on 128 px images: each image through `Inpainter.__call__`, as `inpaint` fills."""
+
+    def fill(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        out = []
+        for img, hole in zip(images, masks):
+            arr = (img.permute(1, 2, 0) * 255).round().byte().numpy()
+            filled = np.asarray(inpainter(arr, hole[0].numpy()), dtype=np.float32) / 255
+            out.append(torch.where(hole, torch.from_numpy(filled).permute(2, 0, 1), img))
+        return torch.stack(out)
+
+    return fill
+
+
+def label(source: str) -> str:
+    path = Path(source)
+    return path.name if path.is_dir() else (path.stem if path.suffix else source)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="*", default=[], help="shipped names, weight files, checkpoints or runs")
+    parser.add_argument("--baselines", default=",".join(CLASSICAL), help="comma-separated classical methods")
+    parser.add_argument("--limit", type=int, default=500, help="images per set at most (evenly spread)")
+    parser.add_argument("--seed", type=int, default=0, help="unused by the fixed centre hole; kept in the key")
+    parser.add_argument(
+        "--overlap", type=int, default=0, help="px of the square's border left visible (0: the strict protocol)"
+    )
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    parser.add_argument("--json", type=Path, help="keep the results here (and reuse what it holds)")
+    parser.add_argument("--markdown", type=Path, help="write the tables here")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    key = f"limit={args.limit}" + (f",overlap={args.overlap}" if args.overlap else "")
+    store = json.loads(args.json.read_text()) if args.json and args.json.is_file() else {}
+    results = store.setdefault(key, {})
+    models = {label(m): m for m in args.models}
+    baselines = [b for b in args.baselines.split(",") if b]
+    for set_name in args.sets:
+        folder = SETS[set_name]
+        if not folder.is_dir():
+            print(f"{set_name}: {folder} is missing, skipped")
+            continue
+        have = results.setdefault(set_name, {})
+        todo_models = [m for m in models if m not in have]
+        todo_baselines = [b for b in baselines if b not in have]
+        if todo_models or todo_baselines:
+            paths = spread(readable_images(folder), args.limit)
+            images = load_images(paths, SIZE, set_name)
+            masks = center_mask(SIZE, args.overlap, len(images))
+            methods: dict[str, Filler] = {m: model_filler(load_model(models[m])) for m in todo_models}
+            methods.update(build_baselines(todo_baselines))
+            means, _ = score(methods, images, masks)
+            for name, per_region in means.items():
+                have[name] = {"images": len(images), **{k: round(v, 5) for k, v in per_region["hole"].items()}}
+            if args.json:
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_text(json.dumps(store, indent=1) + "\n")
+    text = tables(results, args.sets)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text)
+
+
+def tables(results: dict, sets: list[str]) -> str:
+    lines = []
+    for set_name in sets:
+        rows = results.get(set_name)
+        if not rows:
+            continue
+        n = next(iter(rows.values()))["images"]
+        lines += [f"### {set_name} ({n} images)", "", "| method | PSNR (dB) | L1 | SSIM |", "|---|---|---|---|"]
+        for name, r in sorted(rows.items(), key=lambda kv: -kv[1]["psnr"]):
+            lines.append(f"| {name} | {r['psnr']:.2f} | {100 * r['l1']:.2f}% | {r['ssim']:.3f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
