@@ -84,3 +84,24 @@ def test_torch_hub_loads_the_shipped_models_from_a_clone(entry):
     holes[16:28, 12:26] = True
     filled = np.asarray(inpainter(Image.fromarray(image), holes))
     assert filled.shape == image.shape and np.array_equal(filled[~holes], image[~holes])  # known pixels kept
+
+
+def test_onnx_export_from_a_weights_file_matches_its_generator(tmp_path, photo_dir, capsys):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from context_encoder.loading import load_model
+    from context_encoder.pretrained import onnx_metadata, read_metadata
+
+    run = train_tiny(tmp_path / "run", photo_dir, "train.steps=2")
+    weights = tmp_path / "m.safetensors"
+    assert main(["export", str(run), "--out", str(weights), "--dtype", "fp32"]) == 0
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(weights), "--format", "onnx", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == str(out)
+    gen = load_model(weights).gen
+    s = load_model(weights).cfg.model.image_size
+    image = torch.rand(2, 3, s, s, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    (got,) = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"image": image.numpy()})
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(got), gen(image), rtol=0, atol=1e-4)
+    assert onnx_metadata(out) == read_metadata(weights)

@@ -190,7 +190,7 @@ def _export(args: argparse.Namespace) -> int:
     import torch
 
     from .outputs import check_output_file
-    from .pretrained import export, export_onnx
+    from .pretrained import export, export_onnx, read_metadata, shipped_names, shipped_path, write_onnx
 
     out = check_output_file(args.out, suffixes={f".{args.format}"}, what="export")
     info = _read_info(args.info) if args.info else {}
@@ -199,7 +199,15 @@ def _export(args: argparse.Namespace) -> int:
             import onnx  # noqa: F401
         except ImportError:
             raise InputError("ONNX export needs the onnx package: pip install -e '.[onnx]'") from None
-        print(export_onnx(args.checkpoint, out, info))
+        source = Path(args.checkpoint)
+        if source.suffix == ".safetensors" or (not source.exists() and args.checkpoint in shipped_names()):
+            from .loading import load_model
+
+            model = load_model(args.checkpoint)  # a shipped model or an exported file: its own metadata
+            meta = {**read_metadata(shipped_path(args.checkpoint) or source), **info}
+            print(write_onnx(model.gen, out, meta))
+        else:
+            print(export_onnx(args.checkpoint, out, info))
         return 0
     dtype = {"fp16": torch.float16, "fp32": torch.float32}[args.dtype]
     print(export(args.checkpoint, out, info, dtype=dtype))
@@ -249,6 +257,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _probe(args: argparse.Namespace) -> int:
+    from .config import ProbeSettings
     from .features import run_probe, summarize
 
     if (args.checkpoint is None) == (args.init is None):
@@ -256,6 +265,13 @@ def _probe(args: argparse.Namespace) -> int:
     _positive(args, "seeds", "limit", "test_limit", "epochs")
     if not 0 < args.labels_fraction <= 1:
         raise InputError(f"--labels-fraction must be in (0, 1], got {args.labels_fraction}")
+    defaults = ProbeSettings()
+    settings = ProbeSettings(
+        grid=args.grid,
+        val_fraction=args.val_fraction,
+        weight_decays=tuple(args.weight_decays or defaults.weight_decays),
+        lr_ratios=tuple(args.lr_ratios or defaults.lr_ratios),
+    )
     result = run_probe(
         args.data,
         checkpoint=args.checkpoint,
@@ -266,6 +282,7 @@ def _probe(args: argparse.Namespace) -> int:
         limit=args.limit,
         test_limit=args.test_limit,
         epochs=args.epochs,
+        settings=settings,
         out=args.out,
     )
     print(summarize(result))
@@ -404,7 +421,10 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         help="write a checkpoint's generator as a safetensors model file (inpaint --model FILE loads it) or as ONNX",
     )
-    p.add_argument("checkpoint", help="checkpoint (.pt) or run directory")
+    p.add_argument(
+        "checkpoint",
+        help="checkpoint (.pt) or run directory; for --format onnx also a shipped model name or a .safetensors file",
+    )
     p.add_argument("--out", required=True, help="output file, .safetensors or .onnx as --format says")
     p.add_argument(
         "--format",
@@ -445,7 +465,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-inpaint", action="store_true", help="both, as `inpaint` fills by default (shipped metrics)")
     p.set_defaults(func=_evaluate)
 
-    p = sub.add_parser("probe", help="measure an encoder's features: linear probe or fine-tuning on labels")
+    from .config import ProbeSettings  # a plain dataclass: no torch import when the parser is built
+
+    p = sub.add_parser(
+        "probe",
+        help="measure an encoder's features: linear classifiers on frozen layers, or fine-tuning on labels",
+        description="Top-1 accuracy on DATA/test of classifiers trained on DATA/train's labels. Each seed holds "
+        "out a class-balanced validation split of the training images; weight decay, learning-rate ratio, "
+        "epoch and best layer are chosen on it, never on the test images.",
+    )
     p.add_argument("--checkpoint", help="pretrained checkpoint whose generator encoder is probed")
     p.add_argument("--init", choices=["random"], help="a randomly initialised encoder instead (needs --config)")
     p.add_argument("--config", help="architecture for --init random (preset or TOML)")
@@ -454,17 +482,58 @@ def build_parser() -> argparse.ArgumentParser:
         "--mode",
         default="linear",
         choices=["linear", "finetune"],
-        help="linear: a linear classifier on the frozen encoder's features; finetune: encoder and head trained "
-        "together (default linear)",
+        help="linear: a linear classifier on each conv block's frozen, pooled output (the best layer on "
+        "validation is the headline); finetune: encoder and head trained together (default linear)",
     )
-    p.add_argument("--labels-fraction", type=float, default=1.0, help="share of training labels used (default 1)")
+    p.add_argument(
+        "--labels-fraction",
+        type=float,
+        default=1.0,
+        help="labelled training images as a share of each class's training images, drawn outside the "
+        "validation split (default 1: all of them but the validation split)",
+    )
     p.add_argument(
         "--seeds", type=int, default=3, help="repeats with different seeds, for a mean and spread (default 3)"
     )
     p.add_argument("--limit", type=int, help="training images at most (evenly spread over classes)")
-    p.add_argument("--test-limit", type=int, help="test images at most")
-    p.add_argument("--epochs", type=int, help="epochs (default: 100 linear, 15 finetune)")
-    p.add_argument("--out", help="folder for probe.json")
+    p.add_argument("--test-limit", type=int, help="test images at most (evenly spread over classes)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        help=f"epochs (default {ProbeSettings.linear_epochs} linear; {ProbeSettings.finetune_epochs} finetune, "
+        "of which the best on validation is kept)",
+    )
+    p.add_argument(
+        "--grid",
+        type=int,
+        default=ProbeSettings.grid,
+        help="each layer's output is average-pooled to GRID x GRID before the classifier "
+        f"(default {ProbeSettings.grid})",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=ProbeSettings.val_fraction,
+        help=f"share of each class's training images held out for validation (default {ProbeSettings.val_fraction})",
+    )
+    p.add_argument(
+        "--weight-decays",
+        type=float,
+        nargs="+",
+        metavar="WD",
+        help="linear: L2 strengths tried, the best on validation is kept (default "
+        + " ".join(f"{v:g}" for v in ProbeSettings.weight_decays)
+        + ")",
+    )
+    p.add_argument(
+        "--lr-ratios",
+        type=float,
+        nargs="+",
+        metavar="R",
+        help="finetune: encoder learning rate as a fraction of the head's, tried; the best on validation is kept "
+        "(default " + " ".join(f"{v:g}" for v in ProbeSettings.lr_ratios) + ")",
+    )
+    p.add_argument("--out", help="folder for probe.json (every seed's choices and accuracies)")
     p.set_defaults(func=_probe)
 
     p = sub.add_parser("serve", help="local web app: paint a hole in the browser, fill it, compare, download")

@@ -12,6 +12,7 @@ no pickle.
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import warnings
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 
 from .checkpoint import check_finite, checkpoint_config, generator_weights, load_checkpoint, non_finite
+from .config import config_from_dict
 from .errors import CheckpointError, InputError
 from .inpaint import InferenceOptions
 from .models import count_parameters, make_generator
@@ -102,8 +104,6 @@ def export_onnx(
     whole-image ones). The file's `metadata_props` carry the same JSON metadata as `export`'s. Needs the
     `onnx` extra; the file is written atomically.
     """
-    import onnx
-
     _check_info(info)
     state = load_checkpoint(checkpoint)
     cfg = checkpoint_config(state)
@@ -111,7 +111,16 @@ def export_onnx(
     check_finite(weights, state["path"])
     gen = make_generator(cfg.model, cfg.full_image)
     gen.load_state_dict(weights)
-    gen.float().eval()
+    return write_onnx(gen, out, _metadata(state, ema, options, info), opset)
+
+
+def write_onnx(gen: torch.nn.Module, out: str | Path, meta: dict[str, Any], opset: int = 17) -> Path:
+    """Write a generator (any weights; exported in fp32, eval mode) as ONNX with `meta` (its "config" included)
+    as JSON `metadata_props`; the inputs and output are `export_onnx`'s."""
+    import onnx
+
+    cfg = config_from_dict(meta["config"])
+    gen = copy.deepcopy(gen).float().cpu().eval()
     s = cfg.model.image_size
     residual = bool(getattr(gen, "residual", False))
     args: tuple[torch.Tensor, ...] = (torch.zeros(2, 3, s, s),) + ((torch.zeros(2, 1, s, s),) if residual else ())
@@ -133,7 +142,7 @@ def export_onnx(
             dynamo=False,
         )
     model = onnx.load_from_string(buffer.getvalue())
-    for key, value in _metadata(state, ema, options, info).items():
+    for key, value in meta.items():
         model.metadata_props.add(key=key, value=json.dumps(value))
     with atomic_write(out) as f:
         f.write(model.SerializeToString())
