@@ -1,87 +1,213 @@
-"""The Table 2 analogue: context-encoder features against an autoencoder, random init and labels.
+"""The paper's Table 2 and Fig. 8, made small: context-encoder features against an autoencoder, random init and labels.
 
-    python benchmarks/features.py [--datasets cifar10 intel-scenes] [--steps 800 2000] [--seeds 3]
-                                   [--limit 5000] [--test-limit 2000]
+    python benchmarks/features.py                   # pretrain (start, resume or skip), probe, write the report
+    python benchmarks/features.py --pretrain-only   # only start or resume the pretraining runs
+    python benchmarks/features.py --probes-only     # only probes, figures and report (pretraining must be done)
+    python benchmarks/features.py --smoke           # tiny budgets on the same data, written to a temporary folder
 
-Per data set (../shared/data/<name>/{train,test}/<class>/): pretrain a context encoder (random-region
-holes, reconstruction loss) and a plain autoencoder (same network, nothing hidden) with the same
-budget, then probe each encoder and a randomly initialised one with (a) a linear classifier on frozen
-features and (b) fine-tuning on 10% of the labels; the supervised upper bound fine-tunes the random
-network on all (used) labels. Writes docs/results/features.md and features.json.
+Per data set (DATA_ROOT/<name>/{train,test}/<class>/): a context encoder (random-region holes,
+reconstruction loss) and an autoencoder (the same network, nothing hidden) are pretrained with the same
+budget on the unlabelled training images (presets features_cifar[_autoencoder], features_scenes[_autoencoder]).
+Then each encoder, a randomly initialised one and, as the upper bound, a random one trained with every label,
+is probed as `context_encoder.features` describes: linear classifiers on every conv block's frozen, pooled
+output, and fine-tuning on 10% of the labels, for 3 seeds. Every choice is made on a validation split of
+the training images. Writes OUT/features.md, features.json and one nearest-neighbour figure per data set.
+
+Finished pretraining runs are skipped, interrupted ones resumed (RUNS/<data set>-<encoder>); every probe
+result (data set, encoder, probe, seed) is kept in RUNS/probes-<data set>.json as soon as it exists and
+reused while the protocol and the checkpoint's step are unchanged, so an interrupted benchmark resumes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
+import logging
 import sys
+import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
+
 from context_encoder.checkpoint import load_checkpoint
-from context_encoder.features import run_probe
+from context_encoder.cli import main as cli
+from context_encoder.config import ProbeSettings, load_config
+from context_encoder.features import aggregate, load_encoder, pooled_features, probe_once
+from context_encoder.labelled import LabelledSet, load_labelled
+from context_encoder.neighbours import neighbour_figure
+from context_encoder.protocol import spread
+from context_encoder.train import training_seconds
+from context_encoder.viz import save_png
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-CONFIGS = {"cifar10": "features_cifar", "intel-scenes": "features_scenes"}
+ENCODERS = {"context-encoder": "context encoder", "autoencoder": "autoencoder"}
 
 
-def pretrain(name: str, config: str, data: Path, steps: int, runs: Path, mask: str) -> Path:
-    """RUNS/steps-N/NAME trained to `steps`; a longer budget starts from a copy of the longest shorter one.
-
-    The feature presets use a constant learning rate, so extending a finished shorter run is the same
-    training as running the longer budget from the start.
-    """
-    out = runs / f"steps-{steps}" / name
-    ckpt = out / "checkpoints" / "last.pt"
-    if ckpt.is_file() and load_checkpoint(ckpt)["step"] >= steps:
-        return out
-    if not ckpt.is_file():
-        done = {
-            int(d.parent.name.removeprefix("steps-")): d
-            for d in runs.glob(f"steps-*/{name}")
-            if (d / "checkpoints" / "last.pt").is_file()
-        }
-        shorter = [n for n in done if n < steps]
-        if shorter:
-            shutil.copytree(done[max(shorter)], out, dirs_exist_ok=True)
-    start = ["--resume", str(out)] if ckpt.is_file() else ["--config", config, "--data", str(data), "--out", str(out)]
-    cmd = [
-        sys.executable,
-        "-m",
-        "context_encoder",
-        "train",
-        *start,
-        "-q",
-        "--set",
-        f"train.steps={steps}",
-        "--set",
-        f"mask.kind={mask}",
-    ]
-    subprocess.run(cmd, check=True)
-    return out
+@dataclass(frozen=True)
+class DataSet:
+    presets: dict[str, str]  # pretrained encoder -> its preset
+    limit: int | None  # training images the probes use, evenly over classes (None: all)
+    test_limit: int | None  # test images (None: all)
 
 
-def cached_probe(cache: Path, key: str, **kwargs) -> dict:
-    """run_probe, remembered under CACHE/KEY.json so an interrupted benchmark resumes where it stopped."""
-    file = cache / f"{key}.json"
-    if file.is_file():
-        return json.loads(file.read_text())
-    result = run_probe(**kwargs)
-    cache.mkdir(parents=True, exist_ok=True)
-    file.write_text(json.dumps(result, indent=2) + "\n")
-    where = cache.relative_to(ROOT / "runs")
-    print(f"{where} {key}: {result['mean']:.1%} +- {result['std']:.1%} ({result['probe_seconds']} s)", flush=True)
-    return result
+DATASETS = {
+    # 1,000 training images per class keep CIFAR-10's probes to about 1.5 hours on one CPU core, most of it
+    # fine-tuning (3 lr ratios x 20 epochs, 3 seeds, 4 rows); sun-scenes' 2,496 photos take about half an hour
+    "cifar10": DataSet(
+        {"context-encoder": "features_cifar", "autoencoder": "features_cifar_autoencoder"}, 10_000, None
+    ),
+    "sun-scenes": DataSet(
+        {"context-encoder": "features_scenes", "autoencoder": "features_scenes_autoencoder"}, None, None
+    ),
+}
+# (mode, share of the labels) of each probe; "supervised" is the random init fine-tuned with every label
+PROBES = {"linear": ("linear", 1.0), "finetune10": ("finetune", 0.1), "supervised": ("finetune", 1.0)}
+SMOKE_TRAIN = ["train.steps=2", "train.batch_size=8", "train.checkpoint_every=1", "train.log_every=1"]
+SMOKE_TRAIN += ["train.sample_every=1000", "data.workers=0"]
+SMOKE_PROBES = ProbeSettings(weight_decays=(1e-3, 1e-1), linear_epochs=3, lr_ratios=(0.1, 1.0), finetune_epochs=1)
+FIGURE_QUERIES, FIGURE_NEIGHBOURS = 6, 5
 
 
-def ordering(rows: dict, steps: int) -> list[str]:
-    """Whether the paper's ordering (context encoder > autoencoder, random init) holds, per protocol."""
+class ProbeCache:
+    """Probe results in one JSON file, {key: {"stamp": ..., "result": ...}}, rewritten after each new result."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.entries = json.loads(path.read_text()) if path.is_file() else {}
+        self.computed = 0  # results computed (not read back) in this process
+
+    def get(self, key: str, stamp: dict) -> dict | None:
+        entry = self.entries.get(key)
+        return entry["result"] if entry is not None and entry["stamp"] == stamp else None
+
+    def put(self, key: str, stamp: dict, result: dict) -> None:
+        self.entries[key] = {"stamp": stamp, "result": result}
+        self.computed += 1
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.entries, indent=1) + "\n")
+        tmp.replace(self.path)  # an interrupted write never leaves half a cache
+
+
+def checkpoint_step(run: Path) -> int | None:
+    """The step of RUN's last checkpoint, None before the first one."""
+    return int(load_checkpoint(run)["step"]) if (run / "checkpoints" / "last.pt").is_file() else None
+
+
+def pretrain(preset: str, data: Path, run: Path, overrides: list[str]) -> int:
+    """Start, resume or skip one pretraining run; returns the steps it has."""
+    target = load_config(preset, overrides).train.steps
+    step = checkpoint_step(run)
+    if step is not None and step >= target:
+        print(f"{run.name}: finished ({step} steps)", flush=True)
+        return step
+    if step is None:
+        args = ["train", "--config", preset, "--data", str(data), "--out", str(run)]
+    else:
+        args = ["train", "--resume", str(run)]
+        print(f"{run.name}: resuming at step {step} of {target}", flush=True)
+    for item in [*overrides, f"train.steps={target}"]:
+        args += ["--set", item]
+    code = cli(args)
+    if code != 0:
+        raise SystemExit(code)
+    return target
+
+
+def require_finished(preset: str, run: Path, overrides: list[str]) -> int:
+    """RUN's steps; exits with the command that finishes it when it has not reached its preset's budget."""
+    target, step = load_config(preset, overrides).train.steps, checkpoint_step(run)
+    if step is None or step < target:
+        hint = f"--resume {run}" if step is not None else f"--config {preset} --data DATA --out {run}"
+        sys.exit(
+            f"{run} is at step {step or 0} of {target}: finish it (context-encoder train {hint}) or drop --probes-only"
+        )
+    return step
+
+
+class DataSetProbes:
+    """Every probe of one data set, each (encoder, probe, seed) read from the cache or computed once."""
+
+    def __init__(self, name: str, root: Path, runs: Path, settings: ProbeSettings, limits: tuple, cache: ProbeCache):
+        self.name, self.root, self.runs = name, root, runs
+        self.settings, self.limits, self.cache = settings, limits, cache
+        self.spec = DATASETS[name]
+        self._data: LabelledSet | None = None  # loaded on first need: a fully cached data set reads no image
+
+    @property
+    def data(self) -> LabelledSet:
+        if self._data is None:
+            size = load_config(self.spec.presets["context-encoder"]).model.image_size
+            self._data = load_labelled(self.root, size, *self.limits)
+        return self._data
+
+    def run(self, encoder: str) -> Path:
+        return self.runs / f"{self.name}-{encoder}"
+
+    def probe(self, encoder: str, probe: str, seeds: list[int]) -> list[dict]:
+        """`probe` of `encoder` (a pretrained one, "random" or "supervised") for each seed."""
+        mode, fraction = PROBES[probe]
+        settings = replace(self.settings, lr_ratios=(1.0,)) if encoder == "supervised" else self.settings
+        pretrained = encoder in ENCODERS
+        step = checkpoint_step(self.run(encoder)) if pretrained else None
+        stamp = json.loads(json.dumps({"settings": settings.to_dict(), "limits": self.limits, "step": step}))
+        results, model, features = [], None, None
+        for seed in seeds:
+            key = f"{encoder}/{probe}/seed{seed}"
+            result = self.cache.get(key, stamp)
+            if result is None:
+                if pretrained and model is None:
+                    model, _ = load_encoder(self.run(encoder), None)
+                encoder_now = model if pretrained else load_encoder(None, self.spec.presets["context-encoder"], seed)[0]
+                if pretrained and mode == "linear" and features is None:  # frozen: the same features every seed
+                    features = tuple(
+                        pooled_features(model, x, settings.grid) for x in (self.data.train_x, self.data.test_x)
+                    )
+                result = probe_once(
+                    self.data,
+                    encoder_now,
+                    mode=mode,
+                    seed=seed,
+                    labels_fraction=fraction,
+                    settings=settings,
+                    features=features if pretrained else None,
+                )
+                self.cache.put(key, stamp, result)
+                print(f"{self.name} {key}: top-1 {result['accuracy']:.1%} ({result['seconds']} s)", flush=True)
+            results.append(result)
+        return results
+
+    def figure(self, out: Path) -> Path:
+        """Fig. 8: test images and their nearest training images under each encoder's features and raw pixels."""
+        data = self.data
+        queries = torch.tensor(spread(list(range(len(data.test_y))), FIGURE_QUERIES))
+        rows = {}
+        for encoder, label in ENCODERS.items():
+            model, _ = load_encoder(self.run(encoder), None)
+            rows[label] = tuple(last_block(model, x, self.settings.grid) for x in (data.test_x[queries], data.train_x))
+        pixels = [x.float() / 127.5 - 1 for x in (data.test_x[queries], data.train_x)]  # the encoders' input range
+        rows["pixels"] = tuple(pixels)
+        labels = (data.test_y[queries], data.train_y)
+        img = neighbour_figure(data.test_x[queries], data.train_x, rows, FIGURE_NEIGHBOURS, tile=64, labels=labels)
+        return save_png(img, out / f"features_neighbours_{self.name}.png")
+
+
+def last_block(model: torch.nn.Module, images: torch.Tensor, grid: int) -> torch.Tensor:
+    """The encoder's output (its last conv block), pooled as the linear probe pools it: (N, C * grid^2)."""
+    return list(pooled_features(model, images, grid).values())[-1]
+
+
+def cell(stats: dict | None, extra: str = "") -> str:
+    return f"{stats['mean']:.1%} +- {stats['std']:.1%}{extra}" if stats else ""
+
+
+def ordering(rows: dict) -> list[str]:
+    """Whether the paper's ordering (context encoder above autoencoder and random init) holds, per probe."""
     lines = []
-    for protocol in ("linear", "finetune 10%"):
-        ce = rows[f"context encoder, {steps} steps"][protocol]
-        others = {k: rows[k][protocol] for k in (f"autoencoder, {steps} steps", "random init")}
+    for probe, text in (("linear", "linear (best layer)"), ("finetune10", "fine-tuned on 10% of the labels")):
+        ce, others = rows["context encoder"][probe], {k: rows[k][probe] for k in ("autoencoder", "random init")}
         margins = {k: ce["mean"] - r["mean"] for k, r in others.items()}
         noise = max(ce["std"], *(r["std"] for r in others.values()))
         verdict = (
@@ -91,98 +217,173 @@ def ordering(rows: dict, steps: int) -> list[str]:
             if all(m > 0 for m in margins.values())
             else "does not hold"
         )
-        gaps = ", ".join(f"{m * 100:+.1f} points vs {k.split(',')[0]}" for k, m in margins.items())
-        lines.append(f"- {steps} steps, {protocol}: the paper's ordering {verdict} (context encoder {gaps}).")
+        gaps = ", ".join(f"{m * 100:+.1f} points vs {k}" for k, m in margins.items())
+        lines.append(f"- {text}: the paper's ordering {verdict} (context encoder {gaps}).")
     return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-    parser.add_argument(
-        "--steps",
-        type=int,
-        nargs="+",
-        default=[800, 2000],
-        help="pretraining budgets (steps of batch 64) of both models",
-    )
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--limit", type=int, default=5000, help="labelled training images used by the probes")
-    parser.add_argument("--test-limit", type=int, default=2000)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
-    args = parser.parse_args()
-    report = [
+def report_header(args: argparse.Namespace, settings: ProbeSettings) -> list[str]:
+    ratios, decays = (", ".join(f"{v:g}" for v in values) for values in (settings.lr_ratios, settings.weight_decays))
+    commands = [
+        f"context-encoder train --config {preset} --data ../shared/data/{ds}/train --out runs/features/{ds}-{encoder}"
+        for ds in args.datasets
+        for encoder, preset in DATASETS[ds].presets.items()
+    ]
+    return [
         "# Feature learning: the Table 2 analogue",
         "",
-        f"Regenerate with `python benchmarks/features.py --steps {' '.join(map(str, args.steps))} --seeds {args.seeds} "
-        f"--limit {args.limit} --test-limit {args.test_limit}`; finished steps and probes are cached under "
-        "`runs/features-*`, so an interrupted run resumes (about 75 min from scratch on a 2-core CPU).",
-        "",
-        "The paper's Table 2 (Pathak et al. 2016, AlexNet, ImageNet pretraining, PASCAL VOC classification "
+        "The paper's Table 2 (Pathak et al. 2016: AlexNet pretrained on ImageNet, PASCAL VOC classification "
         "mAP): random init 53.3, autoencoder 53.8, context encoder 56.5, ImageNet labels 78.2. Here the same "
-        "comparison is made small: the DCGAN-style encoder of the context encoder at 32 px (CIFAR-10) or 64 px "
-        "(intel-scenes), channel-wise bottleneck, whole-image output, random-region holes, reconstruction "
-        "loss, pretrained on the "
-        "unlabelled training images of each set, then probed with the labels of that set.",
+        "comparison is made small: the DCGAN encoder of the context encoder at 32 px (CIFAR-10) or 64 px "
+        "(sun-scenes, 14 classes), channel-wise bottleneck, whole-image output, random-region holes, "
+        "reconstruction loss, pretrained on the unlabelled training images of each set and probed with its labels.",
+        "",
+        "Regenerate: one pretraining run at a time, then the probes (finished runs and probe results are kept "
+        "in `runs/features/`, so an interrupted run resumes):",
+        "",
+        "```bash",
+        *commands,
+        "python benchmarks/features.py --probes-only",
+        "```",
+        "",
+        f"Protocol: {args.seeds} seeds; each holds out {settings.val_fraction:.0%} of every class's training "
+        "images for validation and makes every choice on them: per layer the weight decay of the linear "
+        f"classifier ({decays}) and the best layer; for fine-tuning the encoder's learning rate as a fraction of "
+        f"the head's ({ratios}; 1 only for the supervised row, whose encoder starts random) and the epoch (at most "
+        f"{settings.finetune_epochs}). Linear: every conv block's output average-pooled to "
+        f"{settings.grid}x{settings.grid}, standardised, multinomial logistic regression ({settings.linear_epochs} "
+        f"epochs of Adam). Fine-tuning: Adam, head learning rate {settings.finetune_lr:g}, batch "
+        f"{settings.batch_size}, flips and shifts of up to 1/8 of the side, a linear head on the encoder's output "
+        f"pooled to {settings.grid}x{settings.grid}. Top-1 accuracy on the test split, mean +- std over seeds.",
         "",
     ]
-    everything = {}
-    for ds in args.datasets:
-        config, data = CONFIGS[ds], SHARED / ds
-        runs = ROOT / "runs" / f"features-{ds}"
-        common = {"data": data, "limit": args.limit, "test_limit": args.test_limit, "seeds": args.seeds}
-        tag = f"probes-{args.limit}-{args.test_limit}-{args.seeds}"
-        rows, pretrain_s = {}, {}
-        for steps in args.steps:
-            ce = pretrain("context-encoder", config, data / "train", steps, runs, "random-region")
-            ae = pretrain("autoencoder", config, data / "train", steps, runs, "none")
-            for key, name, ckpt in (("ce", "context encoder", ce), ("ae", "autoencoder", ae)):
-                label = f"{name}, {steps} steps"
-                cache = runs / f"steps-{steps}" / tag
-                rows[label] = {
-                    "linear": cached_probe(cache, f"{key}-linear", mode="linear", checkpoint=ckpt, **common),
-                    "finetune 10%": cached_probe(
-                        cache, f"{key}-finetune10", mode="finetune", labels_fraction=0.1, checkpoint=ckpt, **common
-                    ),
-                }
-                pretrain_s[label] = rows[label]["linear"]["pretrain_seconds"]
-        cache = runs / tag
-        rows["random init"] = {
-            "linear": cached_probe(cache, "random-linear", mode="linear", config=config, **common),
-            "finetune 10%": cached_probe(
-                cache, "random-finetune10", mode="finetune", labels_fraction=0.1, config=config, **common
-            ),
+
+
+def report_dataset(name: str, per_seed: dict, pretraining: dict, figure: str) -> tuple[list[str], dict]:
+    """The data set's section of the report, and its mean/std rows."""
+    rows = {label: {p: aggregate(rs) for p, rs in res.items()} for label, res in per_seed.items()}
+    layers = list(rows["random init"]["linear"]["layers"])
+    lines = [
+        f"## {name}",
+        "",
+        "| encoder | linear, best layer (per seed) | fine-tune, 10% labels | fine-tune, all labels |",
+    ]
+    lines.append("|---|---|---|---|")
+    for label, res in rows.items():
+        lin = res.get("linear")
+        best = f" ({', '.join(lin['best_layers'])})" if lin else ""
+        lines.append(f"| {label} | {cell(lin, best)} | {cell(res.get('finetune10'))} | {cell(res.get('supervised'))} |")
+    lines += ["", "Linear probe of every layer (weight decay chosen on validation per layer and seed):", ""]
+    lines += ["| encoder | " + " | ".join(layers) + " |", "|---|" + "---|" * len(layers)]
+    for label, res in rows.items():
+        if "linear" in res:
+            lines.append(f"| {label} | " + " | ".join(cell(res["linear"]["layers"][n]) for n in layers) + " |")
+    chosen = [
+        f"{label}: " + ", ".join(f"{r['lr_ratio']:g} (epoch {r['epochs']})" for r in res[p])
+        for label, res in per_seed.items()
+        for p in res
+        if p != "linear"
+    ]
+    counts = {p: per_seed["random init"][p][0] for p in ("linear", "finetune10")}
+    steps = ", ".join(f"{k} {v['steps']:,} steps of batch {v['batch']}" + v["time"] for k, v in pretraining.items())
+    lines += [
+        "",
+        "Fine-tuning, encoder/head learning-rate ratio and epoch chosen on validation, per seed: "
+        + "; ".join(chosen)
+        + ".",
+        "",
+        f"Images: {counts['linear']['fit_images']} labelled training images for the linear probe and the supervised "
+        f"row, {counts['finetune10']['fit_images']} for fine-tuning on 10%, {counts['linear']['val_images']} for "
+        f"validation, {counts['linear']['test_images']} test images. Pretraining: {steps}.",
+        "",
+        *ordering(rows),
+        "",
+        f"![nearest neighbours, {name}]({figure})",
+        "",
+        f"Nearest training images (cosine distance; green frame: same class as the query) of {FIGURE_QUERIES} "
+        "test images under the context encoder's and the autoencoder's last conv block (pooled as for the "
+        "linear probe) and under raw pixels: the paper's Fig. 8 for whole images.",
+        "",
+    ]
+    return lines, rows
+
+
+def probe_dataset(args: argparse.Namespace, ds: str, settings: ProbeSettings, overrides: list[str]) -> tuple:
+    """Every probe of one data set (cached), its figure and its report section."""
+    spec, seeds = DATASETS[ds], list(range(args.seeds))
+    pretraining = {}
+    for encoder, preset in spec.presets.items():
+        run, cfg = args.runs / f"{ds}-{encoder}", load_config(preset, overrides)
+        seconds = training_seconds(run)
+        pretraining[ENCODERS[encoder]] = {
+            "steps": require_finished(preset, run, overrides),
+            "batch": cfg.train.batch_size,
+            "time": "" if seconds is None else f" ({seconds / 60:.0f} min)" if seconds >= 60 else f" ({seconds:.0f} s)",
         }
-        rows["supervised (upper bound)"] = {
-            "finetune 100%": cached_probe(cache, "supervised", config=config, mode="finetune", **common)
-        }
-        everything[ds] = rows
-        report += [
-            f"## {ds}",
-            "",
-            "| encoder | linear (frozen) | fine-tune, 10% labels | fine-tune, all labels |",
-            "|---|---|---|---|",
-        ]
-        for label, res in rows.items():
-            cells = [res.get(k) for k in ("linear", "finetune 10%", "finetune 100%")]
-            text = [f"{c['mean']:.1%} +- {c['std']:.1%}" if c else "" for c in cells]
-            report.append(f"| {label} | " + " | ".join(text) + " |")
-        times = ", ".join(f"{k} {v / 60:.0f} min" for k, v in pretrain_s.items())
-        report += [
-            "",
-            f"Pretraining time on a 2-core CPU: {times}. Probes: {args.limit} labelled training images at most, "
-            f"{args.test_limit} test images, {args.seeds} seeds; top-1 accuracy mean +- std.",
-            "",
-            *(line for steps in args.steps for line in ordering(rows, steps)),
-            "",
-        ]
+    limits = (args.limit or spec.limit, args.test_limit or spec.test_limit)
+    cache = ProbeCache(args.runs / f"probes-{ds}.json")
+    probes = DataSetProbes(ds, args.data_root / ds, args.runs, settings, limits, cache)
+    per_seed = {
+        label: {p: probes.probe(e, p, seeds) for p in ("linear", "finetune10")} for e, label in ENCODERS.items()
+    }
+    per_seed["random init"] = {p: probes.probe("random", p, seeds) for p in ("linear", "finetune10")}
+    per_seed["supervised (upper bound)"] = {"supervised": probes.probe("supervised", "supervised", seeds)}
+    figure = probes.figure(args.out)
+    lines, rows = report_dataset(ds, per_seed, pretraining, figure.name)
+    print(f"{ds}: {cache.computed} probe results computed, the others read from {cache.path}", flush=True)
+    return lines, {"pretraining": pretraining, "rows": rows, "per_seed": per_seed}
+
+
+def probe_everything(args: argparse.Namespace, settings: ProbeSettings, overrides: list[str]) -> None:
+    """Probes, figures and the report of every data set: OUT/features.md and features.json."""
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "features.json").write_text(json.dumps(everything, indent=2, default=str) + "\n")
+    report, everything = report_header(args, settings), {"settings": settings.to_dict(), "datasets": {}}
+    for ds in args.datasets:
+        lines, everything["datasets"][ds] = probe_dataset(args, ds, settings, overrides)
+        report += lines
+    (args.out / "features.json").write_text(json.dumps(everything, indent=1, default=str) + "\n")
     notes = args.out / "features_notes.md"  # the hand-written reading of the tables, kept across regenerations
     if notes.is_file():
         report += ["", notes.read_text().rstrip()]
     (args.out / "features.md").write_text("\n".join(report) + "\n")
     print("\n".join(report))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS), help="data sets")
+    parser.add_argument(
+        "--data-root", type=Path, default=SHARED, help="folder holding the data sets (default ../shared/data)"
+    )
+    parser.add_argument("--seeds", type=int, help="probe seeds (default 3; with --smoke 2)")
+    parser.add_argument("--limit", type=int, help="training images the probes use (default: per data set)")
+    parser.add_argument("--test-limit", type=int, help="test images the probes use (default: all)")
+    parser.add_argument(
+        "--out", type=Path, help="report folder (default docs/results; with --smoke a new temporary one)"
+    )
+    parser.add_argument(
+        "--runs", type=Path, help="pretraining runs and probe caches (default runs/features; smoke: OUT/runs)"
+    )
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--pretrain-only", action="store_true", help="start or resume the pretraining runs, then stop")
+    only.add_argument("--probes-only", action="store_true", help="probes, figures and report; pretraining must be done")
+    parser.add_argument("--smoke", action="store_true", help="tiny budgets (2 pretraining steps, 100 images, 2 seeds)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.smoke:
+        args.out = args.out or Path(tempfile.mkdtemp(prefix="features-smoke-"))
+        args.limit, args.test_limit = args.limit or 100, args.test_limit or 50
+    args.seeds = args.seeds or (2 if args.smoke else 3)
+    args.out = args.out or ROOT / "docs" / "results"
+    args.runs = args.runs or (args.out / "runs" if args.smoke else ROOT / "runs" / "features")
+    train_overrides = SMOKE_TRAIN if args.smoke else []
+    if not args.probes_only:
+        for ds in args.datasets:
+            for encoder, preset in DATASETS[ds].presets.items():
+                pretrain(preset, args.data_root / ds / "train", args.runs / f"{ds}-{encoder}", train_overrides)
+    if not args.pretrain_only:
+        probe_everything(args, SMOKE_PROBES if args.smoke else ProbeSettings(), train_overrides)
+        print(f"report: {args.out / 'features.md'}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ from context_encoder.models import build_models
 PRESETS = [
     "cifar10",
     "features_cifar",
+    "features_cifar_autoencoder",
     "features_scenes",
+    "features_scenes_autoencoder",
     "paper_center",
     "paper_random",
     "scenes64",
@@ -31,6 +33,16 @@ def test_every_named_preset_is_committed_and_loads():
         cfg = load_config(name)
         assert cfg.name == name
         build_models(dataclasses.replace(cfg.model, nef=4, ngf=4, ndf=4, bottleneck_dim=8), cfg.full_image)
+
+
+@pytest.mark.parametrize("preset", ["features_cifar", "features_scenes"])
+def test_feature_learning_presets_differ_from_their_autoencoder_only_in_the_mask(preset):
+    ce, ae = load_config(preset), load_config(f"{preset}_autoencoder")
+    assert ce.mask.kind == "random-region" and ae.mask.kind == "none" and ce.loss.mode == "l2"
+    as_ae = dataclasses.replace(ce, mask=dataclasses.replace(ce.mask, kind="none"), name=ae.name)
+    assert as_ae == ae  # same network, data, loss and budget
+    assert ce.train.batch_size == 64 and ce.train.checkpoint_every == 500
+    assert ce.train.steps >= (20_000 if ce.model.image_size == 32 else 5_000)
 
 
 def test_presets_have_one_source():

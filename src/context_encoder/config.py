@@ -177,6 +177,32 @@ class Config:
         return json.dumps(self.to_dict(), indent=2)
 
 
+@dataclass(frozen=True)
+class ProbeSettings:
+    """The feature probes' fixed choices (`features.py`); the others are made on a validation split."""
+
+    grid: int = 3  # each layer's output is average-pooled to grid x grid before the linear classifier
+    val_fraction: float = 0.1  # share of each class's training images held out for validation
+    weight_decays: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)  # linear probe: L2 strengths tried
+    linear_epochs: int = 40  # linear probe: passes over the labelled subset (Adam, cosine decay to 0)
+    lr_ratios: tuple[float, ...] = (0.01, 0.1, 1.0)  # fine-tuning: encoder lr / head lr, tried
+    finetune_epochs: int = 20  # fine-tuning: passes over the labelled subset; the best epoch on validation is kept
+    finetune_lr: float = 1e-3  # fine-tuning: Adam learning rate of the head
+    batch_size: int = 64  # fine-tuning batch
+
+    def __post_init__(self) -> None:
+        counts = (self.grid, self.linear_epochs, self.finetune_epochs, self.batch_size)
+        if min(counts) < 1 or not 0 < self.val_fraction < 1 or self.finetune_lr <= 0:
+            raise ConfigError("probe grid, epochs and batch size must be >= 1, the validation fraction in (0, 1)")
+        if not self.weight_decays or min(self.weight_decays) < 0:
+            raise ConfigError(f"probe weight decays must be numbers >= 0, got {self.weight_decays}")
+        if not self.lr_ratios or min(self.lr_ratios) <= 0:
+            raise ConfigError(f"probe learning-rate ratios must be numbers > 0, got {self.lr_ratios}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Check `value` against a field annotation, converting only where no information is lost."""
     origin = typing.get_origin(annotation)
@@ -395,6 +421,7 @@ __all__ = [
     "LossConfig",
     "DataConfig",
     "TrainConfig",
+    "ProbeSettings",
     "load_config",
     "apply_overrides",
     "config_from_dict",

@@ -300,9 +300,25 @@ class WholeImageEncoder(nn.Module):
         super().__init__()
         self.encoder = gen.encoder
         self.mask_channel = bool(getattr(gen, "residual", False))
+        # a conv block runs from one Conv2d to the module before the next: conv (BN) activation (pool or
+        # spectral blocks); its output is the activation the linear probes read at that depth
+        starts = [i for i, m in enumerate(self.encoder) if isinstance(m, nn.Conv2d)]
+        self.block_ends = [s - 1 for s in starts[1:]] + [len(self.encoder) - 1]
 
     def forward(self, x: Tensor) -> Tensor:
         return self.encoder(with_mask_channel(x, None) if self.mask_channel else x)
+
+    def blocks(self, x: Tensor) -> list[Tensor]:
+        """The output of every conv block, shallowest first; the last one is `forward(x)`.
+
+        For the 32 px DCGAN encoder (nef 64): (128, 16, 16), (256, 8, 8), (512, 4, 4).
+        """
+        h, outs = with_mask_channel(x, None) if self.mask_channel else x, []
+        for i, layer in enumerate(self.encoder):
+            h = layer(h)
+            if i in self.block_ends:
+                outs.append(h)
+        return outs
 
 
 def make_generator(cfg: ModelConfig, full_image: bool) -> nn.Module:
