@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from context_encoder.config import apply_overrides, load_config
-from context_encoder.inpaint import InferenceOptions, Inpainter, split_holes
+from context_encoder.inpaint import InferenceOptions, Inpainter, local_pieces, split_holes
 from context_encoder.masks import hole_components
 from context_encoder.models import build_models
 from context_encoder.synthesis import SynthesisSettings, synthesize
@@ -99,6 +99,25 @@ def test_split_holes_cuts_long_strokes_into_cells():
         ys, xs = np.nonzero(pieces == k)
         assert (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1) == (top, left, bottom, right)
         assert right - left <= 64
+
+
+def test_only_thin_holes_are_cut_into_pieces():
+    mask = np.zeros((200, 300), bool)
+    mask[10:40, 5:290] = True  # a stroke 30 px wide: every pixel within 15 px of a known one
+    mask[80:150, 20:100] = True  # a 70 px box: its middle is 35 px from the nearest known pixel
+    mask[188:200, 200:300] = True  # thin although on the border (outside the image counts as hole)
+    labels, boxes = hole_components(mask)
+    pieces, piece_boxes = local_pieces(labels, boxes, 64)
+    assert ((pieces > 0) == mask).all() and len(piece_boxes) == pieces.max()
+    box_pieces = np.unique(pieces[80:150, 20:100])
+    assert len(box_pieces) == 1 and piece_boxes[box_pieces[0] - 1] == (80, 20, 150, 100)
+    assert len(np.unique(pieces[10:40, 5:290])) == 5  # cut along the 64 px grid
+    assert len(np.unique(pieces[188:200, 200:300])) == 4  # rows 188-192 and 192-200, columns either side of 256
+    for k, (top, left, bottom, right) in enumerate(piece_boxes, start=1):
+        ys, xs = np.nonzero(pieces == k)
+        assert (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1) == (top, left, bottom, right)
+    only_box, one_box = hole_components(labels == labels[100, 50])
+    assert local_pieces(only_box, one_box, 64)[0] is only_box  # nothing thin: unchanged
 
 
 def test_a_4000_px_photo():

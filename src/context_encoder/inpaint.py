@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
@@ -202,7 +203,9 @@ class Inpainter:
     """Fills holes of any shape in images of any size with a trained generator.
 
     Each hole (8-connected component of the mask) gets a square context window around it, scaled to
-    the model's input size, filled by the generator and pasted back at full resolution; known pixels
+    the model's input size, filled by the generator and pasted back at full resolution; a thin hole (a
+    brush stroke) is cut into pieces of the model's size first, each with its own window
+    (`local_pieces`). Known pixels
     are returned bit-identical. `options` (see `InferenceOptions`) say how: seam blending, flip
     averaging; a call may pass its own.
     """
@@ -263,9 +266,7 @@ class Inpainter:
         if hole.all():
             raise InputError("the mask covers the whole image: there is no context to fill from")
         opts = options or self.options
-        labels, boxes = hole_components(hole)
-        if opts.refine == "patch":  # local windows: each piece of a large hole is filled at a finer scale
-            labels, boxes = split_holes(labels, self.cfg.model.image_size)
+        labels, boxes = local_pieces(*hole_components(hole), self.cfg.model.image_size)
         src = torch.from_numpy(img).permute(2, 0, 1).float() / 255  # (3, H, W)
         all_holes = torch.from_numpy(hole)[None].float()
         out = src.clone()
@@ -288,6 +289,42 @@ class Inpainter:
             out = synthesize(src, torch.from_numpy(hole), out)
         filled_u8 = (out.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
         return Image.fromarray(np.where(hole[..., None], filled_u8, img))
+
+
+THIN = 4  # a hole is thin when each of its pixels lies within cell / THIN px of a known one
+
+
+def local_pieces(
+    labels: np.ndarray, boxes: list[tuple[int, int, int, int]], cell: int
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """The context-window pieces of labelled holes: thin holes (strokes, lines) cut into `cell` px squares
+    (`split_holes`), every other hole whole.
+
+    A long stroke then gets windows of about its own width instead of one the size of its bounding box,
+    which the network would see shrunk many times over (on the tuning photos, 12 of bsds500-train with
+    seeded strokes: 21.3 dB instead of 19.8 dB with `scenes-region`); a thick hole keeps one window, since
+    a piece deep inside it would see nothing but hole (boxes: 16.3 dB whole, 16.0 dB cut).
+    """
+    reach = cell // THIN
+    if not boxes or reach < 1:
+        return labels, boxes
+    known = torch.from_numpy(labels == 0)[None, None].float()
+    near = F.max_pool2d(known, (1, 2 * reach + 1), 1, (0, reach))  # separable: the square neighbourhood
+    near = F.max_pool2d(near, (2 * reach + 1, 1), 1, (reach, 0))[0, 0].numpy() > 0
+    thick = np.zeros(len(boxes) + 1, dtype=bool)
+    thick[np.unique(labels[~near])] = True  # a pixel farther than `reach` from every known one
+    thick[0] = False
+    if not thick.any():
+        return split_holes(labels, cell)
+    if thick.sum() == len(boxes):
+        return labels, boxes
+    is_thick = thick[labels]
+    out, pieces = split_holes(np.where(is_thick, 0, labels), cell)
+    whole = np.flatnonzero(thick)
+    renumber = np.zeros(len(thick), dtype=labels.dtype)
+    renumber[whole] = np.arange(len(pieces) + 1, len(pieces) + 1 + len(whole))
+    out = np.where(is_thick, renumber[labels], out)
+    return out, pieces + [boxes[k - 1] for k in whole]
 
 
 def split_holes(labels: np.ndarray, cell: int) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
