@@ -33,3 +33,8 @@ def scenes_region(**kwargs):
 def cifar10_center(**kwargs):
     """The shipped `cifar10-center` model: 32 px input, fills a centred square hole (CIFAR-10 scale)."""
     return load_model("cifar10-center", **kwargs)
+
+
+def scenes128_center(**kwargs):
+    """The shipped `scenes128-center` model: the paper's layout, 128 px input with a 64 px centre hole."""
+    return load_model("scenes128-center", **kwargs)
