@@ -23,9 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
     "settings",
     [
         (),  # centre model, mean fill
+        ("model.skip=true",),  # centre model with skip connections (the 128 px shipped model's layout)
         ('mask.kind="random-block"', 'mask.fill="harmonic"', "model.residual=true"),  # residual, whole image
     ],
-    ids=["center", "residual-whole-image"],
+    ids=["center", "center-skip", "residual-whole-image"],
 )
 def test_onnx_export_matches_pytorch(settings, tmp_path, photo_dir, capsys):
     ort = pytest.importorskip("onnxruntime")

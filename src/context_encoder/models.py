@@ -224,11 +224,11 @@ class Generator(nn.Module):
         for layer in self.encoder:
             h = layer(h)
             if isinstance(layer, (nn.LeakyReLU, FourierBlock)):  # the last one of each size is kept
-                features[h.shape[-1]] = h
+                features[int(h.shape[-1])] = h  # int: a plain key also when traced for ONNX export
         h = self.bottleneck(h)
         for layer in self.decoder:
             if isinstance(layer, nn.ConvTranspose2d):
-                k = h.shape[-1]
+                k = int(h.shape[-1])
                 e = features[k] if self.full_image else features[2 * k]
                 if not self.full_image:  # the centre k x k of the 2k map covers the predicted centre
                     e = e[..., k // 2 : k // 2 + k, k // 2 : k // 2 + k]
