@@ -40,7 +40,7 @@ from context_encoder.loading import load_model
 from context_encoder.masks import center_mask
 from context_encoder.protocol import load_images, score, spread
 
-SIZE, HOLE = 128, 64
+SIZE = 128  # px; the hole is the S/2 = 64 px centre square
 SETS = {
     "kodak24": SHARED / "eval" / "kodak24",
     "mcmaster18": SHARED / "eval" / "mcmaster18",
@@ -61,6 +61,16 @@ def model_filler(inpainter: Inpainter) -> Filler:
         return torch.stack(out)
 
     return fill
+
+
+def strict_scores(
+    methods: dict[str, Filler], folder: Path, limit: int | None = None, overlap: int = 0, progress: bool = True
+) -> tuple[dict[str, dict[str, float]], int]:
+    """({method: hole metric means}, images) on `folder`'s images at 128 px with the centre square unknown
+    (less an `overlap` px ring)."""
+    images = load_images(spread(readable_images(folder), limit), SIZE, folder.name, progress)
+    means, _ = score(methods, images, center_mask(SIZE, overlap, len(images)))
+    return {name: per_region["hole"] for name, per_region in means.items()}, len(images)
 
 
 def label(source: str) -> str:
@@ -97,14 +107,11 @@ def main() -> None:
         todo_models = [m for m in models if m not in have]
         todo_baselines = [b for b in baselines if b not in have]
         if todo_models or todo_baselines:
-            paths = spread(readable_images(folder), args.limit)
-            images = load_images(paths, SIZE, set_name)
-            masks = center_mask(SIZE, args.overlap, len(images))
             methods: dict[str, Filler] = {m: model_filler(load_model(models[m])) for m in todo_models}
             methods.update(build_baselines(todo_baselines))
-            means, _ = score(methods, images, masks)
-            for name, per_region in means.items():
-                have[name] = {"images": len(images), **{k: round(v, 5) for k, v in per_region["hole"].items()}}
+            means, n = strict_scores(methods, folder, args.limit, args.overlap)
+            for name, hole in means.items():
+                have[name] = {"images": n, **{k: round(v, 5) for k, v in hole.items()}}
             if args.json:
                 args.json.parent.mkdir(parents=True, exist_ok=True)
                 args.json.write_text(json.dumps(store, indent=1) + "\n")

@@ -122,27 +122,19 @@ def ranking(name: str) -> dict[str, float]:
     import numpy as np
     import torch
 
-    from benchmarks.centre128 import HOLE, SIZE, model_filler
-    from context_encoder.data import readable_images
+    from benchmarks.centre128 import model_filler, strict_scores
+    from benchmarks.fullres import network_method
     from context_encoder.fullres import run_fullres
-    from context_encoder.masks import center_mask
-    from context_encoder.protocol import load_images, score
 
     inpainter = load_model(name)
     square, free = [], []
     for set_name in RANK_SETS:
         folder = SETS[set_name]
-        images = load_images(readable_images(folder), SIZE, set_name, progress=False)
-        masks = center_mask(SIZE, 0, len(images))
-        assert int(masks[0].sum()) == HOLE * HOLE
-        means, _ = score({name: model_filler(inpainter)}, images, masks)
-        square.append(means[name]["hole"]["psnr"])
-
-        def fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-            return np.asarray(inpainter(image, hole))
-
+        square.append(strict_scores({name: model_filler(inpainter)}, folder, progress=False)[0][name]["psnr"])
         with torch.no_grad():
-            r = run_fullres({name: fill}, folder, masks="stroke", perceptual=False, progress=False)
+            r = run_fullres(
+                {name: network_method(name, "none")}, folder, masks="stroke", perceptual=False, progress=False
+            )
         free.append(r["kinds"]["stroke"]["summary"][name]["mean"]["psnr"])
     return {"square": round(float(np.mean(square)), 3), "free-form": round(float(np.mean(free)), 3)}
 

@@ -73,7 +73,7 @@ def preferred_models(arbitrary_holes: bool) -> tuple[str, ...]:
     for name in shipped_names():
         meta = read_metadata(shipped_path(name))
         score = (meta.get("ranking") or {}).get(kind)
-        made_for = bool(meta.get("config", {}).get("mask", {}).get("kind", "center") != "center") == arbitrary_holes
+        made_for = config_from_dict(meta.get("config", {})).full_image == arbitrary_holes
         entries.append((score is None, -(score or 0.0), not made_for, name))
     return tuple(e[-1] for e in sorted(entries))
 
