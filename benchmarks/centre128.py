@@ -2,6 +2,10 @@
 
     python -m benchmarks.centre128 --models scenes-center scenes128-center
     python -m benchmarks.centre128 --models runs/scenes128-center --limit 200 --json /tmp/c.json
+    python -m benchmarks.centre128 --holes random-region --models scenes-region scenes128-region
+
+`--holes random-region` (or `random-block`) scores the whole-image models the same way, on seeded
+holes of their training kind (free-form blobs of 20-30% of the image; blocks) instead of the centre.
 
 Every method fills the same images (centre-cropped and resized to 128 px, `protocol.load_images`)
 with the same hole: the 64 x 64 centre square, nothing of it known (the paper's models were trained
@@ -32,13 +36,14 @@ import torch
 
 from benchmarks.quality import SHARED
 from context_encoder.baselines import build_baselines
+from context_encoder.config import MaskConfig
 from context_encoder.data import readable_images
 from context_encoder.evaluate import CLASSICAL
 from context_encoder.fill import Filler
 from context_encoder.inpaint import Inpainter
 from context_encoder.loading import load_model
 from context_encoder.masks import center_mask
-from context_encoder.protocol import load_images, score, spread
+from context_encoder.protocol import load_images, score, seeded_masks, spread
 
 SIZE = 128  # px; the hole is the S/2 = 64 px centre square
 SETS = {
@@ -64,12 +69,22 @@ def model_filler(inpainter: Inpainter) -> Filler:
 
 
 def strict_scores(
-    methods: dict[str, Filler], folder: Path, limit: int | None = None, overlap: int = 0, progress: bool = True
+    methods: dict[str, Filler],
+    folder: Path,
+    limit: int | None = None,
+    overlap: int = 0,
+    progress: bool = True,
+    holes: str = "center",
+    seed: int = 0,
 ) -> tuple[dict[str, dict[str, float]], int]:
     """({method: hole metric means}, images) on `folder`'s images at 128 px with the centre square unknown
-    (less an `overlap` px ring)."""
+    (less an `overlap` px ring), or with seeded holes of another `MaskConfig.kind`."""
     images = load_images(spread(readable_images(folder), limit), SIZE, folder.name, progress)
-    means, _ = score(methods, images, center_mask(SIZE, overlap, len(images)))
+    if holes == "center":
+        masks = center_mask(SIZE, overlap, len(images))
+    else:
+        masks = seeded_masks(MaskConfig(kind=holes), len(images), SIZE, seed)
+    means, _ = score(methods, images, masks)
     return {name: per_region["hole"] for name, per_region in means.items()}, len(images)
 
 
@@ -83,7 +98,13 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=[], help="shipped names, weight files, checkpoints or runs")
     parser.add_argument("--baselines", default=",".join(CLASSICAL), help="comma-separated classical methods")
     parser.add_argument("--limit", type=int, default=500, help="images per set at most (evenly spread)")
-    parser.add_argument("--seed", type=int, default=0, help="unused by the fixed centre hole; kept in the key")
+    parser.add_argument(
+        "--holes",
+        default="center",
+        choices=["center", "random-region", "random-block"],
+        help="the centre square (the paper's protocol) or seeded holes of the training mask kinds",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seeds the holes other than the centre square")
     parser.add_argument(
         "--overlap", type=int, default=0, help="px of the square's border left visible (0: the strict protocol)"
     )
@@ -94,6 +115,8 @@ def main() -> None:
     torch.set_num_threads(1)
 
     key = f"limit={args.limit}" + (f",overlap={args.overlap}" if args.overlap else "")
+    if args.holes != "center":
+        key += f",holes={args.holes},seed={args.seed}"
     store = json.loads(args.json.read_text()) if args.json and args.json.is_file() else {}
     results = store.setdefault(key, {})
     models = {label(m): m for m in args.models}
@@ -109,7 +132,7 @@ def main() -> None:
         if todo_models or todo_baselines:
             methods: dict[str, Filler] = {m: model_filler(load_model(models[m])) for m in todo_models}
             methods.update(build_baselines(todo_baselines))
-            means, n = strict_scores(methods, folder, args.limit, args.overlap)
+            means, n = strict_scores(methods, folder, args.limit, args.overlap, holes=args.holes, seed=args.seed)
             for name, hole in means.items():
                 have[name] = {"images": n, **{k: round(v, 5) for k, v in hole.items()}}
             if args.json:

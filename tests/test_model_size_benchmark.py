@@ -1,0 +1,17 @@
+"""benchmarks/centre128.py: the 128 px protocol scores the centre square or seeded free-form holes."""
+
+from benchmarks import centre128
+
+from context_encoder.baselines import build_baselines
+
+
+def test_free_form_holes_are_seeded_and_differ_from_the_centre(photo_dir):
+    methods = build_baselines(["mean", "telea"])
+    centre, n = centre128.strict_scores(methods, photo_dir, limit=6, progress=False)
+    free, n_free = centre128.strict_scores(methods, photo_dir, limit=6, progress=False, holes="random-region")
+    again, _ = centre128.strict_scores(methods, photo_dir, limit=6, progress=False, holes="random-region")
+    other, _ = centre128.strict_scores(methods, photo_dir, limit=6, progress=False, holes="random-region", seed=1)
+    assert n == n_free == 6
+    assert free == again  # the same holes for every run and method
+    assert free["telea"] != centre["telea"] and free["telea"] != other["telea"]
+    assert free["telea"]["psnr"] > free["mean"]["psnr"]  # diffusion beats the flat colour on smooth photos
