@@ -20,11 +20,6 @@ if _SRC not in sys.path:  # a clone is enough: the package is imported from src/
 from context_encoder.loading import load_model  # noqa: E402
 
 
-def scenes_center(**kwargs):
-    """The shipped `scenes-center` model: 64 px input, fills a centred square hole (others via context windows)."""
-    return load_model("scenes-center", **kwargs)
-
-
 def scenes_region(**kwargs):
     """The shipped `scenes-region` model: 64 px whole-image input, fills random blocks and free-form holes."""
     return load_model("scenes-region", **kwargs)

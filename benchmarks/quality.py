@@ -1,6 +1,6 @@
 """Inpainting quality of a trained model against the classical baselines, per held-out set.
 
-    python benchmarks/quality.py --model scenes-center            # a shipped model
+    python benchmarks/quality.py --model scenes128-center         # a shipped model
     python benchmarks/quality.py --checkpoint runs/x --limit 500  # or any checkpoint
 
 Sets (when present): ../shared/data/eval/kodak24 and mcmaster18 (photographs never used for

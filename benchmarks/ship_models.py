@@ -1,8 +1,8 @@
 """Export a trained run as a shipped model, with its held-out metrics, and regenerate docs/models.md.
 
-    python -m benchmarks.ship_models --name scenes-center --run runs/scenes-center \
+    python -m benchmarks.ship_models --name scenes-region --run runs/scenes-region \
         --data "intel-scenes train/ (8,574 images; 167 held out for validation)"
-    python -m benchmarks.ship_models --rescore scenes-center scenes-region
+    python -m benchmarks.ship_models --rescore scenes128-center scenes-region
     python -m benchmarks.ship_models --rank
     python -m benchmarks.ship_models --docs-only
 

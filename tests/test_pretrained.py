@@ -85,11 +85,11 @@ def test_demo_with_a_shipped_model(exported, monkeypatch, tmp_path, capsys):
     shipped.mkdir()
     from context_encoder import demo
 
-    shutil.copy(weights / "tiny-test.safetensors", shipped / "scenes-center.safetensors")
+    shutil.copy(weights / "tiny-test.safetensors", shipped / "scenes128-center.safetensors")
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", shipped)
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
-    assert out.count("scenes-center") == 4 and "Telea PSNR" in out
+    assert out.count("scenes128-center") == 4 and "Telea PSNR" in out
     assert (tmp_path / "demo" / "demo_model_size.png").is_file() and not (tmp_path / "demo" / "demo.png").exists()
     shutil.copy(weights / "tiny-test.safetensors", shipped / "scenes-region.safetensors")
     monkeypatch.setattr(demo, "PHOTOS", ("chelsea",))  # the smallest photo: the full-resolution part is slower

@@ -6,7 +6,7 @@ none of them was used to train the shipped models. Two parts:
 - at each photo's own resolution, a brush stroke over an object (the shuttle model, the spoon, a
   tower, ...) filled by `scenes-region` as it is, by the same with `refine="patch"` (texture copied
   from the photo), by PatchMatch and by OpenCV Telea: `demo.png` shows crops around the strokes;
-- at the models' scale, each photo resized to 256 x 256 with a centred square (`scenes-center`) or
+- at the models' scale, each photo resized to 256 x 256 with a centred square (`scenes128-center`) or
   free-form blobs (`scenes-region`), the model next to Telea: `demo_model_size.png`.
 
 Hole metrics are printed for both.
@@ -120,7 +120,7 @@ def full_resolution(out: Path) -> Path | None:
 def model_size(out: Path) -> Path | None:
     """demo_model_size.png: 256 px photos, the shipped models against Telea on their own kinds of hole."""
     installed = shipped_names()
-    tasks = [(n, kind) for n, kind in (("scenes-center", "centre square"), ("scenes-region", "free-form blobs"))]
+    tasks = [(n, kind) for n, kind in (("scenes128-center", "centre square"), ("scenes-region", "free-form blobs"))]
     tasks = [t for t in tasks if t[0] in installed]
     if not tasks:
         return None
@@ -129,7 +129,7 @@ def model_size(out: Path) -> Path | None:
     rows: dict[str, list[torch.Tensor]] = {"original": [], "masked": [], "model": [], "telea": []}
     print("\nAt the models' scale: 256 x 256 photos")
     header = ("photo", "model", "hole", "model PSNR", "Telea PSNR", "model L1", "Telea L1")
-    print("{:<10} {:<14} {:<16} {:>10} {:>10} {:>8} {:>8}".format(*header))
+    print("{:<10} {:<16} {:<16} {:>10} {:>10} {:>8} {:>8}".format(*header))
     for model_name, hole_kind in tasks:
         inpainter = load_model(model_name)
         for i, (name, img) in enumerate(images.items()):
@@ -147,7 +147,7 @@ def model_size(out: Path) -> Path | None:
             rows["telea"].append(tel)
             scores = (psnr(filled, x, m).item(), psnr(tel, x, m).item(), l1_error(filled, x, m), l1_error(tel, x, m))
             print(
-                f"{name:<10} {model_name:<14} {hole_kind:<16} {scores[0]:>10.2f} {scores[1]:>10.2f} "
+                f"{name:<10} {model_name:<16} {hole_kind:<16} {scores[0]:>10.2f} {scores[1]:>10.2f} "
                 f"{scores[2].item():>8.2%} {scores[3].item():>8.2%}"
             )
     columns = [torch.cat(v) * 2 - 1 for v in rows.values()]

@@ -1,7 +1,7 @@
 """The one model loader: a shipped model name, a `.safetensors` file, a checkpoint or a run directory in,
 a ready `Inpainter` out.
 
-    inpainter = load_model("scenes-center")                 # shipped with the package
+    inpainter = load_model("scenes128-center")              # shipped with the package
     inpainter = load_model("exported.safetensors")          # written by `context-encoder export`
     inpainter = load_model("runs/00000-cifar10")            # a run directory (its last checkpoint)
     inpainter = load_model("runs/x/checkpoints/best.pt", options=InferenceOptions(flip_average=False))

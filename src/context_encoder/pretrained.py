@@ -1,7 +1,7 @@
 """Shipped models: safetensors weights with their config, inference options and training summary.
 
     context-encoder models                                   # list them
-    inpainter = context_encoder.load_model("scenes-center")  # load one (context_encoder.loading)
+    inpainter = context_encoder.load_model("scenes128-center")  # load one (context_encoder.loading)
 
 Each model is one file `weights/<name>.safetensors`: the generator's (EMA) weights in fp16 and, in the
 file's metadata, the resolved training config, the `InferenceOptions` it was measured with, the

@@ -3,7 +3,7 @@
 Needs the `web` extra (`pip install 'context-encoder[web]'`: FastAPI, uvicorn, python-multipart); they are
 imported only when this subpackage's app module is used.
 
-    context-encoder serve --checkpoint runs/scenes-center/checkpoints/best.pt
+    context-encoder serve --checkpoint runs/scenes128-center/checkpoints/best.pt
     from context_encoder.web import create_app, serve
 """
 
