@@ -74,7 +74,7 @@ def test_synthesis_follows_the_guide():
     hole[16:32, 40:56] = True
     for level in (0.25, 0.85):
         guide = torch.full((3, h, w), level)
-        out = synthesize(image, hole, guide)
+        out = synthesize(image, hole, guide, SynthesisSettings(membrane=0.0))  # the guide alone
         assert abs(float(out[:, hole].mean()) - level) < 0.1
         assert torch.equal(out[:, ~hole], image[:, ~hole])
 
@@ -137,3 +137,15 @@ def test_refine_none_is_the_plain_fill():
     default = np.asarray(model(img, mask))
     assert (np.asarray(model(img, mask, InferenceOptions(refine="none"))) == default).all()
     assert (np.asarray(model(img, mask, PATCH)) != default).any()
+
+
+def test_the_membrane_share_of_the_guide():
+    """With the guide wholly the membrane, the network's fill no longer matters; with none of it, it does."""
+    image = torch.from_numpy(_stripes(48, 64)).permute(2, 0, 1).float() / 255
+    hole = torch.zeros(48, 64, dtype=torch.bool)
+    hole[16:32, 20:44] = True
+    dark, light = torch.full((3, 48, 64), 0.1), torch.full((3, 48, 64), 0.9)
+    only = SynthesisSettings(membrane=1.0)
+    assert torch.equal(synthesize(image, hole, dark, only), synthesize(image, hole, light, only))
+    none = SynthesisSettings(membrane=0.0)
+    assert not torch.equal(synthesize(image, hole, dark, none), synthesize(image, hole, light, none))
