@@ -3,7 +3,7 @@
     python -m benchmarks.ship_models --name scenes-region --run runs/scenes-region \
         --data "intel-scenes train/ (8,574 images; 167 held out for validation)"
     python -m benchmarks.ship_models --rescore scenes128-center scenes-region
-    python -m benchmarks.ship_models --rank
+    python -m benchmarks.ship_models --rank                      # every shipped model; or name some
     python -m benchmarks.ship_models --docs-only
 
 The checkpoint is the run's best.pt (highest validation hole PSNR) when it has one, else last.pt.
@@ -250,10 +250,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=1000, help="images per held-out set at most")
     parser.add_argument("--rescore", nargs="+", metavar="NAME", help="score these shipped models again")
     parser.add_argument("--docs-only", action="store_true")
-    parser.add_argument("--rank", action="store_true", help="measure and store every shipped model's ranking")
+    parser.add_argument(
+        "--rank", nargs="*", metavar="NAME", help="measure and store the ranking of these shipped models (none: all)"
+    )
     args = parser.parse_args()
-    if args.rank:
-        rank(list(list_pretrained()))
+    if args.rank is not None:
+        rank(args.rank or list(list_pretrained()))
     elif args.rescore:
         for name in args.rescore:
             print(rescore(name, args.limit))
