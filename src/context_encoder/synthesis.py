@@ -11,9 +11,8 @@ and at every level each source patch is charged for how far its low frequencies 
 a patch) lie from the guide's, `guide_weight` times. The guide is the network's fill averaged with the
 harmonic membrane over the hole's border (`membrane`): on the tuning photos the average was a better
 guide than either alone, the network's correction of the membrane being too strong once its window is
-scaled up to full resolution. The search therefore
-looks for photo patches that match the structure and colour the network predicted, and the result
-carries the photo's own texture. Known pixels are never changed.
+scaled up to full resolution. The search therefore looks for photo patches that match the structure and
+colour the guide predicts, and the result carries the photo's own texture. Known pixels are never changed.
 
 Cost: the search runs only on levels with at most `search_pixels` pixels; above that the
 nearest-neighbour field is upsampled and the patches are voted without a new search, so the work at
@@ -68,16 +67,17 @@ def synthesize(image: Tensor, hole: Tensor, guide: Tensor, settings: SynthesisSe
             break
     else:
         return torch.where(hole[None], guide, image)  # no patches to copy: the network's fill as it is
-    x, h, g = image[:, top:bottom, left:right], hole[top:bottom, left:right], guide[:, top:bottom, left:right]
-    g = g.float()
+    crop, h = image[:, top:bottom, left:right], hole[top:bottom, left:right]
+    x = crop.float()
+    g = guide[:, top:bottom, left:right].float()
     if s.membrane:
-        g = torch.lerp(g, harmonic_fill(x[None].float(), h[None, None])[0], s.membrane)
-    guided = torch.where(h[None], g, x.float())
-    filled = _synthesize_crop(x.float(), h, guided, s, seed)
-    if s.restore_low:  # structure from the network: its low frequencies, the synthesis's high ones
+        g = torch.lerp(g, harmonic_fill(x[None], h[None, None])[0], s.membrane)
+    guided = torch.where(h[None], g, x)
+    filled = _synthesize_crop(x, h, guided, s, seed)
+    if s.restore_low:  # structure from the guide: its low frequencies, the synthesis's high ones
         filled = filled + _box_blur(guided, s.restore_low) - _box_blur(filled, s.restore_low)
     out = image.clone()
-    out[:, top:bottom, left:right] = torch.where(h[None], filled.to(image.dtype), x)
+    out[:, top:bottom, left:right] = torch.where(h[None], filled.to(image.dtype), crop)
     return out
 
 
