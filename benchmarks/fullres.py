@@ -2,59 +2,92 @@
 
     python benchmarks/fullres.py                                  # every method, stroke and box holes
     python benchmarks/fullres.py --limit 3 --methods telea patchmatch fsr net
+    python benchmarks/fullres.py --sets tuning tuning768 --synthesis membrane=0.3   # choosing a setting
 
 Sets (when present): ../shared/data/eval/kodak24 and mcmaster18, photographs never used for training,
-long side capped at 1024 px. Methods: `telea` (OpenCV, diffusion), `patchmatch` (PyPatchMatch,
-exemplar), `fsr` (OpenCV contrib's frequency-selective reconstruction), `net` (the shipped model with
-its stored inference options) and `net+patch` (the same with refine="patch"). Every method fills the
-same seeded holes; scores are on the hole (see `context_encoder.fullres`),
-win rates count the images on which a method beats `--reference`. Writes fullres.json, fullres.md and
-fullres.png per set under `--out` and prints the tables.
+long side capped at 1024 px; for choosing settings, never the test sets: `tuning`, the photos of
+../shared/data/bsds500-train that the 128 px models hold out from training (`data.val_fraction` 0.06),
+and `tuning768`, the same enlarged to Kodak's long side of 768 px, where strokes are wider in pixels.
+Methods: `telea` (OpenCV, diffusion), `patchmatch` (PyPatchMatch, exemplar), `fsr` (OpenCV contrib's
+frequency-selective reconstruction), `net` (the shipped model with its stored inference options; by
+default the model ranked best for free-form holes) and `net+patch` (the same with refine="patch";
+`--synthesis KEY=VALUE` changes its `SynthesisSettings`). Every method fills the same seeded holes;
+scores are on the hole (see `context_encoder.fullres`), win rates count the images on which a method
+beats `--reference`. Writes fullres.json, fullres.md and fullres.png per set under `--out` and prints
+the tables.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
 
+from context_encoder.data import holdout_split, readable_images
 from context_encoder.fullres import FullResMethod, baseline_methods, markdown_tables, run_fullres
-from context_encoder.loading import load_model
+from context_encoder.loading import default_model, load_model
+from context_encoder.synthesis import SynthesisSettings
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-SETS = {"kodak24": SHARED / "eval" / "kodak24", "mcmaster18": SHARED / "eval" / "mcmaster18"}
+# name: (folder, held-out tuning photos only, long side to resize to)
+SETS = {
+    "kodak24": (SHARED / "eval" / "kodak24", False, None),
+    "mcmaster18": (SHARED / "eval" / "mcmaster18", False, None),
+    "tuning": (SHARED / "bsds500-train", True, None),
+    "tuning768": (SHARED / "bsds500-train", True, 768),
+}
+TEST_SETS = ["kodak24", "mcmaster18"]
+TUNING_FRACTION = 0.06  # data.val_fraction of configs/scenes128_*.toml: these photos are never trained on
 METHODS = ("telea", "patchmatch", "fsr", "net", "net+patch")
 BASELINES = ("telea", "patchmatch", "fsr")
 
 
-def network_method(model: str, refine: str) -> FullResMethod:
-    """The model's fill with its stored inference options and `refine`."""
+def network_method(model: str, refine: str, synthesis: SynthesisSettings | None = None) -> FullResMethod:
+    """The model's fill with its stored inference options, `refine` and the synthesis settings."""
     inpainter = load_model(model)
     options = replace(inpainter.options, refine=refine)
 
     def method(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        return np.asarray(inpainter(image, hole, options))
+        return np.asarray(inpainter(image, hole, options, synthesis))
 
     return method
 
 
-def build_methods(names: list[str], model: str) -> dict[str, FullResMethod]:
+def build_methods(names: list[str], model: str, synthesis: SynthesisSettings | None = None) -> dict[str, FullResMethod]:
     methods = baseline_methods([n for n in names if n in BASELINES])
     for name, refine in (("net", "none"), ("net+patch", "patch")):
         if name in names:
-            methods[name] = network_method(model, refine)
+            methods[name] = network_method(model, refine, synthesis)
     return {n: methods[n] for n in names if n in methods}  # in the order asked for
+
+
+def synthesis_settings(pairs: list[str]) -> SynthesisSettings | None:
+    """`SynthesisSettings` with KEY=VALUE overrides (values typed like the field's default); None for none."""
+    if not pairs:
+        return None
+    types = {f.name: type(f.default) for f in fields(SynthesisSettings)}
+    changes = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in types:
+            raise SystemExit(f"--synthesis: expected KEY=VALUE with KEY one of {', '.join(types)}, got '{pair}'")
+        try:
+            changes[key] = types[key](value)
+        except ValueError:
+            raise SystemExit(f"--synthesis: {key} must be a {types[key].__name__}, got '{value}'") from None
+    return SynthesisSettings(**changes)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--masks", nargs="+", default=["stroke", "box"], choices=["stroke", "box"])
-    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
-    parser.add_argument("--model", default="scenes-region", help="shipped model name or .safetensors file")
+    parser.add_argument("--sets", nargs="+", default=TEST_SETS, choices=list(SETS))
+    parser.add_argument("--model", help="shipped model or .safetensors file (default: best ranked for free-form holes)")
+    parser.add_argument("--synthesis", nargs="+", default=[], metavar="KEY=VALUE", help="SynthesisSettings overrides")
     parser.add_argument("--limit", type=int, help="images per set at most (evenly spread)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-side", type=int, default=1024, help="long side cap in px")
@@ -63,13 +96,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/results/fullres"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    methods = build_methods(args.methods, args.model)
+    model = args.model or default_model(arbitrary_holes=True)
+    methods = build_methods(args.methods, model, synthesis_settings(args.synthesis))
     reference = args.reference if args.reference in methods else None
     for set_name in args.sets:
-        folder = SETS[set_name]
+        folder, tuning, long_side = SETS[set_name]
         if not folder.is_dir():
             print(f"# {set_name}: missing ({folder})")
             continue
+        paths = holdout_split(readable_images(folder), folder, TUNING_FRACTION)[1] if tuning else None
         results = run_fullres(
             methods,
             folder,
@@ -80,6 +115,9 @@ def main() -> None:
             reference=reference,
             out=args.out / set_name,
             perceptual=not args.no_perceptual,
+            paths=paths,
+            long_side=long_side,
+            meta={"set": set_name, "model": model, "synthesis": args.synthesis},
         )
         print(markdown_tables(results), flush=True)
     print(f"# written under {args.out}/")

@@ -195,3 +195,27 @@ def test_missing_patchmatch_names_the_extra(monkeypatch):
     monkeypatch.setattr(bl.importlib, "import_module", fake)
     with pytest.raises(ContextEncoderError, match=r"PyPatchMatch.*pip install 'context-encoder\[baselines\]'"):
         bl.build_baselines(["patchmatch"])
+
+
+def test_chosen_files_resized_to_one_long_side(photos):
+    """The tuning sets: a list of files in place of the folder's listing, each resized (up too) to one long side."""
+    paths = [photos / "p2.png", photos / "p0.png"]
+    r = fr.run_fullres({"mean": mean_fill}, photos, paths=paths, long_side=400, meta={"set": "two"}, progress=False)
+    images = r["kinds"]["stroke"]["images"]
+    assert [img["file"] for img in images] == ["p2.png", "p0.png"]
+    assert [img["size"] for img in images] == [[400, 160], [300, 400]]  # 300 x 120 and 96 x 128, enlarged
+    assert r["meta"]["set"] == "two" and r["meta"]["long_side"] == 400
+    assert fr.markdown_tables(r).startswith("### two: stroke masks (2 images")
+
+
+def test_benchmark_synthesis_overrides():
+    from benchmarks.fullres import synthesis_settings
+
+    from context_encoder.synthesis import SynthesisSettings
+
+    assert synthesis_settings([]) is None
+    s = synthesis_settings(["membrane=0.25", "radius=2", "final_vote=mean"])
+    assert s == SynthesisSettings(membrane=0.25, radius=2, final_vote="mean")
+    for bad in (["membrane"], ["colour=3"], ["radius=wide"]):
+        with pytest.raises(SystemExit, match="--synthesis"):
+            synthesis_settings(bad)

@@ -139,6 +139,17 @@ def test_refine_none_is_the_plain_fill():
     assert (np.asarray(model(img, mask, PATCH)) != default).any()
 
 
+def test_synthesis_settings_reach_the_refined_fill():
+    img = _stripes(48, 64)
+    mask = np.zeros((48, 64), bool)
+    mask[16:32, 20:44] = True
+    model = _model()
+    default = np.asarray(model(img, mask, PATCH))
+    assert (np.asarray(model(img, mask, PATCH, SynthesisSettings())) == default).all()
+    changed = np.asarray(model(img, mask, PATCH, SynthesisSettings(membrane=1.0, radius=2)))
+    assert (changed != default).any() and (changed[~mask] == img[~mask]).all()
+
+
 def test_the_membrane_share_of_the_guide():
     """With the guide wholly the membrane, the network's fill no longer matters; with none of it, it does."""
     image = torch.from_numpy(_stripes(48, 64)).permute(2, 0, 1).float() / 255

@@ -53,12 +53,14 @@ FIGURE_ROWS = 3  # images per mask kind in the figure
 FIGURE_TILE = 256  # px per crop in the figure
 
 
-def load_fullres(path: str | Path, max_side: int = MAX_SIDE) -> np.ndarray:
-    """An image as (H, W, 3) uint8 RGB at its own size, downscaled (Lanczos) so its long side is at most `max_side`."""
+def load_fullres(path: str | Path, max_side: int = MAX_SIDE, long_side: int | None = None) -> np.ndarray:
+    """An image as (H, W, 3) uint8 RGB at its own size, downscaled (Lanczos) so its long side is at most `max_side`;
+    with `long_side`, resized (up or down) so its long side is exactly that."""
     img = load_image(path)
     w, h = img.size
-    if max(w, h) > max_side:
-        scale = max_side / max(w, h)
+    target = long_side if long_side is not None else min(max(w, h), max_side)
+    if max(w, h) != target:
+        scale = target / max(w, h)
         img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS)
     return np.array(img, dtype=np.uint8)
 
@@ -261,6 +263,9 @@ def run_fullres(
     out: str | Path | None = None,
     perceptual: bool = True,
     progress: bool = True,
+    paths: Sequence[Path] | None = None,
+    long_side: int | None = None,
+    meta: dict | None = None,
 ) -> dict:
     """Fill every image of `folder` at its own resolution with every method, per mask kind, and score the holes.
 
@@ -269,7 +274,8 @@ def run_fullres(
     is None. `reference` names the method the others' per-image win rates are counted against;
     `perceptual=False` skips VIF-P and MS-SSIM (the slow part of scoring). With `out`, writes
     fullres.json, fullres.md (`markdown_tables`) and fullres.png (the same crops from every method,
-    `FIGURE_ROWS` images per mask kind) there.
+    `FIGURE_ROWS` images per mask kind) there. `paths` (files under `folder`) replaces the folder's listing;
+    `long_side` resizes every image to that long side (`load_fullres`); `meta` adds fields to the results' meta.
     """
     kinds = [masks] if isinstance(masks, str) else list(masks)
     for kind in kinds:
@@ -277,14 +283,14 @@ def run_fullres(
     if reference is not None and reference not in methods:
         raise ContextEncoderError(f"reference method '{reference}' is not among {', '.join(methods)}")
     folder = Path(folder)
-    paths = spread(readable_images(folder), limit)
+    paths = spread(list(paths) if paths is not None else readable_images(folder), limit)
     backends = perceptual_backends() if perceptual else {}
     shown = set(spread(list(range(len(paths))), FIGURE_ROWS))
     per_kind: dict[str, list[dict]] = {k: [] for k in kinds}
     figure: dict[str, list[list[Tensor]]] = {k: [] for k in kinds}
     bar = Progress(len(paths), desc=f"fullres {folder.name}", enabled=progress)
     for i, path in enumerate(paths):
-        image = load_fullres(path, max_side)
+        image = load_fullres(path, max_side, long_side)
         h, w = image.shape[:2]
         for kind in kinds:
             hole = draw_hole(kind, h, w, seed, i)
@@ -299,11 +305,13 @@ def run_fullres(
         "folder": str(folder),
         "images": len(paths),
         "max_side": max_side,
+        "long_side": long_side,
         "seed": seed,
         "masks": kinds,
         "methods": list(methods),
         "reference": reference,
         "perceptual": sorted(backends),
+        **(meta or {}),
     }
     summaries = {k: summarize(per_kind[k], list(methods), reference) for k in kinds}
     results = {"meta": meta, "kinds": {k: {"summary": summaries[k], "images": per_kind[k]} for k in kinds}}
@@ -325,7 +333,8 @@ def markdown_tables(results: dict) -> str:
     for kind, data in results["kinds"].items():
         n = len(data["images"])
         hole = np.mean([img["hole"] for img in data["images"]]) if n else 0.0
-        lines += [f"### {Path(meta['folder']).name}: {kind} masks ({n} images, mean hole {hole:.1%})", ""]
+        name = meta.get("set") or Path(meta["folder"]).name
+        lines += [f"### {name}: {kind} masks ({n} images, mean hole {hole:.1%})", ""]
         wins = f" | PSNR wins vs {ref} | L1 wins vs {ref}" if ref else ""
         lines += [
             f"| method | PSNR (dB) | L1 | SSIM | sharpness (median) | VIF-P | MS-SSIM{wins} | s/MP |",
