@@ -75,7 +75,7 @@ def test_corrupt_weights_are_refused(exported, tmp_path):
         load_model(bad)
 
 
-def test_demo_with_a_shipped_model(exported, monkeypatch, tmp_path, capsys):
+def test_demo_with_a_shipped_model(exported, photo_dir, monkeypatch, tmp_path, capsys):
     pytest.importorskip("skimage")
     pytest.importorskip("cv2")
     import shutil
@@ -91,11 +91,18 @@ def test_demo_with_a_shipped_model(exported, monkeypatch, tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("scenes128-center") == 4 and "Telea PSNR" in out
     assert (tmp_path / "demo" / "demo_model_size.png").is_file() and not (tmp_path / "demo" / "demo.png").exists()
-    shutil.copy(weights / "tiny-test.safetensors", shipped / "scenes-region.safetensors")
+    shutil.copy(weights / "tiny-test.safetensors", shipped / "scenes-region.safetensors")  # a centre model, misnamed
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    assert not (tmp_path / "demo" / "demo.png").exists()  # the full-resolution part wants a free-form model
+    capsys.readouterr()
+    region = train_tiny(tmp_path / "region", photo_dir, "train.steps=2", "mask.kind=random-region")
+    assert main(["export", str(region), "--out", str(shipped / "scenes128-region.safetensors")]) == 0
     monkeypatch.setattr(demo, "PHOTOS", ("chelsea",))  # the smallest photo: the full-resolution part is slower
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     assert "+ photo texture" in out and "Telea" in out and (tmp_path / "demo" / "demo.png").is_file()
+    assert "filled by scenes128-region" in out and out.count("scenes128-region free-form blobs") == 1
+    assert out.count("centre square") == 1  # one model per kind of hole, each made for it
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "none")
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 1
     assert "no shipped models" in capsys.readouterr().err

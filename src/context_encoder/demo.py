@@ -4,10 +4,12 @@ The photographs come from scikit-image's bundled data (the `demo` extra); nothin
 none of them was used to train the shipped models. Two parts:
 
 - at each photo's own resolution, a brush stroke over an object (the shuttle model, the spoon, a
-  tower, ...) filled by `scenes-region` as it is, by the same with `refine="patch"` (texture copied
-  from the photo), by PatchMatch and by OpenCV Telea: `demo.png` shows crops around the strokes;
-- at the models' scale, each photo resized to 256 x 256 with a centred square (`scenes128-center`) or
-  free-form blobs (`scenes-region`), the model next to Telea: `demo_model_size.png`.
+  tower, ...) filled by the shipped model ranked best for free-form holes (`scenes128-region`) as it
+  is, by the same with `refine="patch"` (texture copied from the photo), by PatchMatch and by OpenCV
+  Telea: `demo.png` shows crops around the strokes;
+- at the models' scale, each photo resized to 256 x 256 with a centred square or free-form blobs, the
+  model ranked best for that kind of hole (`scenes128-center`, `scenes128-region`) next to Telea:
+  `demo_model_size.png`.
 
 Hole metrics are printed for both.
 """
@@ -27,10 +29,9 @@ from .data import pil_to_tensor
 from .errors import ContextEncoderError
 from .fullres import baseline_methods, figure_box, figure_tile, hole_scores
 from .inpaint import hole_mask
-from .loading import load_model
+from .loading import load_model, preferred_models
 from .masks import random_region_mask
 from .metrics import l1_error, psnr
-from .pretrained import shipped_names
 from .viz import image_grid, save_png
 
 log = logging.getLogger(__name__)
@@ -83,9 +84,10 @@ def _tensor(img: Image.Image) -> torch.Tensor:
 
 def full_resolution(out: Path) -> Path | None:
     """demo.png: a stroke over an object at each photo's own size, every method side by side."""
-    if "scenes-region" not in shipped_names():
+    best = preferred_models(arbitrary_holes=True, made_for_only=True)
+    if not best:
         return None
-    model = load_model("scenes-region")
+    model = load_model(best[0])
     methods = {
         "context encoder": lambda img, hole: np.asarray(model(img, hole)),
         "+ photo texture": lambda img, hole: np.asarray(model(img, hole, replace(model.options, refine="patch"))),
@@ -95,7 +97,10 @@ def full_resolution(out: Path) -> Path | None:
     except ContextEncoderError as exc:
         log.warning("PatchMatch left out: %s", exc)
     methods["Telea"] = baseline_methods(["telea"])["telea"]
-    print("\nAt full resolution, a brush stroke over an object (hole metrics; sharpness 1.0: the photo's detail)")
+    print(
+        f"\nAt full resolution, a brush stroke over an object filled by {best[0]} and others "
+        "(hole metrics; sharpness 1.0: the photo's detail)"
+    )
     print(f"{'photo':<10} {'size':>9} {'method':<16} {'PSNR':>6} {'L1':>7} {'sharpness':>9}")
     rows = []
     for name, img in photos(None).items():
@@ -119,9 +124,9 @@ def full_resolution(out: Path) -> Path | None:
 
 def model_size(out: Path) -> Path | None:
     """demo_model_size.png: 256 px photos, the shipped models against Telea on their own kinds of hole."""
-    installed = shipped_names()
-    tasks = [(n, kind) for n, kind in (("scenes128-center", "centre square"), ("scenes-region", "free-form blobs"))]
-    tasks = [t for t in tasks if t[0] in installed]
+    tasks = []
+    for arbitrary_holes, hole_kind in ((False, "centre square"), (True, "free-form blobs")):
+        tasks += [(name, hole_kind) for name in preferred_models(arbitrary_holes, made_for_only=True)[:1]]
     if not tasks:
         return None
     images = photos()

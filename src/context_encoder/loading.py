@@ -59,8 +59,8 @@ def load_model(
 HOLE_KINDS = ("square", "free-form")  # the keys of a shipped model's measured "ranking"
 
 
-def preferred_models(arbitrary_holes: bool) -> tuple[str, ...]:
-    """Shipped models for a kind of hole, best measured first.
+def preferred_models(arbitrary_holes: bool, made_for_only: bool = False) -> tuple[str, ...]:
+    """Shipped models for a kind of hole, best measured first (with `made_for_only`, only those trained for it).
 
     Each shipped file stores a "ranking": {kind: mean hole PSNR} measured on one protocol per kind for
     every model (`python -m benchmarks.ship_models --rank`): "square" is the strict 128 px centre
@@ -74,6 +74,8 @@ def preferred_models(arbitrary_holes: bool) -> tuple[str, ...]:
         meta = read_metadata(shipped_path(name))
         score = (meta.get("ranking") or {}).get(kind)
         made_for = config_from_dict(meta.get("config", {})).full_image == arbitrary_holes
+        if made_for_only and not made_for:
+            continue
         entries.append((score is None, -(score or 0.0), not made_for, name))
     return tuple(e[-1] for e in sorted(entries))
 
