@@ -1,7 +1,7 @@
 """torch.hub entry points for the shipped models, loaded from a clone without installing it:
 
     import torch
-    inpainter = torch.hub.load("/path/to/context-encoder", "scenes_center", source="local")
+    inpainter = torch.hub.load("/path/to/context-encoder", "scenes128_center", source="local")
     filled = inpainter("photo.jpg", "holes.png")
 
 Each entry point returns a ready `context_encoder.Inpainter` (generator in eval mode); keyword
@@ -20,11 +20,6 @@ if _SRC not in sys.path:  # a clone is enough: the package is imported from src/
 from context_encoder.loading import load_model  # noqa: E402
 
 
-def scenes_region(**kwargs):
-    """The shipped `scenes-region` model: 64 px whole-image input, fills random blocks and free-form holes."""
-    return load_model("scenes-region", **kwargs)
-
-
 def cifar10_center(**kwargs):
     """The shipped `cifar10-center` model: 32 px input, fills a centred square hole (CIFAR-10 scale)."""
     return load_model("cifar10-center", **kwargs)
@@ -33,3 +28,8 @@ def cifar10_center(**kwargs):
 def scenes128_center(**kwargs):
     """The shipped `scenes128-center` model: the paper's layout, 128 px input with a 64 px centre hole."""
     return load_model("scenes128-center", **kwargs)
+
+
+def scenes128_region(**kwargs):
+    """The shipped `scenes128-region` model: 128 px whole-image input, fills random blocks and free-form holes."""
+    return load_model("scenes128-region", **kwargs)

@@ -27,6 +27,7 @@ from PIL import Image
 
 from benchmarks.fullres import network_method
 from context_encoder.fullres import baseline_methods
+from context_encoder.loading import default_model
 from context_encoder.masks import stroke_mask
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval" / "kodak24" / "kodim05.png"
@@ -97,15 +98,16 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=float, default=list(SIZES_MP), help="megapixels")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per size (median)")
     parser.add_argument("--big-repeats", type=int, default=1, help="timed calls per size above 2 MP")
-    parser.add_argument("--model", default="scenes-region")
+    parser.add_argument("--model", help="shipped model or .safetensors file (default: best ranked for free-form holes)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.model = args.model or default_model(arbitrary_holes=True)
     if args.worker:
         print(json.dumps(worker(args.worker, args.sizes, args.repeats, args.big_repeats, args.model)))
         return
     source = "Kodak kodim05" if KODAK.is_file() else "synthetic"
-    print(f"# {source} photo, 10% stroke hole, {torch.get_num_threads()} torch thread(s); median seconds per image")
+    print(f"# {source} photo, 10% stroke hole, model {args.model}, {torch.get_num_threads()} torch thread(s); median s/image")
     print("# (seconds per megapixel); peak RSS of the method's process, and its peak after loading and warm-up")
     head = " ".join(f"{f'{mp:g} MP':>16}" for mp in args.sizes)
     print(f"{'method':<11} {head} {'peak RSS':>9} {'warm-up':>10}")

@@ -1,8 +1,8 @@
 """Export a trained run as a shipped model, with its held-out metrics, and regenerate docs/models.md.
 
-    python -m benchmarks.ship_models --name scenes-region --run runs/scenes-region \
-        --data "intel-scenes train/ (8,574 images; 167 held out for validation)"
-    python -m benchmarks.ship_models --rescore scenes128-center scenes-region
+    python -m benchmarks.ship_models --name scenes128-region --run runs/scenes128-region \
+        --data "SUN scenes, CamVid, BSDS500 and intel-scenes train/ (40 photos held out for validation)"
+    python -m benchmarks.ship_models --rescore scenes128-center scenes128-region
     python -m benchmarks.ship_models --rank                      # every shipped model; or name some
     python -m benchmarks.ship_models --docs-only
 

@@ -1,6 +1,6 @@
 """The web server under load, over real HTTP: 20 and then 50 requests at once against uvicorn on 127.0.0.1.
 
-    python benchmarks/web_load.py                  # the shipped scenes-region model, the default limits
+    python benchmarks/web_load.py                  # the shipped scenes128-region model, the default limits
     python benchmarks/web_load.py --model tiny     # the untrained tiny preset (no weights needed)
     python benchmarks/web_load.py --rounds 5 10 --workers 2 --queue-size 4
     python benchmarks/web_load.py --stalled 30     # then 30 uploads that stop halfway (about 40 s more)
@@ -223,7 +223,7 @@ def _quantiles(seconds: list[float]) -> tuple[float, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="scenes-region", help="a shipped model, or tiny (default scenes-region)")
+    p.add_argument("--model", default="scenes128-region", help="a shipped model, or tiny (default scenes128-region)")
     p.add_argument("--rounds", type=int, nargs="+", default=[20, 50], help="requests at once, per round")
     p.add_argument("--workers", type=int, default=1, help="the server's worker threads (default 1)")
     p.add_argument("--queue-size", type=int, default=8, help="the server's places to wait (default 8)")

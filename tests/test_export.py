@@ -71,7 +71,7 @@ def test_onnx_export_refuses_a_wrong_suffix(tmp_path, photo_dir, capsys):
     assert ".onnx" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("entry", ["scenes_region", "cifar10_center", "scenes128_center"])
+@pytest.mark.parametrize("entry", ["cifar10_center", "scenes128_center", "scenes128_region"])
 def test_torch_hub_loads_the_shipped_models_from_a_clone(entry):
     from context_encoder.inpaint import Inpainter
     from context_encoder.pretrained import shipped_names
