@@ -107,7 +107,8 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args.sizes, args.repeats, args.big_repeats, args.model)))
         return
     source = "Kodak kodim05" if KODAK.is_file() else "synthetic"
-    print(f"# {source} photo, 10% stroke hole, model {args.model}, {torch.get_num_threads()} torch thread(s); median s/image")
+    threads = torch.get_num_threads()
+    print(f"# {source} photo, 10% stroke hole, model {args.model}, {threads} torch thread(s); median s/image")
     print("# (seconds per megapixel); peak RSS of the method's process, and its peak after loading and warm-up")
     head = " ".join(f"{f'{mp:g} MP':>16}" for mp in args.sizes)
     print(f"{'method':<11} {head} {'peak RSS':>9} {'warm-up':>10}")
