@@ -1,5 +1,7 @@
 """Patch refinement (refine = "patch"): texture copied from the photo, guided by the network fill."""
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -99,6 +101,39 @@ def test_split_holes_cuts_long_strokes_into_cells():
         ys, xs = np.nonzero(pieces == k)
         assert (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1) == (top, left, bottom, right)
         assert right - left <= 64
+
+
+def test_pieces_of_a_stroke_cross_fade(monkeypatch):
+    """Each piece's window counts fully on the piece and linearly less up to SEAM x its side beyond its box."""
+    inpaint = importlib.import_module("context_encoder.inpaint")  # the package's `inpaint` is the function
+
+    mask = np.zeros((40, 200), bool)
+    mask[10:20, 5:195] = True
+    pieces, boxes = split_holes(hole_components(mask)[0], 64)
+    w = inpaint._piece_weight(pieces, 2, boxes[1], (0, 0)).numpy()  # the second piece: columns 64-127
+    assert (w[pieces == 2] == 1).all() and w.max() == 1
+    reach = inpaint.SEAM * 64
+    assert w[15, 63] == pytest.approx(1 - 1 / reach) and w[15, 128] == pytest.approx(1 - 1 / reach)
+    assert (w[:, : int(64 - reach)] == 0).all() and (w[:, int(128 + reach) :] == 0).all()
+    assert (np.diff(w[15, 40:64]) >= 0).all() and (np.diff(w[15, 128:150]) <= 0).all()
+    monkeypatch.setattr(inpaint, "SEAM", 0.0)
+    assert np.array_equal(inpaint._piece_weight(pieces, 2, boxes[1], (0, 0)).numpy(), (pieces == 2).astype(np.float32))
+
+
+def test_cross_fading_leaves_known_pixels_and_single_holes_alone(monkeypatch):
+    inpaint = importlib.import_module("context_encoder.inpaint")  # the package's `inpaint` is the function
+
+    img = np.random.default_rng(3).integers(0, 256, (48, 300, 3), dtype=np.uint8)
+    stroke = np.zeros((48, 300), bool)
+    stroke[20:26, 4:296] = True  # thin and long: several pieces
+    box = np.zeros((48, 300), bool)
+    box[10:40, 100:140] = True  # thick: one window
+    model = _model()
+    faded = {k: np.asarray(model(img, m)) for k, m in (("stroke", stroke), ("box", box))}
+    monkeypatch.setattr(inpaint, "SEAM", 0.0)
+    hard = {k: np.asarray(model(img, m)) for k, m in (("stroke", stroke), ("box", box))}
+    assert (faded["stroke"][~stroke] == img[~stroke]).all() and (faded["stroke"] != hard["stroke"]).any()
+    assert (faded["box"] == hard["box"]).all()
 
 
 def test_only_thin_holes_are_cut_into_pieces():

@@ -273,9 +273,10 @@ class Inpainter:
         labels, boxes = local_pieces(*hole_components(hole), self.cfg.model.image_size)
         src = torch.from_numpy(img).permute(2, 0, 1).float() / 255  # (3, H, W)
         all_holes = torch.from_numpy(hole)[None].float()
-        out = src.clone()
         s = self.cfg.model.image_size
         geometry = [context_window(b, self.cfg) for b in boxes]
+        total, weight = torch.zeros_like(src), torch.zeros(src.shape[1:])
+        holes_t = torch.from_numpy(hole)
         for start in range(0, len(boxes), 32):  # windows in batches
             chunk = geometry[start : start + 32]
             crops = torch.stack([_resize(_crop(src, *g)[None], s)[0] for g in chunk])
@@ -283,16 +284,37 @@ class Inpainter:
             filled = self.fill_windows(crops, masks, options)
             for i, (top, left, side) in enumerate(chunk):
                 label = start + i + 1
-                big = _resize(filled[i : i + 1], side)[0]
                 t0, l0 = max(0, top), max(0, left)
                 t1, l1 = min(img.shape[0], top + side), min(img.shape[1], left + side)
-                mine = torch.from_numpy(labels[t0:t1, l0:l1] == label)
-                region = out[:, t0:t1, l0:l1]
-                region[:, mine] = big[:, t0 - top : t1 - top, l0 - left : l1 - left][:, mine]
+                w = _piece_weight(labels[t0:t1, l0:l1], label, boxes[label - 1], (t0, l0)) * holes_t[t0:t1, l0:l1]
+                big = _resize(filled[i : i + 1], side)[0]
+                total[:, t0:t1, l0:l1] += w * big[:, t0 - top : t1 - top, l0 - left : l1 - left]
+                weight[t0:t1, l0:l1] += w
+        out = torch.where(holes_t, total / weight.clamp(min=1e-12), src)
         if opts.refine == "patch":  # texture from the photo, guided by the network's fill
             out = synthesize(src, torch.from_numpy(hole), out, synthesis)
         filled_u8 = (out.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
         return Image.fromarray(np.where(hole[..., None], filled_u8, img))
+
+
+SEAM = 0.25  # neighbouring pieces' fills cross-fade over this fraction of a piece's longer side (0: hard seams)
+
+
+def _piece_weight(labels: np.ndarray, label: int, box: tuple[int, int, int, int], origin: tuple[int, int]) -> Tensor:
+    """How much piece `label`'s window counts at each pixel of `labels` (a crop at `origin`): 1 on the piece,
+    falling linearly to 0 at `SEAM` times the piece's longer side from its box, so where a hole was cut into
+    pieces, neighbouring windows' fills cross-fade instead of meeting at a hard seam."""
+    own = torch.from_numpy(labels == label).float()
+    top, left, bottom, right = box
+    reach = SEAM * max(bottom - top, right - left)
+    if reach < 1:
+        return own
+    ys = torch.arange(origin[0], origin[0] + labels.shape[0], dtype=torch.float32)
+    xs = torch.arange(origin[1], origin[1] + labels.shape[1], dtype=torch.float32)
+    dy = (top - ys).clamp(min=0) + (ys - (bottom - 1)).clamp(min=0)
+    dx = (left - xs).clamp(min=0) + (xs - (right - 1)).clamp(min=0)
+    near = (1 - torch.maximum(dy[:, None], dx[None, :]) / reach).clamp(min=0)
+    return torch.maximum(own, near)
 
 
 THIN = 4  # a hole is thin when each of its pixels lies within cell / THIN px of a known one
