@@ -22,7 +22,7 @@ Sets (when present): ../shared/data/eval/kodak24 and mcmaster18 (photographs nev
 intel-scenes test and sun-scenes test (no model trains on a test split). Prints one table per set
 (hole PSNR, L1, SSIM) and, with `--json`, keeps the results: a later run with the same file, limit
 and seed scores only the methods it does not hold yet (so a new model does not recompute the
-baselines); `--markdown` writes the tables.
+baselines); `--markdown` writes the tables below the text an existing file has above its first table.
 """
 
 from __future__ import annotations
@@ -141,7 +141,15 @@ def main() -> None:
     text = tables(results, args.sets)
     print(text)
     if args.markdown:
-        args.markdown.write_text(text)
+        args.markdown.write_text(kept_header(args.markdown) + text)
+
+
+def kept_header(path: Path) -> str:
+    """The hand-written text above an existing report's first table, so that regenerating keeps it."""
+    if not path.is_file():
+        return ""
+    head = path.read_text().split("\n### ", 1)[0]
+    return "" if head.startswith("### ") else head.rstrip() + "\n\n"
 
 
 def tables(results: dict, sets: list[str]) -> str:

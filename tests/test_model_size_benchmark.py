@@ -15,3 +15,12 @@ def test_free_form_holes_are_seeded_and_differ_from_the_centre(photo_dir):
     assert free == again  # the same holes for every run and method
     assert free["telea"] != centre["telea"] and free["telea"] != other["telea"]
     assert free["telea"]["psnr"] > free["mean"]["psnr"]  # diffusion beats the flat colour on smooth photos
+
+
+def test_regenerated_report_keeps_its_written_header(tmp_path):
+    report = tmp_path / "r.md"
+    assert centre128.kept_header(report) == ""
+    report.write_text("# Title\n\nHow it was made.\n\n### kodak24 (2 images)\n\n| old |\n")
+    assert centre128.kept_header(report) == "# Title\n\nHow it was made.\n\n"
+    report.write_text("### kodak24 (2 images)\n\n| old |\n")
+    assert centre128.kept_header(report) == ""
