@@ -150,12 +150,13 @@ def apply_mask(image: Tensor, mask: Tensor, fill: Tensor | str) -> Tensor:
 
 def laplace_sweeps(field: Tensor, free: Tensor, sweeps: int) -> Tensor:
     """`sweeps` Jacobi iterations of Laplace's equation on the `free` pixels (4-neighbour mean, edges replicated)."""
-    c = field.shape[1]
-    kernel = field.new_tensor([[0.0, 0.25, 0.0], [0.25, 0.0, 0.25], [0.0, 0.25, 0.0]]).view(1, 1, 3, 3)
-    kernel = kernel.expand(c, 1, 3, 3)
+    # four shifted slices of the padded field rather than a depthwise 3 x 3 convolution: the same sum
+    # (to float rounding) at about an eighth of the CPU time, which made seam blending the largest cost
+    # of a full-resolution fill cut into many windows
     for _ in range(sweeps):
-        avg = F.conv2d(F.pad(field, (1, 1, 1, 1), mode="replicate"), kernel, groups=c)
-        field = torch.where(free, avg, field)
+        p = F.pad(field, (1, 1, 1, 1), mode="replicate")
+        avg = (p[..., :-2, 1:-1] + p[..., 2:, 1:-1]) + (p[..., 1:-1, :-2] + p[..., 1:-1, 2:])
+        field = torch.where(free, avg * 0.25, field)
     return field
 
 
