@@ -120,13 +120,16 @@ def test_hole_components_match_a_flood_fill(density):
 
 
 def test_harmonic_offset_is_linear_between_boundaries():
-    diff = torch.zeros(1, 1, 1, 9)
-    diff[..., 0], diff[..., -1] = 0.0, 1.0
-    known = torch.zeros(1, 1, 1, 9, dtype=torch.bool)
-    known[..., 0] = known[..., -1] = True
-    hole = ~known
-    off = harmonic_offset(diff.expand(1, 3, 1, 9).clone(), known, hole, iters=2000)
-    torch.testing.assert_close(off[0, 0, 0, 1:-1], torch.linspace(0, 1, 9)[1:-1], atol=1e-3, rtol=0)
+    """A ramp is harmonic: known only on a 2 px ring of a 64 px window, the offset rebuilds it inside."""
+    ramp = torch.linspace(-1, 1, 64).view(1, 1, 1, 64).expand(1, 3, 64, 64)
+    known = torch.zeros(1, 1, 64, 64, dtype=torch.bool)
+    known[..., :2, :] = known[..., -2:, :] = known[..., :, :2] = known[..., :, -2:] = True
+    diff = torch.where(known, ramp, torch.full_like(ramp, 5.0))  # inside values must not matter
+    off = harmonic_offset(diff, known, ~known)
+    inner = ~known[0, 0]
+    error = (off[0, :, inner] - ramp[0, :, inner]).abs().max()
+    assert error < 0.05, error  # 2.5% of the ramp's range (300 plain Jacobi sweeps are 0.27 off here)
+    assert (off[0, :, known[0, 0]] == 0).all()  # the offset is only added inside the hole
 
 
 def test_blending_removes_a_colour_cast():

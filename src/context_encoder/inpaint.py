@@ -30,8 +30,8 @@ from .masks import (
     center_region,
     hole_components,
     hole_fill,
-    laplace_sweeps,
     prediction_region,
+    solve_laplace,
 )
 from .synthesis import SynthesisSettings, synthesize
 
@@ -85,17 +85,19 @@ class InferenceOptions:
 RAW = InferenceOptions(blend=False, flip_average=False)  # the generator's own output, as validation scores it
 
 
-def harmonic_offset(diff: Tensor, known: Tensor, hole: Tensor, iters: int = 300) -> Tensor:
+def harmonic_offset(diff: Tensor, known: Tensor, hole: Tensor) -> Tensor:
     """Smooth correction that makes a prediction meet its context: Laplace's equation inside the hole.
 
     `diff` (B, 3, H, W) is (true - predicted) where `known` (B, 1, H, W) marks pixels whose truth is
-    known and predicted; the result equals `diff` there, is harmonic inside `hole`, and is 0 elsewhere.
-    Adding it to the prediction removes colour casts and seams the way Poisson blending does.
+    known and predicted; the result equals `diff` there, is harmonic inside `hole` (pixels outside both
+    count as 0), and is 0 elsewhere. Adding it to the prediction removes colour casts and seams the way
+    Poisson blending does. Solved coarse to fine (`masks.solve_laplace`): the 300 plain Jacobi sweeps used
+    before gave the shipped models' fills the same pixels (at most one level apart) at about twice the cost,
+    and converge far less on large holes (a ramp over a 60 px square: 0.27 off against 0.05).
     """
-    field = torch.where(known, diff, torch.zeros_like(diff))
     inside = hole & ~known
-    field = laplace_sweeps(field, inside, iters)  # the hole of a model window is small (a few dozen px)
-    return torch.where(inside, field, torch.zeros_like(field))
+    field = solve_laplace(torch.where(known, diff, torch.zeros_like(diff)), ~inside)
+    return torch.where(inside, field.to(diff.dtype), torch.zeros_like(diff))
 
 
 def image_array(image: Image.Image | np.ndarray | str | Path) -> np.ndarray:
