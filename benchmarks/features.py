@@ -4,6 +4,7 @@
     python benchmarks/features.py --pretrain-only   # only start or resume the pretraining runs
     python benchmarks/features.py --probes-only     # only probes, figures and report (pretraining must be done)
     python benchmarks/features.py --smoke           # tiny budgets on the same data, written to a temporary folder
+    python benchmarks/features.py --rows random supervised   # only these rows (no pretraining needed), cached
 
 Per data set (DATA_ROOT/<name>/{train,test}/<class>/): a context encoder (random-region holes,
 reconstruction loss) and an autoencoder (the same network, nothing hidden) are pretrained with the same
@@ -308,6 +309,29 @@ def report_dataset(name: str, per_seed: dict, pretraining: dict, figure: str) ->
     return lines, rows
 
 
+def dataset_probes(args: argparse.Namespace, ds: str, settings: ProbeSettings) -> DataSetProbes:
+    spec = DATASETS[ds]
+    limits = (args.limit or spec.limit, args.test_limit or spec.test_limit)
+    cache = ProbeCache(args.runs / f"probes-{ds}.json")
+    return DataSetProbes(ds, args.data_root / ds, args.runs, settings, limits, cache)
+
+
+def probe_rows(args: argparse.Namespace, ds: str, settings: ProbeSettings, overrides: list[str]) -> None:
+    """Only the rows in `args.rows` of one data set, into its probe cache (the full report reuses them), printed.
+
+    The random-init and supervised rows need no pretraining, so they can run while an encoder still trains.
+    """
+    seeds = list(range(args.seeds))
+    for encoder in args.rows:
+        if encoder in ENCODERS:
+            require_finished(DATASETS[ds].presets[encoder], args.runs / f"{ds}-{encoder}", overrides)
+    probes = dataset_probes(args, ds, settings)
+    for encoder in args.rows:
+        for probe in ("supervised",) if encoder == "supervised" else ("linear", "finetune10"):
+            print(f"{ds} {encoder} {probe}: {cell(aggregate(probes.probe(encoder, probe, seeds)))}", flush=True)
+    print(f"{ds}: {probes.cache.computed} probe results computed, the others read from {probes.cache.path}")
+
+
 def probe_dataset(args: argparse.Namespace, ds: str, settings: ProbeSettings, overrides: list[str]) -> tuple:
     """Every probe of one data set (cached), its figure and its report section."""
     spec, seeds = DATASETS[ds], list(range(args.seeds))
@@ -320,9 +344,8 @@ def probe_dataset(args: argparse.Namespace, ds: str, settings: ProbeSettings, ov
             "batch": cfg.train.batch_size,
             "time": "" if seconds is None else f" ({seconds / 60:.0f} min)" if seconds >= 60 else f" ({seconds:.0f} s)",
         }
-    limits = (args.limit or spec.limit, args.test_limit or spec.test_limit)
-    cache = ProbeCache(args.runs / f"probes-{ds}.json")
-    probes = DataSetProbes(ds, args.data_root / ds, args.runs, settings, limits, cache)
+    probes = dataset_probes(args, ds, settings)
+    cache = probes.cache
     per_seed = {
         label: {p: probes.probe(e, p, seeds) for p in ("linear", "finetune10")} for e, label in ENCODERS.items()
     }
@@ -367,6 +390,12 @@ def main(argv: list[str] | None = None) -> None:
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--pretrain-only", action="store_true", help="start or resume the pretraining runs, then stop")
     only.add_argument("--probes-only", action="store_true", help="probes, figures and report; pretraining must be done")
+    only.add_argument(
+        "--rows",
+        nargs="+",
+        choices=[*ENCODERS, "random", "supervised"],
+        help="only probe these rows (kept for the report) and print them; starts no pretraining",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny budgets (2 pretraining steps, 100 images, 2 seeds)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -377,6 +406,10 @@ def main(argv: list[str] | None = None) -> None:
     args.out = args.out or ROOT / "docs" / "results"
     args.runs = args.runs or (args.out / "runs" if args.smoke else ROOT / "runs" / "features")
     train_overrides = SMOKE_TRAIN if args.smoke else []
+    if args.rows:
+        for ds in args.datasets:
+            probe_rows(args, ds, SMOKE_PROBES if args.smoke else ProbeSettings(), train_overrides)
+        return
     if not args.probes_only:
         for ds in args.datasets:
             for encoder, preset in DATASETS[ds].presets.items():

@@ -58,3 +58,16 @@ def test_probes_only_refuses_unfinished_pretraining(data_root, tmp_path):
     args = ["--smoke", "--data-root", str(data_root), "--datasets", "cifar10", "--out", str(tmp_path), "--probes-only"]
     with pytest.raises(SystemExit, match="is at step 0 of 2"):
         bench.main(args)
+
+
+def test_rows_probe_without_pretraining_and_are_reused_by_the_report(data_root, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    args = ["--smoke", "--data-root", str(data_root), "--datasets", "cifar10", "--seeds", "1", "--out", str(out)]
+    bench.main([*args, "--rows", "random", "supervised"])
+    printed = capsys.readouterr().out
+    assert "cifar10 random linear:" in printed and "cifar10 supervised supervised:" in printed
+    assert "3 probe results computed" in printed and not (out / "runs" / "cifar10-context-encoder").exists()
+    with pytest.raises(SystemExit, match="is at step 0 of 2"):  # a pretrained row needs its finished run
+        bench.main([*args, "--rows", "context-encoder"])
+    bench.main(args)  # the full run computes only the pretrained encoders' 4 probes
+    assert "4 probe results computed" in capsys.readouterr().out
