@@ -151,8 +151,7 @@ def apply_mask(image: Tensor, mask: Tensor, fill: Tensor | str) -> Tensor:
 def laplace_sweeps(field: Tensor, free: Tensor, sweeps: int) -> Tensor:
     """`sweeps` Jacobi iterations of Laplace's equation on the `free` pixels (4-neighbour mean, edges replicated)."""
     # four shifted slices of the padded field rather than a depthwise 3 x 3 convolution: the same sum
-    # (to float rounding) at about an eighth of the CPU time, which made seam blending the largest cost
-    # of a full-resolution fill cut into many windows
+    # (to float rounding) at about an eighth of the CPU time
     for _ in range(sweeps):
         p = F.pad(field, (1, 1, 1, 1), mode="replicate")
         avg = (p[..., :-2, 1:-1] + p[..., 2:, 1:-1]) + (p[..., 1:-1, :-2] + p[..., 1:-1, 2:])
