@@ -45,9 +45,11 @@ METHODS = ("telea", "patchmatch", "fsr", "net", "net+patch")
 BASELINES = ("telea", "patchmatch", "fsr")
 
 
-def network_method(model: str, refine: str, synthesis: SynthesisSettings | None = None) -> FullResMethod:
-    """The model's fill with its stored inference options, `refine` and the synthesis settings."""
-    inpainter = load_model(model)
+def network_method(
+    model: str, refine: str, synthesis: SynthesisSettings | None = None, precision: str = "auto"
+) -> FullResMethod:
+    """The model's fill with its stored inference options, `refine`, the synthesis settings and `precision`."""
+    inpainter = load_model(model, precision=precision)
     options = replace(inpainter.options, refine=refine)
 
     def method(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -56,11 +58,13 @@ def network_method(model: str, refine: str, synthesis: SynthesisSettings | None 
     return method
 
 
-def build_methods(names: list[str], model: str, synthesis: SynthesisSettings | None = None) -> dict[str, FullResMethod]:
+def build_methods(
+    names: list[str], model: str, synthesis: SynthesisSettings | None = None, precision: str = "auto"
+) -> dict[str, FullResMethod]:
     methods = baseline_methods([n for n in names if n in BASELINES])
     for name, refine in (("net", "none"), ("net+patch", "patch")):
         if name in names:
-            methods[name] = network_method(model, refine, synthesis)
+            methods[name] = network_method(model, refine, synthesis, precision)
     return {n: methods[n] for n in names if n in methods}  # in the order asked for
 
 
@@ -87,6 +91,9 @@ def main() -> None:
     parser.add_argument("--masks", nargs="+", default=["stroke", "box"], choices=["stroke", "box"])
     parser.add_argument("--sets", nargs="+", default=TEST_SETS, choices=list(SETS))
     parser.add_argument("--model", help="shipped model or .safetensors file (default: best ranked for free-form holes)")
+    parser.add_argument(
+        "--precision", choices=("auto", "fp32", "bf16"), default="auto", help="the generator's arithmetic (default auto)"
+    )
     parser.add_argument("--synthesis", nargs="+", default=[], metavar="KEY=VALUE", help="SynthesisSettings overrides")
     parser.add_argument("--limit", type=int, help="images per set at most (evenly spread)")
     parser.add_argument("--seed", type=int, default=0)
@@ -97,7 +104,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     model = args.model or default_model(arbitrary_holes=True)
-    methods = build_methods(args.methods, model, synthesis_settings(args.synthesis))
+    methods = build_methods(args.methods, model, synthesis_settings(args.synthesis), args.precision)
     reference = args.reference if args.reference in methods else None
     for set_name in args.sets:
         folder, tuning, long_side = SETS[set_name]

@@ -69,6 +69,10 @@ def test_inpaint_any_size_and_bad_input(trained, tmp_path, capsys):
     assert "no shipped model or file named 'no-such-model'" in capsys.readouterr().err
     assert main(["inpaint", str(big), "--checkpoint", str(trained), "--box", "50,50,3,3", "-o", str(out)]) == 2
     assert "outside the 40x40 image" in capsys.readouterr().err
+    exact = tmp_path / "exact.png"
+    args = ["inpaint", str(big), "--checkpoint", str(trained), "--box", "2,3,5,4"]
+    assert main([*args, "--precision", "fp32", "-o", str(exact)]) == 0
+    assert (np.asarray(load_image(exact))[~hole] == a[~hole]).all()
 
 
 def test_inpaint_batch_folder(trained, tmp_path):

@@ -182,3 +182,34 @@ def test_flip_average_is_mirror_equivariant(kind):
     assert close(avg_m, avg.flip(-1))
     assert close(avg, (single + single_m.flip(-1)) / 2)
     assert inpainter.options.flip_average  # what `inpaint` does by default
+
+
+def test_precision_fp32_bf16_agree_and_bad_precision_is_refused():
+    cfg = apply_overrides(load_config("tiny"), ["mask.kind=random-region"])
+    gen, _ = build_models(cfg.model, cfg.full_image, seed=0)
+    with torch.no_grad():
+        for p in gen.parameters():  # a generator with a visible output, not the near-constant fill at init
+            p.mul_(3)
+    img, mask = _image(40, 56), np.zeros((40, 56), bool)
+    mask[10:30, 12:40] = True
+    exact = np.asarray(Inpainter(gen, cfg, precision="fp32")(img, mask)).astype(int)
+    fast = np.asarray(Inpainter(gen, cfg, precision="bf16")(img, mask)).astype(int)
+    assert (fast[~mask] == img[~mask]).all()
+    diff = np.abs(fast - exact)[mask]
+    assert 0 < diff.max() <= 12 and diff.mean() < 2  # bf16 rounds, but fills the same picture
+    assert Inpainter(gen, cfg, precision="fp32").with_options(InferenceOptions()).precision == "fp32"
+    with pytest.raises(InputError, match="precision must be one of"):
+        Inpainter(gen, cfg, precision="fp8")
+
+
+def test_channels_last_inference_matches_contiguous_fp32():
+    cfg = apply_overrides(load_config("tiny"), ["mask.kind=random-region"])
+    gen, _ = build_models(cfg.model, cfg.full_image, seed=0)
+    x = torch.rand(3, 3, cfg.model.image_size, cfg.model.image_size) * 2 - 1
+    with torch.no_grad():
+        plain = gen.eval()(x)
+    inp = Inpainter(gen, cfg, precision="bf16")  # with bf16 the generator runs channels-last
+    assert inp.gen.decoder[0].weight.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        nhwc = inp.gen(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(plain, nhwc, atol=1e-5)

@@ -1,11 +1,14 @@
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from context_encoder.config import MaskConfig
 from context_encoder.masks import (
     apply_mask,
     center_bounds,
     center_mask,
+    dilate,
     fill_value,
     random_block_mask,
     random_region_mask,
@@ -93,3 +96,15 @@ def test_harmonic_fill_keeps_known_pixels_and_interpolates_smooth_images():
     assert torch.equal(apply_mask(img, mask, "harmonic"), out)
     with pytest.raises(ValueError, match="unknown hole fill"):
         apply_mask(img, mask, "nope")
+
+
+def test_dilate_matches_max_pooling_for_any_radius():
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        h, w = (int(v) for v in rng.integers(1, 50, 2))
+        radius = int(rng.integers(0, 35))
+        mask = rng.random((h, w)) < rng.random() * 0.1
+        k = torch.from_numpy(mask)[None, None].float()
+        pooled = F.max_pool2d(k, (1, 2 * radius + 1), 1, (0, radius))
+        ref = F.max_pool2d(pooled, (2 * radius + 1, 1), 1, (radius, 0))[0, 0].numpy() > 0
+        assert (dilate(mask, radius) == ref).all(), (h, w, radius)

@@ -132,7 +132,7 @@ def _inpaint(args: argparse.Namespace) -> int:
         if path is not None and not Path(path).is_file():
             raise InputError(f"{name} not found: {path}")
     source = args.checkpoint or args.model or default_model(arbitrary_holes=not args.center)
-    inpainter = load_model(source, device=_device(args.device))
+    inpainter = load_model(source, device=_device(args.device), precision=args.precision)
     options = InferenceOptions(
         blend=not args.no_blend, flip_average=not args.no_flip_average, refine=args.refine or inpainter.options.refine
     )
@@ -411,6 +411,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--device", choices=DEVICES, default="auto", help="where the model runs (default auto: a GPU if any)"
+    )
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="the network's arithmetic (default auto: bf16 where the CPU or GPU has native bf16, about twice as "
+        "fast; fp32 elsewhere)",
     )
     p.set_defaults(func=_inpaint)
 

@@ -32,16 +32,23 @@ Source = Inpainter | str | Path
 
 
 def load_model(
-    source: Source, device: str | torch.device = "cpu", options: InferenceOptions | None = None, ema: bool = True
+    source: Source,
+    device: str | torch.device = "cpu",
+    options: InferenceOptions | None = None,
+    ema: bool = True,
+    precision: str = "auto",
 ) -> Inpainter:
     """A ready `Inpainter` (generator in eval mode on `device`) from `source`.
 
     `source`: an `Inpainter` (returned as it is, or with `options`), the name of a shipped model
     (`context-encoder models`), a `.safetensors` file written by `export`, a checkpoint (`.pt`) or a
     run directory. `options` replace the ones the file stores; `ema=False` reads a checkpoint's raw
-    generator weights instead of their moving average.
+    generator weights instead of their moving average; `precision` is the generator's arithmetic
+    ("auto", "fp32" or "bf16"; see `Inpainter`).
     """
     if isinstance(source, Inpainter):
+        if precision not in ("auto", source.precision):
+            source = Inpainter(source.gen, source.cfg, source.device, source.options, precision)
         return source if options is None else source.with_options(options)
     name = str(source)
     shipped = shipped_path(name) if isinstance(source, str) else None
@@ -53,7 +60,7 @@ def load_model(
     else:
         known = ", ".join(shipped_names()) or "none installed"
         raise InputError(f"no shipped model or file named '{name}' (shipped models: {known})")
-    return Inpainter(gen, cfg, device, options or stored)
+    return Inpainter(gen, cfg, device, options or stored, precision)
 
 
 HOLE_KINDS = ("square", "free-form")  # the keys of a shipped model's measured "ranking"

@@ -198,6 +198,29 @@ def solve_laplace(values: Tensor, fixed: Tensor, sweeps: int = 8) -> Tensor:
     return _membrane(x * weight, weight, sweeps)
 
 
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """`mask` (H, W, bool) dilated by the (2 radius + 1) px square: True within `radius` px (Chebyshev) of
+    a True pixel. Separable, and O(log radius) passes of ORs per axis (van Herk's idea, with doubling
+    spans), so a 4000 px mask dilates by 32 px in a few hundredths of a second."""
+    out = np.asarray(mask, dtype=bool)
+    if radius < 1:
+        return out.copy()
+    for axis in (0, 1):
+        out = np.moveaxis(_or_window(np.moveaxis(out, axis, 0), radius), 0, axis)
+    return np.ascontiguousarray(out)
+
+
+def _or_window(x: np.ndarray, radius: int) -> np.ndarray:
+    """OR of x[i - radius : i + radius + 1] along axis 0 (outside counts as False)."""
+    n, length = x.shape[0], 2 * radius + 1
+    m = np.concatenate([np.zeros((radius, *x.shape[1:]), bool), x, np.zeros((radius, *x.shape[1:]), bool)])
+    span = 1
+    while 2 * span <= length:  # m[i] = OR of the padded rows i .. i + span - 1
+        m = m[:-span] | m[span:]
+        span *= 2
+    return m[:n] | m[length - span : length - span + n]  # two windows of `span` rows cover the 2r + 1
+
+
 def hole_components(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """Label the 8-connected holes of a bool (H, W) mask.
 
