@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from context_encoder.checkpoint import load_checkpoint
-from context_encoder.errors import CheckpointError
+from context_encoder.errors import CheckpointError, ConfigError, InputError
 from context_encoder.loading import load_model
 from context_encoder.masks import center_mask, fill_value, sample_masks
 from context_encoder.models import build_models
@@ -105,6 +105,28 @@ def test_resume_refuses_a_different_model(tiny_cfg, tmp_path):
     ckpt = _run(tiny_cfg("train.steps=2"), tmp_path / "r")
     with pytest.raises(CheckpointError, match=r"\[model\] differs"):
         _run(tiny_cfg("train.steps=4", "model.nef=4"), tmp_path / "r", resume=ckpt)
+
+
+def test_init_starts_the_generator_from_other_weights(tiny_cfg, tmp_path):
+    first = _run(tiny_cfg("train.steps=3"), tmp_path / "a")
+    trained = load_model(first, ema=False, precision="fp32").gen.state_dict()
+    captured = {}
+    real = train_mod._init_generator
+
+    def spy(gen, cfg, source):
+        real(gen, cfg, source)
+        captured.update({k: v.clone() for k, v in gen.state_dict().items()})
+
+    train_mod._init_generator = spy
+    try:
+        _run(tiny_cfg("train.steps=1", f'train.init="{first.parent.parent.as_posix()}"'), tmp_path / "b")
+    finally:
+        train_mod._init_generator = real
+    assert captured and all(torch.equal(captured[k], trained[k].float()) for k in trained)
+    with pytest.raises(ConfigError, match="train.init: .* different network"):
+        _run(tiny_cfg("train.steps=1", "model.nef=4", f'train.init="{first.as_posix()}"'), tmp_path / "c")
+    with pytest.raises(InputError, match="model file not found"):
+        _run(tiny_cfg("train.steps=1", f'train.init="{(tmp_path / "none.pt").as_posix()}"'), tmp_path / "d")
 
 
 def _signal_during_step(monkeypatch, step: int, signum: int):

@@ -122,6 +122,10 @@ class TrainConfig:
     compile: str = "auto"  # "auto" | "on" | "off": torch.compile the networks (auto: off)
     sync_bn: bool = False  # SyncBatchNorm across processes under torchrun (batch statistics of the global batch)
     seed: int = 0  # seeds init, data order, augmentation and masks
+    # fine-tuning: G (and its moving average) starts from these weights instead of a random init: a shipped
+    # model name, an exported .safetensors file, a checkpoint or a run directory whose [model] equals this one's
+    # (D and the optimizers start fresh; empty: random init)
+    init: str = ""
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "mps"
     log_every: int = 50  # steps between stats.jsonl records (and host syncs for loss values)
     sample_every: int = 500  # steps between PNG sample grids

@@ -246,6 +246,21 @@ def _check_resumable(saved: Config, requested: Config) -> None:
             raise CheckpointError(f"cannot resume: the checkpoint's [{section}] differs from the requested config")
 
 
+def _init_generator(gen: Generator, cfg: Config, source: str) -> None:
+    """Load the generator weights of `source` (anything `load_model` takes) into `gen`, for fine-tuning."""
+    from .loading import load_model  # here: loading imports inference code that training does not need
+
+    model = load_model(source, precision="fp32")
+    if model.cfg.model != cfg.model or model.cfg.full_image != cfg.full_image:
+        raise ConfigError(
+            f"train.init: {source} is a different network ([model] or hole layout differ from this config's); "
+            "fine-tuning needs the same one"
+        )
+    weights = {k: v.detach().to(dtype=torch.float32).contiguous() for k, v in model.gen.state_dict().items()}
+    gen.load_state_dict(weights)
+    log.info("generator initialised from %s", source)
+
+
 def _load_resumed(state: dict[str, Any], parts: dict[str, Any]) -> None:
     """Load each checkpoint entry into its part (module, optimizer, generator, scaler); refuse bad ones."""
     path = state["path"]
@@ -336,6 +351,8 @@ def train(
         best_psnr = state.get("best_val_psnr", best_psnr)
         step = int(state["step"])
         log.info("resumed from %s at step %d", state["path"], step)
+    if state is None and t.init:
+        _init_generator(gen, cfg, t.init)
     if step >= t.steps:
         raise ConfigError(f"the checkpoint is already at step {step} >= train.steps={t.steps}; raise train.steps")
     ema = EMA(gen, t.ema_decay) if t.ema_decay > 0 else None
