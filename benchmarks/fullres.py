@@ -92,7 +92,10 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=TEST_SETS, choices=list(SETS))
     parser.add_argument("--model", help="shipped model or .safetensors file (default: best ranked for free-form holes)")
     parser.add_argument(
-        "--precision", choices=("auto", "fp32", "bf16"), default="auto", help="the generator's arithmetic (default auto)"
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="the generator's arithmetic (default auto)",
     )
     parser.add_argument("--synthesis", nargs="+", default=[], metavar="KEY=VALUE", help="SynthesisSettings overrides")
     parser.add_argument("--limit", type=int, help="images per set at most (evenly spread)")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from .config import TrainConfig
+from .errors import InputError
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -97,11 +98,12 @@ def inference_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
     "auto" is bf16 where the hardware does bf16 arithmetic natively (a CUDA GPU that supports it, an x86
     CPU with avx512_bf16 or amx_bf16) and fp32 elsewhere. Measured on a 2-core AMD EPYC with AVX-512 BF16
-    (`python -m benchmarks.fullres_speed`, docs/performance.md): the 128 px generators run 1.8-2.9x faster
-    with bf16 and channels-last; their fills stay within a level or two of 255 of fp32 (mean 1e-4).
+    (`python -m benchmarks.inference_speed`, docs/performance.md): the 128 px generators run 1.5-2.7x faster
+    with bf16 and channels-last; their outputs stay within a level or two of 255 of fp32 (mean 1e-4).
+    An unknown `precision` is an `InputError`.
     """
     if precision not in INFERENCE_PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}, got '{precision}'")
+        raise InputError(f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}, got '{precision}'")
     if precision == "fp32":
         return None
     if device.type == "cuda":
