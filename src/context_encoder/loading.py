@@ -20,13 +20,10 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .checkpoint import check_finite, checkpoint_config, generator_weights, load_checkpoint
-from .config import Config, config_from_dict
-from .errors import CheckpointError, ContextEncoderError, InputError
+from .config import config_from_dict
+from .errors import InputError
 from .inpaint import InferenceOptions, Inpainter
-from .models import make_generator
-from .pretrained import read_metadata, shipped_names, shipped_path
-from .safetensors_io import load_file
+from .pretrained import read_generator, read_metadata, shipped_names, shipped_path
 
 Source = Inpainter | str | Path
 
@@ -50,16 +47,7 @@ def load_model(
         if precision not in ("auto", source.precision):
             source = Inpainter(source.gen, source.cfg, source.device, source.options, precision)
         return source if options is None else source.with_options(options)
-    name = str(source)
-    shipped = shipped_path(name) if isinstance(source, str) else None
-    path = shipped or Path(source)
-    if path.exists():
-        gen, cfg, stored = _read_weights(path) if path.suffix == ".safetensors" else _read_checkpoint(path, ema)
-    elif path.suffix or len(path.parts) > 1:
-        raise InputError(f"model file not found: {path}")
-    else:
-        known = ", ".join(shipped_names()) or "none installed"
-        raise InputError(f"no shipped model or file named '{name}' (shipped models: {known})")
+    gen, cfg, stored = read_generator(source, ema)
     return Inpainter(gen, cfg, device, options or stored, precision)
 
 
@@ -107,37 +95,3 @@ def inpaint(
     checkpoint or a run directory.
     """
     return load_model(model, options=options)(image, mask)
-
-
-def _read_weights(path: Path) -> tuple[torch.nn.Module, Config, InferenceOptions]:
-    """Generator, config and stored options of a safetensors file; corrupt or foreign files raise."""
-    meta = read_metadata(path)
-    if not isinstance(meta.get("config"), dict):
-        raise CheckpointError(f"{path} has no context-encoder config in its metadata")
-    if not isinstance(meta.get("inference", {}), dict):
-        raise CheckpointError(f"{path}: its metadata 'inference' is not a JSON object")
-    try:
-        cfg = config_from_dict(meta["config"])
-        options = InferenceOptions.from_dict(meta.get("inference", {}))
-    except ContextEncoderError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
-    gen = make_generator(cfg.model, cfg.full_image)
-    _load_state(gen, load_file(path), path)
-    return gen.eval(), cfg, options
-
-
-def _read_checkpoint(path: Path, ema: bool) -> tuple[torch.nn.Module, Config, InferenceOptions]:
-    state = load_checkpoint(path)
-    cfg = checkpoint_config(state)
-    gen = make_generator(cfg.model, cfg.full_image)
-    _load_state(gen, generator_weights(state, ema)[0], Path(state["path"]))
-    return gen.eval(), cfg, InferenceOptions()
-
-
-def _load_state(gen: torch.nn.Module, state: dict[str, Tensor], path: Path) -> None:
-    """Load `state` into `gen`; weights of another shape, or with NaN or infinite values, are refused."""
-    reference = gen.state_dict()
-    if set(state) != set(reference) or any(state[k].shape != reference[k].shape for k in state):
-        raise CheckpointError(f"{path}: the generator weights do not match the model its config describes")
-    check_finite(state, path)
-    gen.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()})

@@ -22,12 +22,12 @@ from typing import Any
 import torch
 
 from .checkpoint import check_finite, checkpoint_config, generator_weights, load_checkpoint, non_finite
-from .config import config_from_dict
-from .errors import CheckpointError, InputError
+from .config import Config, config_from_dict
+from .errors import CheckpointError, ContextEncoderError, InputError
 from .inpaint import InferenceOptions
 from .models import count_parameters, make_generator
 from .outputs import atomic_write
-from .safetensors_io import metadata, save_file
+from .safetensors_io import load_file, metadata, save_file
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -52,6 +52,58 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         except (ValueError, RecursionError):
             raise CheckpointError(f"{path}: its metadata '{key}' is not valid JSON") from None
     return out
+
+
+def read_generator(source: str | Path, ema: bool = True) -> tuple[torch.nn.Module, Config, InferenceOptions]:
+    """The generator (eval mode, CPU), its config and stored inference options from a shipped model name, a
+    `.safetensors` file, a checkpoint (`.pt`) or a run directory: what `load_model` and `train.init` read.
+
+    Weights files give the options they store, checkpoints `InferenceOptions()`; `ema=False` reads a
+    checkpoint's raw generator weights instead of their moving average.
+    """
+    name = str(source)
+    shipped = shipped_path(name) if isinstance(source, str) else None
+    path = shipped or Path(source)
+    if path.exists():
+        return _read_weights(path) if path.suffix == ".safetensors" else _read_checkpoint(path, ema)
+    if path.suffix or len(path.parts) > 1:
+        raise InputError(f"model file not found: {path}")
+    known = ", ".join(shipped_names()) or "none installed"
+    raise InputError(f"no shipped model or file named '{name}' (shipped models: {known})")
+
+
+def _read_weights(path: Path) -> tuple[torch.nn.Module, Config, InferenceOptions]:
+    """Generator, config and stored options of a safetensors file; corrupt or foreign files raise."""
+    meta = read_metadata(path)
+    if not isinstance(meta.get("config"), dict):
+        raise CheckpointError(f"{path} has no context-encoder config in its metadata")
+    if not isinstance(meta.get("inference", {}), dict):
+        raise CheckpointError(f"{path}: its metadata 'inference' is not a JSON object")
+    try:
+        cfg = config_from_dict(meta["config"])
+        options = InferenceOptions.from_dict(meta.get("inference", {}))
+    except ContextEncoderError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    gen = make_generator(cfg.model, cfg.full_image)
+    _load_state(gen, load_file(path), path)
+    return gen.eval(), cfg, options
+
+
+def _read_checkpoint(path: Path, ema: bool) -> tuple[torch.nn.Module, Config, InferenceOptions]:
+    state = load_checkpoint(path)
+    cfg = checkpoint_config(state)
+    gen = make_generator(cfg.model, cfg.full_image)
+    _load_state(gen, generator_weights(state, ema)[0], Path(state["path"]))
+    return gen.eval(), cfg, InferenceOptions()
+
+
+def _load_state(gen: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Load `state` into `gen`; weights of another shape, or with NaN or infinite values, are refused."""
+    reference = gen.state_dict()
+    if set(state) != set(reference) or any(state[k].shape != reference[k].shape for k in state):
+        raise CheckpointError(f"{path}: the generator weights do not match the model its config describes")
+    check_finite(state, path)
+    gen.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()})
 
 
 def list_pretrained() -> dict[str, dict[str, Any]]:

@@ -247,17 +247,16 @@ def _check_resumable(saved: Config, requested: Config) -> None:
 
 
 def _init_generator(gen: Generator, cfg: Config, source: str) -> None:
-    """Load the generator weights of `source` (anything `load_model` takes) into `gen`, for fine-tuning."""
-    from .loading import load_model  # here: loading imports inference code that training does not need
+    """Load the generator weights of `source` (a shipped model, weights file, checkpoint or run) into `gen`."""
+    from .pretrained import read_generator  # here: it imports inference code that training does not need
 
-    model = load_model(source, precision="fp32")
-    if model.cfg.model != cfg.model or model.cfg.full_image != cfg.full_image:
+    init, init_cfg, _ = read_generator(source)
+    if init_cfg.model != cfg.model or init_cfg.full_image != cfg.full_image:
         raise ConfigError(
             f"train.init: {source} is a different network ([model] or hole layout differ from this config's); "
             "fine-tuning needs the same one"
         )
-    weights = {k: v.detach().to(dtype=torch.float32).contiguous() for k, v in model.gen.state_dict().items()}
-    gen.load_state_dict(weights)
+    gen.load_state_dict(init.state_dict())
     log.info("generator initialised from %s", source)
 
 
