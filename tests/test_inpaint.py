@@ -213,3 +213,18 @@ def test_channels_last_inference_matches_contiguous_fp32():
     with torch.no_grad():
         nhwc = inp.gen(x.contiguous(memory_format=torch.channels_last))
     assert torch.allclose(plain, nhwc, atol=1e-5)
+
+
+def test_whole_image_windows_are_never_resized_up_and_near_sizes_snap_to_1_to_1():
+    """A whole-image model sees a small hole, or one whose window would be a little over its input, at 1:1."""
+    from context_encoder.inpaint import SNAP, context_window, piece_side
+
+    cfg = _model("random-region").cfg
+    s = cfg.model.image_size  # 32
+    assert context_window((10, 10, 14, 14), cfg)[2] == s  # a 4 px hole: twice it would be 12 px, upscaled
+    assert context_window((0, 0, 15, 15), cfg)[2] == s  # 2 x (15 + 2) = 34 px is within SNAP of 32: cropped 1:1
+    big = context_window((0, 0, 40, 30), cfg)
+    assert big[2] == 2 * 42 > SNAP * s  # a larger hole: twice its extent, shrunk to the input
+    assert piece_side(cfg) == s // 2 - 2 and 2 * (piece_side(cfg) + 2) == s  # a piece's window is the input
+    centre = _model("center").cfg
+    assert piece_side(centre) == s and context_window((10, 10, 14, 14), centre)[2] < s  # centre models: as before

@@ -142,10 +142,11 @@ def test_only_thin_holes_are_cut_into_pieces():
     mask[80:150, 20:100] = True  # a 70 px box: its middle is 35 px from the nearest known pixel
     mask[188:200, 200:300] = True  # thin although on the border (outside the image counts as hole)
     labels, boxes = hole_components(mask)
-    pieces, piece_boxes = local_pieces(labels, boxes, 64)
+    pieces, piece_boxes, cut = local_pieces(labels, boxes, 64)
     assert ((pieces > 0) == mask).all() and len(piece_boxes) == pieces.max()
     box_pieces = np.unique(pieces[80:150, 20:100])
     assert len(box_pieces) == 1 and piece_boxes[box_pieces[0] - 1] == (80, 20, 150, 100)
+    assert cut == len(piece_boxes) - 1 and box_pieces[0] == len(piece_boxes)  # the pieces first, the whole box last
     assert len(np.unique(pieces[10:40, 5:290])) == 5  # cut along the 64 px grid
     assert len(np.unique(pieces[188:200, 200:300])) == 4  # rows 188-192 and 192-200, columns either side of 256
     for k, (top, left, bottom, right) in enumerate(piece_boxes, start=1):
@@ -153,6 +154,8 @@ def test_only_thin_holes_are_cut_into_pieces():
         assert (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1) == (top, left, bottom, right)
     only_box, one_box = hole_components(labels == labels[100, 50])
     assert local_pieces(only_box, one_box, 64)[0] is only_box  # nothing thin: unchanged
+    assert local_pieces(only_box, one_box, 64)[2] == 0
+    assert local_pieces(labels, boxes, 64, reach=10)[2] == 0  # within 10 px of known pixels: nothing is thin
 
 
 def test_a_4000_px_photo():
@@ -195,3 +198,22 @@ def test_the_membrane_share_of_the_guide():
     assert torch.equal(synthesize(image, hole, dark, only), synthesize(image, hole, light, only))
     none = SynthesisSettings(membrane=0.0)
     assert not torch.equal(synthesize(image, hole, dark, none), synthesize(image, hole, light, none))
+
+
+def test_separable_square_filters_equal_the_2d_ones():
+    """The synthesis's square max and box blur run as row and column passes: the same values as one 2-D pool."""
+    import torch.nn.functional as F
+
+    synthesis = importlib.import_module("context_encoder.synthesis")
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        hole = torch.rand(37, 53, generator=gen) < torch.rand(1, generator=gen).item()
+        r = int(torch.randint(1, 5, (1,), generator=gen))
+        known = F.pad(~hole, (r, r, r, r), value=False)
+        valid = (-F.max_pool2d(-known[None, None].float(), 2 * r + 1, 1))[0, 0] > 0.5
+        assert torch.equal(synthesis._valid_sources(hole, r), valid)
+        near = F.max_pool2d(hole[None, None].float(), 2 * r + 1, 1, r)[0, 0]
+        assert torch.equal(synthesis._square_max(hole[None, None].float(), r, r)[0, 0], near)
+        x = torch.rand(3, 37, 53, generator=gen)
+        blur = F.avg_pool2d(F.pad(x[None], (r, r, r, r), mode="replicate"), 2 * r + 1, 1)[0]
+        torch.testing.assert_close(synthesis._box_blur(x, r), blur)

@@ -169,13 +169,18 @@ def context_window(box: tuple[int, int, int, int], cfg: Config) -> tuple[int, in
 
     Centre models: the hole's longer side (plus 1 px each way) fills the model's hole square.
     Whole-image models: the window is twice the hole's longer side, as holes covered up to about a
-    quarter of the image in training.
+    quarter of the image in training, and never smaller than the model's input, nor at most `SNAP` times
+    larger: such windows are taken at the photo's own scale (1:1), since resampling a window down and its
+    fill back up blurs both (on the tuning photos of `benchmarks/fullres.py`, brush strokes cut into
+    pieces whose windows were 3% larger than the model's input scored 0.2-0.3 dB below the same at 1:1).
     """
     top, left, bottom, right = box
     extent = max(bottom - top, right - left) + 2
     s = cfg.model.image_size
     if cfg.full_image:
-        side = max(2 * extent, 8)
+        side = max(2 * extent, s)
+        if side <= SNAP * s:
+            side = s
     else:
         lo, hi = center_bounds(s, cfg.mask.overlap)
         side = max(math.ceil(extent * s / (hi - lo)), 8)
@@ -298,26 +303,31 @@ class Inpainter:
         if hole.all():
             raise InputError("the mask covers the whole image: there is no context to fill from")
         opts = options or self.options
-        labels, boxes = local_pieces(*hole_components(hole), self.cfg.model.image_size)
+        s = self.cfg.model.image_size
+        labels, boxes, cut = local_pieces(*hole_components(hole), piece_side(self.cfg), s // THIN)
         src = torch.from_numpy(img).permute(2, 0, 1).float() / 255  # (3, H, W)
         all_holes = torch.from_numpy(hole)[None].float()
-        s = self.cfg.model.image_size
         geometry = [context_window(b, self.cfg) for b in boxes]
         total, weight = torch.zeros_like(src), torch.zeros(src.shape[1:])
         holes_t = torch.from_numpy(hole)
-        for start in range(0, len(boxes), 32):  # windows in batches
-            chunk = geometry[start : start + 32]
-            crops = torch.stack([_resize(_crop(src, *g)[None], s)[0] for g in chunk])
-            masks = torch.stack([_resize(_crop(all_holes, *g)[None], s)[0] > 0.01 for g in chunk])
-            filled = self.fill_windows(crops, masks, options)
-            for i, (top, left, side) in enumerate(chunk):
-                label = start + i + 1
-                t0, l0 = max(0, top), max(0, left)
-                t1, l1 = min(img.shape[0], top + side), min(img.shape[1], left + side)
-                w = _piece_weight(labels[t0:t1, l0:l1], label, boxes[label - 1], (t0, l0)) * holes_t[t0:t1, l0:l1]
-                big = _resize(filled[i : i + 1], side)[0]
-                total[:, t0:t1, l0:l1] += w * big[:, t0 - top : t1 - top, l0 - left : l1 - left]
-                weight[t0:t1, l0:l1] += w
+        # the pieces of a cut hole overlap and cross-fade, which averages much as flip averaging does (on the
+        # tuning photos' strokes flipping them gained 0.02 dB for 1.5 times the time): only whole holes are flipped
+        groups = ((0, cut, dataclasses.replace(opts, flip_average=False)), (cut, len(boxes), opts))
+        for first, end, group_opts in groups:
+            for start in range(first, end, 32):  # windows in batches
+                chunk = geometry[start : min(start + 32, end)]
+                crops = torch.stack([_resize(_crop(src, *g)[None], s)[0] for g in chunk])
+                masks = torch.stack([_resize(_crop(all_holes, *g)[None], s)[0] > 0.01 for g in chunk])
+                filled = self.fill_windows(crops, masks, group_opts)
+                for i, (top, left, side) in enumerate(chunk):
+                    label = start + i + 1
+                    t0, l0 = max(0, top), max(0, left)
+                    t1, l1 = min(img.shape[0], top + side), min(img.shape[1], left + side)
+                    piece = labels[t0:t1, l0:l1]
+                    w = _piece_weight(piece, label, boxes[label - 1], (t0, l0)) * holes_t[t0:t1, l0:l1]
+                    big = _resize(filled[i : i + 1], side)[0]
+                    total[:, t0:t1, l0:l1] += w * big[:, t0 - top : t1 - top, l0 - left : l1 - left]
+                    weight[t0:t1, l0:l1] += w
         out = torch.where(holes_t, total / weight.clamp(min=1e-12), src)
         if opts.refine == "patch":  # texture from the photo, guided by the network's fill
             out = synthesize(src, torch.from_numpy(hole), out, synthesis)
@@ -325,6 +335,7 @@ class Inpainter:
         return Image.fromarray(np.where(hole[..., None], filled_u8, img))
 
 
+SNAP = 1.1  # a whole-image model's window up to this much larger than its input is cropped to it, not resized
 SEAM = 0.25  # neighbouring pieces' fills cross-fade over this fraction of a piece's longer side (0: hard seams)
 
 
@@ -345,38 +356,49 @@ def _piece_weight(labels: np.ndarray, label: int, box: tuple[int, int, int, int]
     return torch.maximum(own, near)
 
 
-THIN = 4  # a hole is thin when each of its pixels lies within cell / THIN px of a known one
+THIN = 4  # a hole is thin when each of its pixels lies within (model input) / THIN px of a known one
+
+
+def piece_side(cfg: Config) -> int:
+    """Side of the squares a thin hole is cut into. Whole-image models: the largest piece whose window (twice
+    its side plus a pixel each way, `context_window`) is the model's input at 1:1; on the tuning photos' strokes
+    (`benchmarks/fullres.py --sets tuning tuning768`, `scenes128-region`) pieces of 62 px scored 22.0-22.4 dB
+    where pieces of 128 px, seen shrunk to half, scored 20.9-21.6 dB. Centre models: their input size."""
+    s = cfg.model.image_size
+    return s // 2 - 2 if cfg.full_image else s
 
 
 def local_pieces(
-    labels: np.ndarray, boxes: list[tuple[int, int, int, int]], cell: int
-) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
-    """The context-window pieces of labelled holes: thin holes (strokes, lines) cut into `cell` px squares
-    (`split_holes`), every other hole whole.
+    labels: np.ndarray, boxes: list[tuple[int, int, int, int]], cell: int, reach: int | None = None
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]], int]:
+    """The context-window pieces of labelled holes: thin holes (strokes, lines: every pixel within `reach`,
+    by default `cell` / `THIN`, px of a known one) cut into `cell` px squares (`split_holes`), every other
+    hole whole. Returns (labels, boxes, cut): the first `cut` boxes are pieces of thin holes, the rest whole.
 
     A long stroke then gets windows of about its own width instead of one the size of its bounding box,
     which the network would see shrunk many times over (on the tuning photos, 12 of bsds500-train with
     seeded strokes: 21.3 dB instead of 19.8 dB with `scenes-region`); a thick hole keeps one window, since
     a piece deep inside it would see nothing but hole (boxes: 16.3 dB whole, 16.0 dB cut).
     """
-    reach = cell // THIN
+    reach = cell // THIN if reach is None else reach
     if not boxes or reach < 1:
-        return labels, boxes
+        return labels, boxes, 0
     near = dilate(labels == 0, reach)  # within `reach` px of a known pixel
     thick = np.zeros(len(boxes) + 1, dtype=bool)
     thick[np.unique(labels[~near])] = True  # a pixel farther than `reach` from every known one
     thick[0] = False
     if not thick.any():
-        return split_holes(labels, cell)
+        out, pieces = split_holes(labels, cell)
+        return out, pieces, len(pieces)
     if thick.sum() == len(boxes):
-        return labels, boxes
+        return labels, boxes, 0
     is_thick = thick[labels]
     out, pieces = split_holes(np.where(is_thick, 0, labels), cell)
     whole = np.flatnonzero(thick)
     renumber = np.zeros(len(thick), dtype=labels.dtype)
     renumber[whole] = np.arange(len(pieces) + 1, len(pieces) + 1 + len(whole))
     out = np.where(is_thick, renumber[labels], out)
-    return out, pieces + [boxes[k - 1] for k in whole]
+    return out, pieces + [boxes[k - 1] for k in whole], len(pieces)
 
 
 def split_holes(labels: np.ndarray, cell: int) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:

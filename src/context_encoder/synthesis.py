@@ -8,10 +8,9 @@ and Irani (2007) over an image pyramid, with the randomised nearest-neighbour se
 
 What the network adds: at the coarsest level the hole starts as the guide instead of noise or a smear,
 and at every level each source patch is charged for how far its low frequencies (a box blur the size of
-a patch) lie from the guide's, `guide_weight` times. The guide is the network's fill averaged with the
-harmonic membrane over the hole's border (`membrane`): on the tuning photos the average was a better
-guide than either alone, the network's correction of the membrane being too strong once its window is
-scaled up to full resolution. The search therefore looks for photo patches that match the structure and
+a patch) lie from the guide's, `guide_weight` times. The guide is the network's fill, optionally averaged
+with the harmonic membrane over the hole's border (`membrane`; off by default since the network fills strokes
+at 1:1, see `SynthesisSettings`). The search therefore looks for photo patches that match the structure and
 colour the guide predicts, and the result carries the photo's own texture. Known pixels are never changed.
 
 Cost: the search runs only on levels with at most `search_pixels` pixels; above that the
@@ -45,8 +44,10 @@ class SynthesisSettings:
     final_vote: str = "copy"  # at full resolution: "mean" of the covering patches | "copy" each pixel's own source
     restore_low: int = 1  # px: box radius below which the fill's low frequencies are reset to the guide's (0: off)
     # share of the harmonic membrane over the hole's border in the guide (the rest is the network's fill):
-    # on the tuning photos at Kodak's size, 0.5 took strokes from 20.19 to 21.56 dB (docs/results/fullres.md)
-    membrane: float = 0.5
+    # 0.5 helped while the network filled strokes in windows shrunk to half (20.19 to 21.56 dB on the tuning
+    # photos at Kodak's size); with windows at 1:1 the network's fill alone is the better guide (tuning photos,
+    # strokes, seeds 0 and 7: 21.38-22.02 dB with 0, 21.17-21.83 dB with 0.5; docs/results/fullres.md)
+    membrane: float = 0.0
 
 
 def synthesize(image: Tensor, hole: Tensor, guide: Tensor, settings: SynthesisSettings | None = None, seed: int = 0):
@@ -107,12 +108,19 @@ def _pyramid(image: Tensor, hole: Tensor, coarse_side: int, radius: int) -> list
 
 def _valid_sources(hole: Tensor, r: int) -> Tensor:
     """(H, W) bool: the patch of radius r centred there lies wholly in the known pixels (and the image)."""
-    known = F.pad(~hole, (r, r, r, r), value=False)
-    return (-F.max_pool2d(-known[None, None].float(), 2 * r + 1, 1))[0, 0] > 0.5
+    return ~_square_max(F.pad(hole, (r, r, r, r), value=True)[None, None].float(), r, 0)[0, 0].bool()
+
+
+def _square_max(x: Tensor, r: int, padding: int) -> Tensor:
+    """Max over (2r+1)^2 squares of (N, C, H, W) as a row pass and a column pass (the same values, fewer ops)."""
+    x = F.max_pool2d(x, (1, 2 * r + 1), 1, (0, padding))
+    return F.max_pool2d(x, (2 * r + 1, 1), 1, (padding, 0))
 
 
 def _box_blur(x: Tensor, r: int) -> Tensor:
-    return F.avg_pool2d(F.pad(x[None], (r, r, r, r), mode="replicate"), 2 * r + 1, 1)[0]
+    """Mean over (2r+1)^2 squares, edges replicated, as a row pass and a column pass."""
+    x = F.avg_pool2d(F.pad(x[None], (r, r, 0, 0), mode="replicate"), (1, 2 * r + 1), 1)
+    return F.avg_pool2d(F.pad(x, (0, 0, r, r), mode="replicate"), (2 * r + 1, 1), 1)[0]
 
 
 def _synthesize_crop(image: Tensor, hole: Tensor, guided: Tensor, s: SynthesisSettings, seed: int) -> Tensor:
@@ -157,7 +165,7 @@ class _Level:
         self.valid = _valid_sources(hole, r).flatten()  # per pixel: can a patch centred there be a source?
         self.valid_index = self.valid.nonzero().flatten()
         self.hole = hole
-        near = F.max_pool2d(hole[None, None].float(), 2 * r + 1, 1, r)[0, 0] > 0  # patches that touch the hole
+        near = _square_max(hole[None, None].float(), r, r)[0, 0] > 0  # patches that touch the hole
         self.target_index = near.flatten().nonzero().flatten()
         self.ty, self.tx = self.target_index // self.width, self.target_index % self.width
         self.targets = len(self.target_index)
