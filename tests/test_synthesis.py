@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from context_encoder.config import apply_overrides, load_config
-from context_encoder.inpaint import InferenceOptions, Inpainter, local_pieces, split_holes
+from context_encoder.inpaint import InferenceOptions, Inpainter, local_pieces, merge_pieces, split_holes
 from context_encoder.masks import hole_components
 from context_encoder.models import build_models
 from context_encoder.synthesis import SynthesisSettings, synthesize
@@ -148,7 +148,8 @@ def test_only_thin_holes_are_cut_into_pieces():
     assert len(box_pieces) == 1 and piece_boxes[box_pieces[0] - 1] == (80, 20, 150, 100)
     assert cut == len(piece_boxes) - 1 and box_pieces[0] == len(piece_boxes)  # the pieces first, the whole box last
     assert len(np.unique(pieces[10:40, 5:290])) == 5  # cut along the 64 px grid
-    assert len(np.unique(pieces[188:200, 200:300])) == 4  # rows 188-192 and 192-200, columns either side of 256
+    # cut at row 192 and column 256, then each column's two slivers (rows 188-192 and 192-200) merged
+    assert len(np.unique(pieces[188:200, 200:300])) == 2
     for k, (top, left, bottom, right) in enumerate(piece_boxes, start=1):
         ys, xs = np.nonzero(pieces == k)
         assert (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1) == (top, left, bottom, right)
@@ -217,3 +218,20 @@ def test_separable_square_filters_equal_the_2d_ones():
         x = torch.rand(3, 37, 53, generator=gen)
         blur = F.avg_pool2d(F.pad(x[None], (r, r, r, r), mode="replicate"), 2 * r + 1, 1)[0]
         torch.testing.assert_close(synthesis._box_blur(x, r), blur)
+
+
+def test_slivers_of_a_cut_stroke_merge_but_never_across_holes_or_beyond_a_cell():
+    mask = np.zeros((128, 128), bool)
+    mask[60:68, 10:120] = True  # a horizontal stroke across the row-64 grid line: 2 rows of slivers
+    mask[100:104, 60:68] = True  # a separate small hole across the column-64 line
+    labels, _ = hole_components(mask)
+    cut, cut_boxes = split_holes(labels, 32)
+    merged, boxes = merge_pieces(labels, cut, cut_boxes, 32)
+    assert ((merged > 0) == mask).all() and merged.max() == len(boxes) < len(cut_boxes)
+    for k, (top, left, bottom, right) in enumerate(boxes, start=1):
+        ys, xs = np.nonzero(merged == k)
+        assert (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1) == (top, left, bottom, right)
+        assert max(bottom - top, right - left) <= 32
+        assert len(np.unique(labels[merged == k])) == 1  # one hole per piece
+    assert len(np.unique(merged[60:68, 10:120])) == 4  # 110 px of stroke in pieces of at most 32 px
+    assert len(np.unique(merged[100:104, 60:68])) == 1  # the small hole's two halves are one piece again

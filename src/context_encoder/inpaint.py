@@ -388,17 +388,57 @@ def local_pieces(
     thick[np.unique(labels[~near])] = True  # a pixel farther than `reach` from every known one
     thick[0] = False
     if not thick.any():
-        out, pieces = split_holes(labels, cell)
+        out, pieces = merge_pieces(labels, *split_holes(labels, cell), cell)
         return out, pieces, len(pieces)
     if thick.sum() == len(boxes):
         return labels, boxes, 0
     is_thick = thick[labels]
-    out, pieces = split_holes(np.where(is_thick, 0, labels), cell)
+    thin = np.where(is_thick, 0, labels)
+    out, pieces = merge_pieces(thin, *split_holes(thin, cell), cell)
     whole = np.flatnonzero(thick)
     renumber = np.zeros(len(thick), dtype=labels.dtype)
     renumber[whole] = np.arange(len(pieces) + 1, len(pieces) + 1 + len(whole))
     out = np.where(is_thick, renumber[labels], out)
     return out, pieces + [boxes[k - 1] for k in whole], len(pieces)
+
+
+def merge_pieces(
+    labels: np.ndarray, pieces: np.ndarray, boxes: list[tuple[int, int, int, int]], cell: int
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """Merge pieces of the same hole (`labels`) while their joint bounding box still fits a `cell` square.
+
+    A stroke crossing a grid line or corner leaves slivers, each of which would cost a window of its own;
+    smallest first, each piece joins the piece of its hole with which it makes the smallest joint box.
+    """
+    n = len(boxes)
+    if n < 2:
+        return pieces, boxes
+    ys, xs = np.nonzero(pieces)
+    parent = np.zeros(n + 1, dtype=np.int64)
+    parent[pieces[ys, xs]] = labels[ys, xs]
+    parent = parent[1:]
+    b = np.array(boxes, dtype=np.int64)  # (n, 4): top, left, bottom, right
+    alive = np.ones(n, dtype=bool)
+    into = np.arange(n)
+    for p in np.argsort(np.bincount(pieces[ys, xs], minlength=n + 1)[1:], kind="stable"):
+        top, left = np.minimum(b[:, 0], b[p, 0]), np.minimum(b[:, 1], b[p, 1])
+        extent = np.maximum(np.maximum(b[:, 2], b[p, 2]) - top, np.maximum(b[:, 3], b[p, 3]) - left)
+        ok = alive & (parent == parent[p]) & (extent <= cell)
+        ok[p] = False
+        if not ok.any():
+            continue
+        q = int(np.flatnonzero(ok)[np.argmin(extent[ok])])
+        b[q] = (top[q], left[q], max(b[q, 2], b[p, 2]), max(b[q, 3], b[p, 3]))
+        alive[p], into[p] = False, q
+    while True:  # follow chains: a piece merged into one that was merged later
+        nxt = into[into]
+        if np.array_equal(nxt, into):
+            break
+        into = nxt
+    renumber = np.zeros(n, dtype=pieces.dtype)
+    renumber[alive] = np.arange(1, int(alive.sum()) + 1)
+    table = np.concatenate([[0], renumber[into]]).astype(pieces.dtype)
+    return table[pieces], [tuple(int(v) for v in row) for row in b[alive]]
 
 
 def split_holes(labels: np.ndarray, cell: int) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:

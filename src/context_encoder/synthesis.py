@@ -127,17 +127,9 @@ def _square_max(x: Tensor, r: int, padding: int) -> Tensor:
 
 
 def _box_blur(x: Tensor, r: int) -> Tensor:
-    """Mean over (2r+1)^2 squares of (C, H, W), edges replicated, as sums of shifted slices along each axis
-    (about a quarter of `avg_pool2d`'s CPU time at 1 MP, equal to float rounding)."""
-    k, (height, width) = 2 * r + 1, x.shape[-2:]
-    p = F.pad(x[None], (r, r, r, r), mode="replicate")[0]
-    rows = p[..., :width]
-    for i in range(1, k):
-        rows = rows + p[..., i : i + width]
-    out = rows[..., :height, :]
-    for i in range(1, k):
-        out = out + rows[..., i : i + height, :]
-    return out / (k * k)
+    """Mean over (2r+1)^2 squares of (C, H, W), edges replicated, as a row pass and a column pass."""
+    x = F.avg_pool2d(F.pad(x[None], (r, r, 0, 0), mode="replicate"), (1, 2 * r + 1), 1)
+    return F.avg_pool2d(F.pad(x, (0, 0, r, r), mode="replicate"), (2 * r + 1, 1), 1)[0]
 
 
 def _synthesize_crop(image: Tensor, hole: Tensor, guided: Tensor, s: SynthesisSettings, seed: int) -> Tensor:
