@@ -201,8 +201,9 @@ def test_the_membrane_share_of_the_guide():
     assert not torch.equal(synthesize(image, hole, dark, none), synthesize(image, hole, light, none))
 
 
-def test_separable_square_filters_equal_the_2d_ones():
-    """The synthesis's square max and box blur run as row and column passes: the same values as one 2-D pool."""
+def test_square_filters_equal_the_2d_pools():
+    """Valid sources and patches touching the hole come from `masks.dilate`, the box blur from two 1-D pools:
+    the same values as one 2-D pool."""
     import torch.nn.functional as F
 
     synthesis = importlib.import_module("context_encoder.synthesis")
@@ -213,8 +214,8 @@ def test_separable_square_filters_equal_the_2d_ones():
         known = F.pad(~hole, (r, r, r, r), value=False)
         valid = (-F.max_pool2d(-known[None, None].float(), 2 * r + 1, 1))[0, 0] > 0.5
         assert torch.equal(synthesis._valid_sources(hole, r), valid)
-        near = F.max_pool2d(hole[None, None].float(), 2 * r + 1, 1, r)[0, 0]
-        assert torch.equal(synthesis._square_max(hole[None, None].float(), r, r)[0, 0], near)
+        near = F.max_pool2d(hole[None, None].float(), 2 * r + 1, 1, r)[0, 0] > 0
+        assert torch.equal(synthesis._near(hole, r), near)
         x = torch.rand(3, 37, 53, generator=gen)
         blur = F.avg_pool2d(F.pad(x[None], (r, r, r, r), mode="replicate"), 2 * r + 1, 1)[0]
         torch.testing.assert_close(synthesis._box_blur(x, r), blur)

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .masks import harmonic_fill
+from .masks import dilate, harmonic_fill
 
 
 @dataclass(frozen=True)
@@ -108,22 +108,15 @@ def _pyramid(image: Tensor, hole: Tensor, coarse_side: int, radius: int) -> list
 
 def _valid_sources(hole: Tensor, r: int) -> Tensor:
     """(H, W) bool: the patch of radius r centred there lies wholly in the known pixels (and the image)."""
-    return ~_square_max(F.pad(hole, (r, r, r, r), value=True)[None, None].float(), r, 0)[0, 0].bool()
+    valid = ~_near(hole, r)
+    if r:
+        valid[:r], valid[-r:], valid[:, :r], valid[:, -r:] = False, False, False, False
+    return valid
 
 
-def _square_max(x: Tensor, r: int, padding: int) -> Tensor:
-    """Max over (2r+1)^2 squares of (N, C, H, W), `padding` px of zeros (values are >= 0) each side, as a row
-    pass and a column pass of shifted slices: the same values as one max-pool at a fraction of its CPU time."""
-    if padding:
-        x = F.pad(x, (padding, padding, padding, padding))
-    k, (height, width) = 2 * r + 1, x.shape[-2:]
-    rows = x[..., : width - k + 1]
-    for i in range(1, k):
-        rows = torch.maximum(rows, x[..., i : width - k + 1 + i])
-    out = rows[..., : height - k + 1, :]
-    for i in range(1, k):
-        out = torch.maximum(out, rows[..., i : height - k + 1 + i, :])
-    return out
+def _near(hole: Tensor, r: int) -> Tensor:
+    """(H, W) bool: within r px (Chebyshev) of a hole pixel, i.e. the patch centred there touches the hole."""
+    return torch.from_numpy(dilate(hole.numpy(), r))
 
 
 def _box_blur(x: Tensor, r: int) -> Tensor:
@@ -174,7 +167,7 @@ class _Level:
         self.valid = _valid_sources(hole, r).flatten()  # per pixel: can a patch centred there be a source?
         self.valid_index = self.valid.nonzero().flatten()
         self.hole = hole
-        near = _square_max(hole[None, None].float(), r, r)[0, 0] > 0  # patches that touch the hole
+        near = _near(hole, r)  # patches that touch the hole
         self.target_index = near.flatten().nonzero().flatten()
         self.ty, self.tx = self.target_index // self.width, self.target_index % self.width
         self.targets = len(self.target_index)
