@@ -29,6 +29,7 @@ import numpy as np
 from context_encoder.data import holdout_split, readable_images
 from context_encoder.fullres import FullResMethod, baseline_methods, markdown_tables, run_fullres
 from context_encoder.loading import default_model, load_model
+from context_encoder.perf import INFERENCE_PRECISIONS
 from context_encoder.synthesis import SynthesisSettings
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -93,7 +94,7 @@ def main() -> None:
     parser.add_argument("--model", help="shipped model or .safetensors file (default: best ranked for free-form holes)")
     parser.add_argument(
         "--precision",
-        choices=("auto", "fp32", "bf16"),
+        choices=INFERENCE_PRECISIONS,
         default="auto",
         help="the generator's arithmetic (default auto)",
     )

@@ -75,6 +75,13 @@ def test_inpaint_any_size_and_bad_input(trained, tmp_path, capsys):
     assert (np.asarray(load_image(exact))[~hole] == a[~hole]).all()
 
 
+def test_cli_precisions_are_the_inference_precisions():
+    from context_encoder.cli import PRECISIONS
+    from context_encoder.perf import INFERENCE_PRECISIONS
+
+    assert PRECISIONS == INFERENCE_PRECISIONS  # the parser's copy, kept so that it needs no torch
+
+
 def test_inpaint_batch_folder(trained, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()

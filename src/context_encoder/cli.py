@@ -39,6 +39,7 @@ TRAIN_EPILOG = """examples:
 """
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16")  # perf.INFERENCE_PRECISIONS, spelled out so building the parser needs no torch
 
 
 def _device(name: str) -> str:
@@ -414,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--precision",
-        choices=["auto", "fp32", "bf16"],
+        choices=PRECISIONS,
         default="auto",
         help="the network's arithmetic (default auto: bf16 where the CPU or GPU has native bf16, about twice as "
         "fast; fp32 elsewhere)",
