@@ -228,3 +228,15 @@ def test_whole_image_windows_are_never_resized_up_and_near_sizes_snap_to_1_to_1(
     assert piece_side(cfg) == s // 2 - 2 and 2 * (piece_side(cfg) + 2) == s  # a piece's window is the input
     centre = _model("center").cfg
     assert piece_side(centre) == s and context_window((10, 10, 14, 14), centre)[2] < s  # centre models: as before
+
+
+@pytest.mark.parametrize("top,left,side", [(-5, -7, 20), (10, 12, 8), (40, 60, 30), (-3, 50, 64), (-30, -30, 120)])
+def test_window_crops_repeat_the_edge_outside_the_image(top, left, side):
+    from context_encoder.inpaint import _crop
+
+    arr = torch.arange(3 * 45 * 70, dtype=torch.float32).reshape(3, 45, 70)
+    crop = _crop(arr, top, left, side)
+    assert crop.shape == (3, side, side)
+    ys = (torch.arange(top, top + side)).clamp(0, 44)
+    xs = (torch.arange(left, left + side)).clamp(0, 69)
+    assert torch.equal(crop, arr[:, ys][:, :, xs])  # each pixel is the nearest one of the image

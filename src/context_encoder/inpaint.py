@@ -192,10 +192,10 @@ def _crop(arr: Tensor, top: int, left: int, side: int) -> Tensor:
     """`side` x `side` crop of a (C, H, W) tensor at (top, left); outside the image the edge repeats."""
     _, h, w = arr.shape
     pads = (max(0, -left), max(0, left + side - w), max(0, -top), max(0, top + side - h))
-    if any(pads):
-        arr = torch.nn.functional.pad(arr[None], pads, mode="replicate")[0]
-        top, left = top + pads[2], left + pads[0]
-    return arr[:, top : top + side, left : left + side]
+    inside = arr[:, max(0, top) : min(h, top + side), max(0, left) : min(w, left + side)]
+    if any(pads):  # pad the crop, not the image: a window over a 1 MP photo's edge cost a copy of the photo
+        inside = torch.nn.functional.pad(inside[None], pads, mode="replicate")[0]
+    return inside
 
 
 def _resize(x: Tensor, size: int) -> Tensor:
