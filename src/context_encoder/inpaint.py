@@ -388,9 +388,6 @@ def local_pieces(
     thick = np.zeros(len(boxes) + 1, dtype=bool)
     thick[np.unique(labels[~near])] = True  # a pixel farther than `reach` from every known one
     thick[0] = False
-    if not thick.any():
-        out, pieces = merge_pieces(labels, *split_holes(labels, cell), cell)
-        return out, pieces, len(pieces)
     if thick.sum() == len(boxes):
         return labels, boxes, 0
     is_thick = thick[labels]

@@ -108,7 +108,11 @@ def _pyramid(image: Tensor, hole: Tensor, coarse_side: int, radius: int) -> list
 
 def _valid_sources(hole: Tensor, r: int) -> Tensor:
     """(H, W) bool: the patch of radius r centred there lies wholly in the known pixels (and the image)."""
-    valid = ~_near(hole, r)
+    return _inside_image(~_near(hole, r), r)
+
+
+def _inside_image(valid: Tensor, r: int) -> Tensor:
+    """`valid` (H, W) bool with the r px border cleared: a patch centred there would leave the image."""
     if r:
         valid[:r], valid[-r:], valid[:, :r], valid[:, -r:] = False, False, False, False
     return valid
@@ -164,10 +168,10 @@ class _Level:
         """`image` (3, H, W) holds the guide in the hole, `hole` (H, W) marks it."""
         self.r = r = radius
         self.height, self.width = hole.shape
-        self.valid = _valid_sources(hole, r).flatten()  # per pixel: can a patch centred there be a source?
+        near = _near(hole, r)  # patches that touch the hole
+        self.valid = _inside_image(~near, r).flatten()  # per pixel: can a patch centred there be a source?
         self.valid_index = self.valid.nonzero().flatten()
         self.hole = hole
-        near = _near(hole, r)  # patches that touch the hole
         self.target_index = near.flatten().nonzero().flatten()
         self.ty, self.tx = self.target_index // self.width, self.target_index % self.width
         self.targets = len(self.target_index)
