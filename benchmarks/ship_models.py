@@ -2,6 +2,8 @@
 
     python -m benchmarks.ship_models --name scenes128-region --run runs/scenes128-region \
         --data "SUN scenes, CamVid, BSDS500 and intel-scenes train/ (40 photos held out for validation)"
+    python -m benchmarks.ship_models --name scenes128-region --run runs/scenes128-region-l1 \
+        --continues scenes128-region --data "..."             # a fine-tune of a shipped model
     python -m benchmarks.ship_models --rescore scenes128-center scenes128-region
     python -m benchmarks.ship_models --rank                      # every shipped model; or name some
     python -m benchmarks.ship_models --docs-only
@@ -29,6 +31,7 @@ from pathlib import Path
 
 from benchmarks.quality import SETS, SHARED
 from context_encoder.checkpoint import load_checkpoint
+from context_encoder.config import load_config
 from context_encoder.evaluate import compare_with_baselines
 from context_encoder.inpaint import InferenceOptions
 from context_encoder.loading import load_model
@@ -58,7 +61,23 @@ def recipe(config: dict, name: str) -> str:
     data_cfg = config["data"]
     data = " ".join(f"--data {shown(f)}" for f in (data_cfg["train_dir"], *data_cfg["extra_dirs"]))
     mix = f" --set data.mix={data_cfg['mix']}" if data_cfg["extra_dirs"] and data_cfg["mix"] != "balanced" else ""
-    return f"context-encoder train --config {config['name']} {data}{mix} --out runs/{name}"
+    sets = "".join(f" --set {key}={value}" for key, value in overrides(config))
+    return f"context-encoder train --config {config['name']} {data}{mix}{sets} --out runs/{name}"
+
+
+def overrides(config: dict) -> list[tuple[str, str]]:
+    """The (section.key, value) pairs in which a run's config differs from its preset, data folders aside."""
+    preset = json.loads(json.dumps(load_config(config["name"]).to_dict()))  # tuples as lists, as in the run's JSON
+    found = []
+    for section, values in config.items():
+        if not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            if section == "data" and key in ("train_dir", "extra_dirs", "mix"):
+                continue
+            if preset.get(section, {}).get(key) != value:
+                found.append((f"{section}.{key}", value if isinstance(value, str) else json.dumps(value)))
+    return found
 
 
 OPTIONS = InferenceOptions()  # how `inpaint` fills, how models are scored, and what their files store
@@ -88,7 +107,13 @@ def held_out_metrics(name: str, source, limit: int) -> dict:
     return metrics
 
 
-def ship(name: str, run: Path, data: str, limit: int) -> Path:
+def ship(name: str, run: Path, data: str, limit: int, continues: str | None = None) -> Path:
+    """Export `run` as the shipped model `name`; with `continues`, the run fine-tuned that shipped model.
+
+    A fine-tune's steps, minutes and validation curve are counted on from those of the model it started
+    from (read from that model's file before it is replaced), and its recipe is both commands.
+    """
+    first = read_metadata(shipped_path(continues)) if continues else None
     ckpt = run / "checkpoints" / ("best.pt" if (run / "checkpoints" / "best.pt").is_file() else "last.pt")
     state = load_checkpoint(ckpt)
     metrics = held_out_metrics(name, ckpt, limit)
@@ -101,6 +126,17 @@ def ship(name: str, run: Path, data: str, limit: int) -> Path:
         "validation": validation_log(run),
         "metrics": metrics,
     }
+    if first is not None:
+        offset = int(first["run_steps"])
+        config = json.loads((run / "config.json").read_text())
+        config["train"]["init"] = f"runs/{continues}"  # the first stage's run, not the file this export replaces
+        info.update(
+            checkpoint_step=offset + info["checkpoint_step"],
+            run_steps=offset + info["run_steps"],
+            training_minutes=round(first["training_minutes"] + info["training_minutes"], 1),
+            validation=first["validation"] + [[offset + s, p] for s, p in info["validation"]],
+            recipe=[*first.get("recipe", [recipe(first["config"], continues)]), recipe(config, run.name)],
+        )
     return export(ckpt, WEIGHTS_DIR / f"{name}.safetensors", info, options=OPTIONS)
 
 
@@ -194,7 +230,9 @@ def docs() -> str:
             "",
             f"## {name}",
             "",
-            f"Recipe: `{recipe(m['config'], name)}` (config `configs/{m['config']['name']}.toml`). Checkpoint: step "
+            "Recipe: "
+            + " then ".join(f"`{r}`" for r in m.get("recipe", [recipe(m["config"], name)]))
+            + f" (config `configs/{m['config']['name']}.toml`). Checkpoint: step "
             f"{m['checkpoint_step']} of {m['run_steps']}"
             + (", chosen by validation hole PSNR" if m.get("validation") else ", the last")
             + (
@@ -247,6 +285,9 @@ def main() -> None:
     parser.add_argument("--name")
     parser.add_argument("--run", type=Path)
     parser.add_argument("--data", default="")
+    parser.add_argument(
+        "--continues", metavar="NAME", help="the run fine-tuned this shipped model (its file is replaced by --name's)"
+    )
     parser.add_argument("--limit", type=int, default=1000, help="images per held-out set at most")
     parser.add_argument("--rescore", nargs="+", metavar="NAME", help="score these shipped models again")
     parser.add_argument("--docs-only", action="store_true")
@@ -260,7 +301,7 @@ def main() -> None:
         for name in args.rescore:
             print(rescore(name, args.limit))
     elif not args.docs_only:
-        print(ship(args.name, args.run, args.data, args.limit))
+        print(ship(args.name, args.run, args.data, args.limit, args.continues))
     notes = ROOT / "docs" / "models_notes.md"  # hand-written discussion appended below the generated tables
     (ROOT / "docs" / "models.md").write_text(docs() + ("\n" + notes.read_text() if notes.is_file() else ""))
     print(f"written {ROOT / 'docs' / 'models.md'}")

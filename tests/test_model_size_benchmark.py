@@ -24,3 +24,20 @@ def test_regenerated_report_keeps_its_written_header(tmp_path):
     assert centre128.kept_header(report) == "# Title\n\nHow it was made.\n\n"
     report.write_text("### kodak24 (2 images)\n\n| old |\n")
     assert centre128.kept_header(report) == ""
+
+
+def test_recipe_names_what_differs_from_the_preset():
+    import json
+
+    from benchmarks import ship_models
+
+    from context_encoder.config import apply_overrides, load_config
+
+    tuned = apply_overrides(load_config("scenes128_region"), ["loss.reconstruction=l1", "train.lr=0.0005"])
+    config = json.loads(json.dumps(tuned.to_dict()))
+    config["data"]["train_dir"], config["data"]["extra_dirs"] = "../shared/data/sun-scenes/train", []
+    line = ship_models.recipe(config, "tuned")
+    assert line.endswith("--set loss.reconstruction=l1 --set train.lr=0.0005 --out runs/tuned")
+    assert "--config scenes128_region --data ../shared/data/sun-scenes/train" in line
+    plain = json.loads(json.dumps(load_config("scenes128_region").to_dict()))
+    assert "--set" not in ship_models.recipe(plain, "plain")  # the preset's own values are not repeated
