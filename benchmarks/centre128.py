@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -55,13 +56,18 @@ SETS = {
 
 
 def model_filler(inpainter: Inpainter) -> Filler:
-    """A model as a `Filler` on 128 px images: each image through `Inpainter.__call__`, as `inpaint` fills."""
+    """A model as a `Filler` on 128 px images: each image through `Inpainter.__call__`, as `inpaint` fills.
+
+    The network's own fill (`refine="none"`): these are the model's protocols, at its own scale; the patch
+    synthesis that a model may store as its default is measured at full resolution (`benchmarks/fullres.py`).
+    """
+    options = replace(inpainter.options, refine="none")
 
     def fill(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         out = []
         for img, hole in zip(images, masks):
             arr = (img.permute(1, 2, 0) * 255).round().byte().numpy()
-            filled = np.asarray(inpainter(arr, hole[0].numpy()), dtype=np.float32) / 255
+            filled = np.asarray(inpainter(arr, hole[0].numpy(), options), dtype=np.float32) / 255
             out.append(torch.where(hole, torch.from_numpy(filled).permute(2, 0, 1), img))
         return torch.stack(out)
 

@@ -6,6 +6,7 @@
         --continues scenes128-region --data "..."             # a fine-tune of a shipped model
     python -m benchmarks.ship_models --rescore scenes128-center scenes128-region
     python -m benchmarks.ship_models --rank                      # every shipped model; or name some
+    python -m benchmarks.ship_models --store-refine scenes128-region=patch   # inpaint's default fill
     python -m benchmarks.ship_models --docs-only
 
 The checkpoint is the run's best.pt (highest validation hole PSNR) when it has one, else last.pt.
@@ -146,7 +147,22 @@ def rescore(name: str, limit: int) -> Path:
     if path is None:
         raise SystemExit(f"no shipped model named {name}")
     meta = read_metadata(path)
-    meta.update(inference=OPTIONS.to_dict(), metrics=held_out_metrics(name, name, limit))
+    refine = meta.get("inference", {}).get("refine", OPTIONS.refine)  # a stored default refinement stays
+    meta.update(inference={**OPTIONS.to_dict(), "refine": refine}, metrics=held_out_metrics(name, name, limit))
+    return save_file(load_file(path), path, {k: json.dumps(v) for k, v in meta.items()})
+
+
+def store_refine(name: str, refine: str) -> Path:
+    """Make `refine` the refinement `inpaint` and the web app use by default with this model.
+
+    Only the file's stored inference options change (the tensors and metrics stay): the held-out metrics
+    and the ranking are of the network's own fill, the refinement is measured at full resolution.
+    """
+    path = shipped_path(name)
+    if path is None:
+        raise SystemExit(f"no shipped model named {name}")
+    meta = read_metadata(path)
+    meta["inference"] = InferenceOptions(**{**meta.get("inference", {}), "refine": refine}).to_dict()
     return save_file(load_file(path), path, {k: json.dumps(v) for k, v in meta.items()})
 
 
@@ -261,6 +277,14 @@ def docs() -> str:
                 f"{r['baseline_psnr']:.2f} | {r['baseline_l1']:.2%} | {r['psnr'] - r['baseline_psnr']:+.2f} | "
                 f"{l1_best:.2%} ({l1_name}) | {bar} |"
             )
+        refine = m.get("inference", {}).get("refine", "none")
+        if refine != "none":
+            lines += [
+                "",
+                f'`inpaint` and the web app refine this model\'s fill by default (`refine="{refine}"`, stored in the '
+                "file; measured at full resolution in [results/fullres.md](results/fullres.md)); the tables here "
+                "are of the network's own fill.",
+            ]
         every = {k: r["baselines"] for k, r in m["metrics"].items() if "baselines" in r}
         if every:
             methods = list(next(iter(every.values())))
@@ -292,10 +316,22 @@ def main() -> None:
     parser.add_argument("--rescore", nargs="+", metavar="NAME", help="score these shipped models again")
     parser.add_argument("--docs-only", action="store_true")
     parser.add_argument(
+        "--store-refine",
+        nargs="+",
+        metavar="NAME=REFINE",
+        help="store the refinement inpaint uses by default with these shipped models (none | patch)",
+    )
+    parser.add_argument(
         "--rank", nargs="*", metavar="NAME", help="measure and store the ranking of these shipped models (none: all)"
     )
     args = parser.parse_args()
-    if args.rank is not None:
+    if args.store_refine:
+        for pair in args.store_refine:
+            name, sep, refine = pair.partition("=")
+            if not sep:
+                raise SystemExit(f"--store-refine: expected NAME=REFINE, got '{pair}'")
+            print(store_refine(name, refine))
+    elif args.rank is not None:
         rank(args.rank or list(list_pretrained()))
     elif args.rescore:
         for name in args.rescore:

@@ -89,7 +89,7 @@ def full_resolution(out: Path) -> Path | None:
         return None
     model = load_model(best[0])
     methods = {
-        "context encoder": lambda img, hole: np.asarray(model(img, hole)),
+        "context encoder": lambda img, hole: np.asarray(model(img, hole, replace(model.options, refine="none"))),
         "+ photo texture": lambda img, hole: np.asarray(model(img, hole, replace(model.options, refine="patch"))),
     }
     try:
