@@ -200,6 +200,13 @@ def test_inpaint_says_which_model_it_used(tmp_path, capsys):
 
     Image.new("RGB", (40, 30), (90, 120, 30)).save(tmp_path / "p.png")
     from context_encoder.loading import default_model
+    from context_encoder.pretrained import read_metadata, shipped_path
 
+    name = default_model(False)
+    refine = read_metadata(shipped_path(name))["inference"]["refine"]  # the model's stored default
+    said = "blended, flip-averaged" + ("" if refine == "none" else f", {refine}-refined")
     rc = main(["inpaint", str(tmp_path / "p.png"), "--center", "--device", "cpu", "-o", str(tmp_path / "o.png")])
-    assert rc == 0 and f"model: {default_model(False)} (blended, flip-averaged, cpu)" in capsys.readouterr().err
+    assert rc == 0 and f"model: {name} ({said}, cpu)" in capsys.readouterr().err
+    rc = main(["inpaint", str(tmp_path / "p.png"), "--center", "--refine", "none", "-o", str(tmp_path / "o.png")])
+    err = capsys.readouterr().err
+    assert rc == 0 and f"model: {name} (blended, flip-averaged, " in err and "refined" not in err
