@@ -216,10 +216,20 @@ class _Level:
         lf = ((self.guide_lf - self.image_lf.index_select(0, src)) ** 2).mean(1)
         return torch.where(self.valid.index_select(0, src), ssd + guide_weight * lf, torch.full_like(ssd, math.inf))
 
+    def _target_patches(self, estimate: Tensor) -> Tensor:
+        """(targets, 3 (2r+1)^2): `_patches(estimate)` at the target pixels only, cut without the rest."""
+        r, height, width = self.r, self.height, self.width
+        d = torch.arange(-r, r + 1)
+        ys = (self.ty[None, None] + d[:, None, None]).clamp(0, height - 1)  # (2r+1, 1, T): edges replicated
+        xs = (self.tx[None, None] + d[None, :, None]).clamp(0, width - 1)  # (1, 2r+1, T)
+        index = (ys * width + xs).reshape(-1)  # (2r+1)^2 * T, in `unfold`'s order: row offset, then column
+        values = estimate.reshape(3, -1).index_select(1, index)  # (3, (2r+1)^2 * T)
+        return values.reshape(-1, self.targets).t().contiguous()
+
     def search(self, field: Tensor, estimate: Tensor, guide_weight: float, gen: torch.Generator) -> Tensor:
         """One PatchMatch pass for every target patch at once: jump-flood propagation, then random search."""
         height, width = self.height, self.width
-        targets = _patches(estimate, self.r).index_select(0, self.target_index)
+        targets = self._target_patches(estimate)
         target_norms = (targets**2).sum(1)
         src = field[self.target_index]
         best = self._cost(targets, target_norms, src, guide_weight)
