@@ -141,6 +141,11 @@ def ship(name: str, run: Path, data: str, limit: int, continues: str | None = No
     return export(ckpt, WEIGHTS_DIR / f"{name}.safetensors", info, options=OPTIONS)
 
 
+def rewrite_metadata(path: Path, meta: dict) -> Path:
+    """Write `meta` as the model file's metadata; the tensors are written back unchanged."""
+    return save_file(load_file(path), path, {k: json.dumps(v) for k, v in meta.items()})
+
+
 def rescore(name: str, limit: int) -> Path:
     """Score a shipped model again and rewrite its metrics; the tensors are written back unchanged."""
     path = shipped_path(name)
@@ -149,7 +154,7 @@ def rescore(name: str, limit: int) -> Path:
     meta = read_metadata(path)
     refine = meta.get("inference", {}).get("refine", OPTIONS.refine)  # a stored default refinement stays
     meta.update(inference={**OPTIONS.to_dict(), "refine": refine}, metrics=held_out_metrics(name, name, limit))
-    return save_file(load_file(path), path, {k: json.dumps(v) for k, v in meta.items()})
+    return rewrite_metadata(path, meta)
 
 
 def store_refine(name: str, refine: str) -> Path:
@@ -163,7 +168,7 @@ def store_refine(name: str, refine: str) -> Path:
         raise SystemExit(f"no shipped model named {name}")
     meta = read_metadata(path)
     meta["inference"] = InferenceOptions(**{**meta.get("inference", {}), "refine": refine}).to_dict()
-    return save_file(load_file(path), path, {k: json.dumps(v) for k, v in meta.items()})
+    return rewrite_metadata(path, meta)
 
 
 RANK_SETS = ("kodak24", "mcmaster18")
@@ -197,7 +202,7 @@ def rank(names: list[str]) -> None:
         path = shipped_path(name)
         meta = read_metadata(path)
         meta["ranking"] = ranking(name)
-        save_file(load_file(path), path, {k: json.dumps(v) for k, v in meta.items()})
+        rewrite_metadata(path, meta)
         print(f"{name}: {meta['ranking']}", flush=True)
 
 
