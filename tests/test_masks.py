@@ -98,6 +98,25 @@ def test_harmonic_fill_keeps_known_pixels_and_interpolates_smooth_images():
         apply_mask(img, mask, "nope")
 
 
+def test_laplace_sweeps_match_the_plain_jacobi_iteration():
+    """The in-place sweeps: each one the 4-neighbour mean of the previous field on free pixels, edges replicated."""
+    import torch.nn.functional as F
+
+    from context_encoder.masks import laplace_sweeps
+
+    gen = torch.Generator().manual_seed(0)
+    field = torch.rand(2, 3, 9, 14, generator=gen)
+    free = torch.rand(2, 1, 9, 14, generator=gen) < 0.5
+    expected = field
+    for _ in range(5):
+        p = F.pad(expected, (1, 1, 1, 1), mode="replicate")
+        mean = (p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]) / 4
+        expected = torch.where(free, mean, expected)
+    torch.testing.assert_close(laplace_sweeps(field, free, 5), expected)
+    torch.testing.assert_close(laplace_sweeps(field, free[:1], 5)[:1], expected[:1])
+    assert torch.equal(laplace_sweeps(field, free, 0), field)
+
+
 def test_dilate_matches_max_pooling_for_any_radius():
     rng = np.random.default_rng(0)
     for _ in range(100):

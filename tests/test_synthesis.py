@@ -202,8 +202,8 @@ def test_the_membrane_share_of_the_guide():
 
 
 def test_square_filters_equal_the_2d_pools():
-    """Valid sources and patches touching the hole come from `masks.dilate`, the box blur from two 1-D pools:
-    the same values as one 2-D pool."""
+    """Valid sources and patches touching the hole come from `masks.dilate`, the box blur from sums of shifted
+    slices: the same values as one 2-D pool."""
     import torch.nn.functional as F
 
     synthesis = importlib.import_module("context_encoder.synthesis")
@@ -219,6 +219,41 @@ def test_square_filters_equal_the_2d_pools():
         x = torch.rand(3, 37, 53, generator=gen)
         blur = F.avg_pool2d(F.pad(x[None], (r, r, r, r), mode="replicate"), 2 * r + 1, 1)[0]
         torch.testing.assert_close(synthesis._box_blur(x, r), blur)
+
+
+def test_search_costs_are_patch_distances_plus_the_guide_term():
+    """The search's cost, from one table row per source: mean squared patch difference plus guide_weight times the
+    mean squared difference of low frequencies, infinite for sources touching the hole; compared by principal
+    components, a full basis keeps every cost and a short one keeps the leading part of each patch."""
+    synthesis = importlib.import_module("context_encoder.synthesis")
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(3, 30, 41, generator=gen)
+    hole = torch.zeros(30, 41, dtype=torch.bool)
+    hole[9:17, 12:30] = True
+    r, weight = 2, 4.0
+    level = synthesis._Level(image, hole, r, dims=0, guide_weight=weight)
+    estimate = torch.rand(3, 30, 41, generator=gen)
+    targets = level._target_rows(estimate)
+    norms = (targets**2).sum(1)
+    src = torch.randint(0, 30 * 41, (level.targets,), generator=gen)
+    cost = level._cost(targets, norms, src)
+
+    patches, lf = synthesis._patches(image, r), synthesis._box_blur(image, r).reshape(3, -1).t()
+    target_patches = synthesis._patches(estimate, r)[level.target_index]
+    lf_distance = ((lf[level.target_index] - lf[src]) ** 2).mean(1)
+    expected = ((target_patches - patches[src]) ** 2).mean(1) + weight * lf_distance
+    valid = level.valid[src]
+    assert bool(valid.any()) and bool((~valid).any())
+    torch.testing.assert_close(cost[valid], expected[valid], rtol=1e-4, atol=1e-5)
+    assert bool(torch.isinf(cost[~valid]).all())
+
+    full = synthesis._Level(image, hole, r, dims=3 * (2 * r + 1) ** 2 - 1, guide_weight=weight)
+    torch.testing.assert_close(full.basis.t() @ full.basis, torch.eye(full.basis.shape[1]), atol=1e-4, rtol=0)
+    short = synthesis._Level(image, hole, r, dims=8, guide_weight=weight)
+    torch.testing.assert_close(short.table[:, :8], patches @ short.basis * short.patch_scale, atol=1e-5, rtol=1e-4)
+    rows = short._target_rows(estimate)
+    short_cost = short._cost(rows, (rows**2).sum(1), src)
+    assert bool((short_cost[valid] <= cost[valid] + 1e-5).all())  # a projection never lengthens a difference
 
 
 def test_slivers_of_a_cut_stroke_merge_but_never_across_holes_or_beyond_a_cell():

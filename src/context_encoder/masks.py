@@ -150,13 +150,22 @@ def apply_mask(image: Tensor, mask: Tensor, fill: Tensor | str) -> Tensor:
 
 def laplace_sweeps(field: Tensor, free: Tensor, sweeps: int) -> Tensor:
     """`sweeps` Jacobi iterations of Laplace's equation on the `free` pixels (4-neighbour mean, edges replicated)."""
-    # four shifted slices of the padded field rather than a depthwise 3 x 3 convolution: the same sum
-    # (to float rounding) at about an eighth of the CPU time
+    # four shifted slices of a padded field rather than a depthwise 3 x 3 convolution (the same sum to float
+    # rounding at about an eighth of the CPU time), in two padded buffers used in turn, whose borders are
+    # refreshed in place: half the time again of padding a new field every sweep
+    if sweeps < 1:
+        return field
+    old = F.pad(field, (1, 1, 1, 1), mode="replicate")
+    new, mean = torch.empty_like(old), torch.empty_like(field)
+    free = free.expand_as(field)
     for _ in range(sweeps):
-        p = F.pad(field, (1, 1, 1, 1), mode="replicate")
-        avg = (p[..., :-2, 1:-1] + p[..., 2:, 1:-1]) + (p[..., 1:-1, :-2] + p[..., 1:-1, 2:])
-        field = torch.where(free, avg * 0.25, field)
-    return field
+        torch.add(old[..., :-2, 1:-1], old[..., 2:, 1:-1], out=mean)
+        mean.add_(old[..., 1:-1, :-2]).add_(old[..., 1:-1, 2:]).mul_(0.25)
+        torch.where(free, mean, old[..., 1:-1, 1:-1], out=new[..., 1:-1, 1:-1])
+        new[..., 0, 1:-1], new[..., -1, 1:-1] = new[..., 1, 1:-1], new[..., -2, 1:-1]
+        new[..., 0], new[..., -1] = new[..., 1], new[..., -2]  # whole columns: the corners too
+        old, new = new, old
+    return old[..., 1:-1, 1:-1]
 
 
 def _membrane(values: Tensor, weight: Tensor, sweeps: int) -> Tensor:

@@ -15,7 +15,9 @@ colour the guide predicts, and the result carries the photo's own texture. Known
 
 Cost: the search runs only on levels with at most `search_pixels` pixels; above that the
 nearest-neighbour field is upsampled and the patches are voted without a new search, so the work at
-full resolution is one gather per pixel and patch offset.
+full resolution is one gather per pixel and patch offset. Patches are compared by their leading
+principal components (`search_dims`), which PatchTable-style methods (Barnes et al. 2015) also do to
+shrink the per-candidate work; the table of a level is then one small convolution of the image.
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ class SynthesisSettings:
     # photos at Kodak's size); with windows at 1:1 the network's fill alone is the better guide (tuning photos,
     # strokes, seeds 0 and 7: 21.38-22.02 dB with 0, 21.17-21.83 dB with 0.5; docs/results/fullres.md)
     membrane: float = 0.0
+    # patches are compared by their first `search_dims` principal components (of each level's source patches)
+    # instead of all 3 (2r+1)^2 values: the search's gathers shrink to a fraction and the tables come from one
+    # convolution instead of cutting every patch (0: compare whole patches)
+    # (tuning photos, 768 px strokes: 22.08 dB / 5.03% with whole patches and with 32 components, 22.06 / 5.04%
+    # with 24; on their own size 21.66 / 5.36%, 21.63 / 5.38%, 21.61 / 5.39%; docs/results/fullres.md)
+    search_dims: int = 32
 
 
 def synthesize(image: Tensor, hole: Tensor, guide: Tensor, settings: SynthesisSettings | None = None, seed: int = 0):
@@ -76,7 +84,7 @@ def synthesize(image: Tensor, hole: Tensor, guide: Tensor, settings: SynthesisSe
     guided = torch.where(h[None], g, x)
     filled = _synthesize_crop(x, h, guided, s, seed)
     if s.restore_low:  # structure from the guide: its low frequencies, the synthesis's high ones
-        filled = filled + _box_blur(guided, s.restore_low) - _box_blur(filled, s.restore_low)
+        filled = filled + _box_blur(guided - filled, s.restore_low)
     out = image.clone()
     out[:, top:bottom, left:right] = torch.where(h[None], filled.to(image.dtype), crop)
     return out
@@ -125,8 +133,18 @@ def _near(hole: Tensor, r: int) -> Tensor:
 
 def _box_blur(x: Tensor, r: int) -> Tensor:
     """Mean over (2r+1)^2 squares of (C, H, W), edges replicated, as a row pass and a column pass."""
-    x = F.avg_pool2d(F.pad(x[None], (r, r, 0, 0), mode="replicate"), (1, 2 * r + 1), 1)
-    return F.avg_pool2d(F.pad(x, (0, 0, r, r), mode="replicate"), (2 * r + 1, 1), 1)[0]
+    # sums of shifted slices, in place: several times faster than avg_pool2d or a depthwise convolution on a
+    # CPU, and no larger temporaries than the padded image (a convolution took 4 times the image at 4 MP)
+    height, width = x.shape[-2:]
+    padded = F.pad(x[None], (r, r, 0, 0), mode="replicate")[0]
+    rows = padded[..., :width].clone()
+    for i in range(1, 2 * r + 1):
+        rows += padded[..., i : i + width]
+    padded = F.pad(rows[None], (0, 0, r, r), mode="replicate")[0]
+    out = padded[..., :height, :].clone()
+    for i in range(1, 2 * r + 1):
+        out += padded[..., i : i + height, :]
+    return out.mul_(1 / (2 * r + 1) ** 2)
 
 
 def _synthesize_crop(image: Tensor, hole: Tensor, guided: Tensor, s: SynthesisSettings, seed: int) -> Tensor:
@@ -138,7 +156,7 @@ def _synthesize_crop(image: Tensor, hole: Tensor, guided: Tensor, s: SynthesisSe
     for level in range(len(levels) - 1, -1, -1):
         x, h = levels[level]
         searched = field is None or h.numel() <= s.search_pixels
-        level_s = _Level(x, h, s.radius, with_patches=searched)
+        level_s = _Level(x, h, s.radius, s.search_dims if searched else -1, s.guide_weight)
         if field is None:
             field = level_s.random_field(gen)
             estimate = x
@@ -150,7 +168,7 @@ def _synthesize_crop(image: Tensor, hole: Tensor, guided: Tensor, s: SynthesisSe
             iterations = s.iterations if searched else 0
         coarse_shape = tuple(h.shape)
         for _ in range(iterations):
-            field = level_s.search(field, estimate, s.guide_weight, gen)
+            field = level_s.search(field, estimate, gen)
             estimate = level_s.vote(field)
         if iterations == 0 or (level == 0 and s.final_vote == "copy"):
             estimate = level_s.vote(field, copy=level == 0 and s.final_vote == "copy")
@@ -160,12 +178,16 @@ def _synthesize_crop(image: Tensor, hole: Tensor, guided: Tensor, s: SynthesisSe
 class _Level:
     """One pyramid level: its target patches (those touching the hole) and its valid source patches.
 
-    Patches are rows of (2r+1)^2 * 3 values, cut once per level for the image (`unfold`) and once per
-    iteration for the estimate, so comparing a target with a candidate source is one row gather.
+    Each source patch is one row of a table made once per level: its first principal components (or all its
+    (2r+1)^2 * 3 values) and its low frequencies, scaled so that the squared distance between a target's row
+    and a source's is the search's cost. Target rows are cut once per iteration from the estimate, so comparing
+    a target with a candidate source is one row gather and a dot product.
     """
 
-    def __init__(self, image: Tensor, hole: Tensor, radius: int, with_patches: bool = True):
-        """`image` (3, H, W) holds the guide in the hole, `hole` (H, W) marks it."""
+    def __init__(self, image: Tensor, hole: Tensor, radius: int, dims: int = 0, guide_weight: float = 0.0):
+        """`image` (3, H, W) holds the guide in the hole, `hole` (H, W) marks it. Patches are compared by
+        their first `dims` principal components (0: all their values; -1: no search on this level), plus
+        `guide_weight` times the distance of their low frequencies to the guide's."""
         self.r = r = radius
         self.height, self.width = hole.shape
         near = _near(hole, r)  # patches that touch the hole
@@ -176,11 +198,24 @@ class _Level:
         self.ty, self.tx = self.target_index // self.width, self.target_index % self.width
         self.targets = len(self.target_index)
         self.image = image
-        lf = _box_blur(image, r).reshape(3, -1).t().contiguous()  # (H*W, 3) low frequencies
-        self.image_lf, self.guide_lf = lf, lf.index_select(0, self.target_index)
-        self.patches = _patches(image, r) if with_patches else None  # (H*W, 3 (2r+1)^2)
-        if self.patches is not None:
-            self.patch_norms = (self.patches**2).sum(1)
+        self.basis = None  # (3 (2r+1)^2, dims): the principal directions patches are compared along
+        if dims < 0:
+            return
+        if 0 < dims < 3 * (2 * r + 1) ** 2:
+            sample = self.valid_index[torch.linspace(0, len(self.valid_index) - 1, 4096).long().unique()]
+            self.basis = _principal_directions(self._cut(image, sample), dims)
+            patches = _projected_patches(image, r, self.basis)  # (H*W, dims)
+        else:
+            patches = _patches(image, r)  # (H*W, 3 (2r+1)^2)
+        # one row per source: its patch and its low frequencies, scaled so that the squared distance of two rows
+        # is the cost `search` minimises (mean squared patch difference + guide_weight x mean squared low-frequency
+        # difference); a target's row carries the guide's low frequencies at the target instead
+        lf = _box_blur(image, r).reshape(3, -1).t()  # (H*W, 3)
+        self.patch_scale, self.lf_scale = (3 * (2 * r + 1) ** 2) ** -0.5, (guide_weight / 3) ** 0.5
+        self.table = torch.cat([patches * self.patch_scale, lf * self.lf_scale], 1)
+        self.guide_lf = self.table[:, -3:].index_select(0, self.target_index)
+        norms = (self.table**2).sum(1)
+        self.table_norms = torch.where(self.valid, norms, torch.full_like(norms, math.inf))  # no invalid source
 
     def random_field(self, gen: torch.Generator) -> Tensor:
         """(H*W,) flat source index per pixel: random valid sources."""
@@ -208,37 +243,42 @@ class _Level:
             field[self.target_index] = src
         return field
 
-    def _cost(self, targets: Tensor, target_norms: Tensor, src: Tensor, guide_weight: float) -> Tensor:
-        """Mean squared patch difference between target and source patches plus the guide term on their low
-        frequencies; invalid sources cost infinity."""
-        rows = self.patches.index_select(0, src)  # index_select: several times faster than rows[src] on a CPU
-        ssd = (target_norms + self.patch_norms.index_select(0, src) - 2 * (rows * targets).sum(1)) / targets.shape[1]
-        lf = ((self.guide_lf - self.image_lf.index_select(0, src)) ** 2).mean(1)
-        return torch.where(self.valid.index_select(0, src), ssd + guide_weight * lf, torch.full_like(ssd, math.inf))
+    def _cost(self, targets: Tensor, target_norms: Tensor, src: Tensor) -> Tensor:
+        """The cost of copying source rows `src` to `targets` (rows like the table's); invalid sources cost
+        infinity."""
+        rows = self.table.index_select(0, src)  # index_select: several times faster than rows[src] on a CPU
+        return target_norms + self.table_norms.index_select(0, src) - 2 * (rows * targets).sum(1)
 
-    def _target_patches(self, estimate: Tensor) -> Tensor:
-        """(targets, 3 (2r+1)^2): `_patches(estimate)` at the target pixels only, cut without the rest."""
+    def _cut(self, image: Tensor, at: Tensor) -> Tensor:
+        """(len(at), 3 (2r+1)^2): `_patches(image)` at the flat pixel indices `at` only, cut without the rest."""
         r, height, width = self.r, self.height, self.width
         d = torch.arange(-r, r + 1)
-        ys = (self.ty[None, None] + d[:, None, None]).clamp(0, height - 1)  # (2r+1, 1, T): edges replicated
-        xs = (self.tx[None, None] + d[None, :, None]).clamp(0, width - 1)  # (1, 2r+1, T)
-        index = (ys * width + xs).reshape(-1)  # (2r+1)^2 * T, in `unfold`'s order: row offset, then column
-        values = estimate.reshape(3, -1).index_select(1, index)  # (3, (2r+1)^2 * T)
-        return values.reshape(-1, self.targets).t().contiguous()
+        ys = ((at // width)[None, None] + d[:, None, None]).clamp(0, height - 1)  # (2r+1, 1, N): edges replicated
+        xs = ((at % width)[None, None] + d[None, :, None]).clamp(0, width - 1)  # (1, 2r+1, N)
+        index = (ys * width + xs).reshape(-1)  # (2r+1)^2 * N, in `unfold`'s order: row offset, then column
+        values = image.reshape(3, -1).index_select(1, index)  # (3, (2r+1)^2 * N)
+        return values.reshape(-1, len(at)).t().contiguous()
 
-    def search(self, field: Tensor, estimate: Tensor, guide_weight: float, gen: torch.Generator) -> Tensor:
+    def _target_rows(self, estimate: Tensor) -> Tensor:
+        """(targets, table columns): the target patches of `estimate` as the table holds patches, with the guide's
+        low frequencies."""
+        patches = self._cut(estimate, self.target_index)
+        patches = patches if self.basis is None else patches @ self.basis
+        return torch.cat([patches * self.patch_scale, self.guide_lf], 1)
+
+    def search(self, field: Tensor, estimate: Tensor, gen: torch.Generator) -> Tensor:
         """One PatchMatch pass for every target patch at once: jump-flood propagation, then random search."""
         height, width = self.height, self.width
-        targets = self._target_patches(estimate)
+        targets = self._target_rows(estimate)
         target_norms = (targets**2).sum(1)
         src = field[self.target_index]
-        best = self._cost(targets, target_norms, src, guide_weight)
+        best = self._cost(targets, target_norms, src)
         field = field.clone()
 
         def consider(cy: Tensor, cx: Tensor) -> None:
             nonlocal src, best
             cand = cy.clamp(0, height - 1) * width + cx.clamp(0, width - 1)
-            cost = self._cost(targets, target_norms, cand, guide_weight)
+            cost = self._cost(targets, target_norms, cand)
             better = cost < best
             src, best = torch.where(better, cand, src), torch.where(better, cost, best)
             field[self.target_index] = src
@@ -264,24 +304,38 @@ class _Level:
             out = self.image.clone()
             out[:, hy, hx] = self.image.reshape(3, -1).index_select(1, field[hy * width + hx])
             return out
-        total = torch.zeros(3, len(hy))
-        count = torch.zeros(len(hy))
         is_target = torch.zeros(height * width, dtype=torch.bool)
         is_target[self.target_index] = True
         flat = self.image.reshape(3, -1)
+        total, count = torch.zeros(3, len(hy)), torch.zeros(len(hy))
+        dx = torch.arange(-r, r + 1)[:, None]  # a row of offsets at a time: (2r+1, hole pixels) per step
         for dy in range(-r, r + 1):
-            for dx in range(-r, r + 1):
-                py, px = hy - dy, hx - dx  # the centre of a patch that covers the pixel at offset (dy, dx)
-                inside = (py >= 0) & (py < height) & (px >= 0) & (px < width)
-                centre = py.clamp(0, height - 1) * width + px.clamp(0, width - 1)
-                use = inside & is_target[centre]
-                src = field[centre]
-                qy, qx = (src // width + dy).clamp(0, height - 1), (src % width + dx).clamp(0, width - 1)
-                total += flat.index_select(1, qy * width + qx) * use
-                count += use
+            py, px = hy[None] - dy, hx[None] - dx  # the centres of the patches that cover each pixel at (dy, dx)
+            inside = (py >= 0) & (py < height) & (px >= 0) & (px < width)
+            centre = py.clamp(0, height - 1) * width + px.clamp(0, width - 1)
+            use = (inside & is_target[centre]).float()
+            src = field[centre]
+            qy, qx = (src // width + dy).clamp(0, height - 1), (src % width + dx).clamp(0, width - 1)
+            total += (flat.index_select(1, (qy * width + qx).flatten()).reshape(3, *use.shape) * use).sum(1)
+            count += use.sum(0)
         out = self.image.clone()
         out[:, hy, hx] = total / count.clamp(min=1)
         return out
+
+
+def _principal_directions(patches: Tensor, dims: int) -> Tensor:
+    """(D, dims): the leading principal directions of the rows of `patches` (N, D)."""
+    centred = patches - patches.mean(0)
+    _, vectors = torch.linalg.eigh(centred.t() @ centred)  # ascending eigenvalues
+    return vectors[:, -dims:].flip(1).contiguous()
+
+
+def _projected_patches(image: Tensor, r: int, basis: Tensor) -> Tensor:
+    """(H*W, dims): `_patches(image, r) @ basis` as one convolution, without cutting the patches."""
+    k = 2 * r + 1
+    weight = basis.t().reshape(-1, 3, k, k)  # `unfold`'s order: channel, row offset, column offset
+    padded = F.pad(image[None], (r, r, r, r), mode="replicate")
+    return F.conv2d(padded, weight)[0].reshape(len(weight), -1).t().contiguous()
 
 
 def _patches(image: Tensor, r: int) -> Tensor:
