@@ -54,8 +54,9 @@ class SynthesisSettings:
     # instead of all 3 (2r+1)^2 values: the search's gathers shrink to a fraction and the tables come from one
     # convolution instead of cutting every patch (0: compare whole patches)
     # (tuning photos, 768 px strokes: 22.08 dB / 5.03% with whole patches and with 32 components, 22.06 / 5.04%
-    # with 24; on their own size 21.66 / 5.36%, 21.63 / 5.38%, 21.61 / 5.39%; docs/results/fullres.md)
-    search_dims: int = 32
+    # with 24; on their own size 21.66 / 5.36%, 21.63 / 5.38%, 21.61 / 5.39%; docs/results/fullres.md). 29: with
+    # the 3 low-frequency columns a table row is 32 floats, a width the convolution making the table is fast at
+    search_dims: int = 29
 
 
 def synthesize(image: Tensor, hole: Tensor, guide: Tensor, settings: SynthesisSettings | None = None, seed: int = 0):
@@ -197,22 +198,28 @@ class _Level:
         self.target_index = near.flatten().nonzero().flatten()
         self.ty, self.tx = self.target_index // self.width, self.target_index % self.width
         self.targets = len(self.target_index)
+        self._neighbours: dict[tuple[int, int], Tensor] = {}
         self.image = image
         self.basis = None  # (3 (2r+1)^2, dims): the principal directions patches are compared along
         if dims < 0:
             return
-        if 0 < dims < 3 * (2 * r + 1) ** 2:
-            sample = self.valid_index[torch.linspace(0, len(self.valid_index) - 1, 4096).long().unique()]
-            self.basis = _principal_directions(self._cut(image, sample), dims)
-            patches = _projected_patches(image, r, self.basis)  # (H*W, dims)
-        else:
-            patches = _patches(image, r)  # (H*W, 3 (2r+1)^2)
         # one row per source: its patch and its low frequencies, scaled so that the squared distance of two rows
         # is the cost `search` minimises (mean squared patch difference + guide_weight x mean squared low-frequency
         # difference); a target's row carries the guide's low frequencies at the target instead
-        lf = _box_blur(image, r).reshape(3, -1).t()  # (H*W, 3)
-        self.patch_scale, self.lf_scale = (3 * (2 * r + 1) ** 2) ** -0.5, (guide_weight / 3) ** 0.5
-        self.table = torch.cat([patches * self.patch_scale, lf * self.lf_scale], 1)
+        size = 3 * (2 * r + 1) ** 2
+        self.patch_scale, self.lf_scale = size**-0.5, (guide_weight / 3) ** 0.5
+        if 0 < dims < size:
+            sample = self.valid_index[torch.linspace(0, len(self.valid_index) - 1, 4096).long().unique()]
+            self.basis = _principal_directions(self._cut(image, sample), dims)
+            # a channel's low frequency (box blur of radius r) is its mean over the patch: a projection too, so
+            # the whole table is one convolution
+            means = torch.kron(torch.eye(3), torch.full(((2 * r + 1) ** 2, 1), 1 / (2 * r + 1) ** 2))  # (size, 3)
+            self.table = _projected_patches(
+                image, r, torch.cat([self.basis * self.patch_scale, means * self.lf_scale], 1)
+            )
+        else:
+            lf = _box_blur(image, r).reshape(3, -1).t()  # (H*W, 3)
+            self.table = torch.cat([_patches(image, r) * self.patch_scale, lf * self.lf_scale], 1)
         self.guide_lf = self.table[:, -3:].index_select(0, self.target_index)
         norms = (self.table**2).sum(1)
         self.table_norms = torch.where(self.valid, norms, torch.full_like(norms, math.inf))  # no invalid source
@@ -247,7 +254,8 @@ class _Level:
         """The cost of copying source rows `src` to `targets` (rows like the table's); invalid sources cost
         infinity."""
         rows = self.table.index_select(0, src)  # index_select: several times faster than rows[src] on a CPU
-        return target_norms + self.table_norms.index_select(0, src) - 2 * (rows * targets).sum(1)
+        dots = rows.mul_(targets).sum(1)  # in place: a third of the time of a product into a new tensor
+        return target_norms + self.table_norms.index_select(0, src) - 2 * dots
 
     def _cut(self, image: Tensor, at: Tensor) -> Tensor:
         """(len(at), 3 (2r+1)^2): `_patches(image)` at the flat pixel indices `at` only, cut without the rest."""
@@ -266,6 +274,13 @@ class _Level:
         patches = patches if self.basis is None else patches @ self.basis
         return torch.cat([patches * self.patch_scale, self.guide_lf], 1)
 
+    def _neighbour(self, dy: int, dx: int) -> Tensor:
+        """(targets,) flat index of the pixel (dy, dx) from each target, clamped to the image; kept per level."""
+        if (dy, dx) not in self._neighbours:
+            ny, nx = (self.ty + dy).clamp(0, self.height - 1), (self.tx + dx).clamp(0, self.width - 1)
+            self._neighbours[dy, dx] = ny * self.width + nx
+        return self._neighbours[dy, dx]
+
     def search(self, field: Tensor, estimate: Tensor, gen: torch.Generator) -> Tensor:
         """One PatchMatch pass for every target patch at once: jump-flood propagation, then random search."""
         height, width = self.height, self.width
@@ -275,9 +290,13 @@ class _Level:
         best = self._cost(targets, target_norms, src)
         field = field.clone()
 
-        def consider(cy: Tensor, cx: Tensor) -> None:
+        # candidates as flat indices: a shift of (dy, dx) is a shift of dy * width + dx, clamped to the image; one
+        # that crosses the left or right edge lands on a neighbouring row instead, which is still a candidate
+        last = height * width - 1
+
+        def consider(cand: Tensor) -> None:
             nonlocal src, best
-            cand = cy.clamp(0, height - 1) * width + cx.clamp(0, width - 1)
+            cand = cand.clamp_(0, last)
             cost = self._cost(targets, target_norms, cand)
             better = cost < best
             src, best = torch.where(better, cand, src), torch.where(better, cost, best)
@@ -285,13 +304,11 @@ class _Level:
 
         for step in (4, 2, 1):
             for dy, dx in ((0, step), (0, -step), (step, 0), (-step, 0)):
-                ny, nx = (self.ty + dy).clamp(0, height - 1), (self.tx + dx).clamp(0, width - 1)
-                neighbour = field[ny * width + nx]
-                consider(neighbour // width - dy, neighbour % width - dx)
+                consider(field.index_select(0, self._neighbour(dy, dx)) - (dy * width + dx))
         radius = max(height, width) // 2
         while radius >= 1:
             jitter = torch.randint(-radius, radius + 1, (2, self.targets), generator=gen)
-            consider(src // width + jitter[0], src % width + jitter[1])
+            consider(src + jitter[0] * width + jitter[1])
             radius //= 2
         return field
 
@@ -331,11 +348,12 @@ def _principal_directions(patches: Tensor, dims: int) -> Tensor:
 
 
 def _projected_patches(image: Tensor, r: int, basis: Tensor) -> Tensor:
-    """(H*W, dims): `_patches(image, r) @ basis` as one convolution, without cutting the patches."""
+    """(H*W, columns): `_patches(image, r) @ basis` as one convolution, without cutting the patches."""
     k = 2 * r + 1
-    weight = basis.t().reshape(-1, 3, k, k)  # `unfold`'s order: channel, row offset, column offset
-    padded = F.pad(image[None], (r, r, r, r), mode="replicate")
-    return F.conv2d(padded, weight)[0].reshape(len(weight), -1).t().contiguous()
+    weight = basis.t().reshape(-1, 3, k, k).contiguous(memory_format=torch.channels_last)  # `unfold`'s order
+    padded = F.pad(image[None], (r, r, r, r), mode="replicate").contiguous(memory_format=torch.channels_last)
+    # channels-last: the output is already one row per pixel, and the convolution ran 2-4x faster (one thread)
+    return F.conv2d(padded, weight).permute(0, 2, 3, 1).reshape(-1, len(weight))
 
 
 def _patches(image: Tensor, r: int) -> Tensor:
