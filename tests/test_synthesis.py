@@ -256,6 +256,35 @@ def test_search_costs_are_patch_distances_plus_the_guide_term():
     assert bool((short_cost[valid] <= cost[valid] + 1e-5).all())  # a projection never lengthens a difference
 
 
+@pytest.mark.parametrize("searched", [True, False])
+def test_the_mean_vote_in_chunks_equals_the_plain_average(monkeypatch, searched):
+    """Each hole pixel gets the mean of what the target patches covering it copy there, whatever the chunk size."""
+    synthesis = importlib.import_module("context_encoder.synthesis")
+    gen = torch.Generator().manual_seed(1)
+    image = torch.rand(3, 14, 19, generator=gen)
+    hole = torch.zeros(14, 19, dtype=torch.bool)
+    hole[0:4, 2:7] = True
+    hole[8:12, 12:18] = True
+    r, width = 1, 19
+    level = synthesis._Level(image, hole, r, dims=0 if searched else -1)
+    field = level.random_field(gen)
+    targets = set(level.target_index.tolist())
+    expected = image.clone()
+    for y, x in hole.nonzero().tolist():
+        copies = [
+            image[:, field[(y - dy) * width + x - dx] // width + dy, field[(y - dy) * width + x - dx] % width + dx]
+            for dy in range(-r, r + 1)
+            for dx in range(-r, r + 1)
+            if 0 <= y - dy < 14 and 0 <= x - dx < 19 and (y - dy) * width + x - dx in targets
+        ]
+        expected[:, y, x] = torch.stack(copies).mean(0)
+    for elements in (9, 50, 1 << 20):
+        monkeypatch.setattr(synthesis, "VOTE_ELEMENTS", elements)
+        level = synthesis._Level(image, hole, r, dims=0 if searched else -1)
+        torch.testing.assert_close(level.vote(field), expected)
+        torch.testing.assert_close(level.vote(field), expected)  # again: from the kept geometry where searched
+
+
 def test_slivers_of_a_cut_stroke_merge_but_never_across_holes_or_beyond_a_cell():
     mask = np.zeros((128, 128), bool)
     mask[60:68, 10:120] = True  # a horizontal stroke across the row-64 grid line: 2 rows of slivers

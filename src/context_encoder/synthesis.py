@@ -176,6 +176,9 @@ def _synthesize_crop(image: Tensor, hole: Tensor, guided: Tensor, s: SynthesisSe
     return estimate
 
 
+VOTE_ELEMENTS = 1 << 20  # a mean vote handles about this many (pixel, patch offset) pairs at a time
+
+
 class _Level:
     """One pyramid level: its target patches (those touching the hole) and its valid source patches.
 
@@ -199,6 +202,8 @@ class _Level:
         self.ty, self.tx = self.target_index // self.width, self.target_index % self.width
         self.targets = len(self.target_index)
         self._neighbours: dict[tuple[int, int], Tensor] = {}
+        self._geometry: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []  # `vote`'s, kept on searched levels
+        self.searched = dims >= 0
         self.image = image
         self.basis = None  # (3 (2r+1)^2, dims): the principal directions patches are compared along
         if dims < 0:
@@ -312,6 +317,24 @@ class _Level:
             radius //= 2
         return field
 
+    def _vote_geometry(self, hy: Tensor, hx: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """For each patch offset (dy, dx) and hole pixel (hy, hx): the flat index of the patch centre covering the
+        pixel at that offset, the flat shift from a patch's centre to that offset, whether that centre is a target
+        patch (as 0/1), and each pixel's count of covering target patches (at least 1)."""
+        r, height, width = self.r, self.height, self.width
+        d = torch.arange(-r, r + 1)
+        dy, dx = d.repeat_interleave(len(d))[:, None], d.repeat(len(d))[:, None]  # ((2r+1)^2, 1)
+        py, px = hy[None] - dy, hx[None] - dx  # the centres of the patches that cover each pixel at (dy, dx)
+        inside = (py >= 0) & (py < height) & (px >= 0) & (px < width)
+        centre = py.clamp(0, height - 1) * width + px.clamp(0, width - 1)
+        use = (inside & self._is_target()[centre]).float()
+        return centre, dy * width + dx, use, use.sum(0).clamp(min=1)
+
+    def _is_target(self) -> Tensor:
+        is_target = torch.zeros(self.height * self.width, dtype=torch.bool)
+        is_target[self.target_index] = True
+        return is_target
+
     def vote(self, field: Tensor, copy: bool = False) -> Tensor:
         """Each hole pixel: the mean of what the target patches covering it copy there (Wexler et al.), or
         with `copy` what its own patch's source holds at its centre."""
@@ -321,22 +344,25 @@ class _Level:
             out = self.image.clone()
             out[:, hy, hx] = self.image.reshape(3, -1).index_select(1, field[hy * width + hx])
             return out
-        is_target = torch.zeros(height * width, dtype=torch.bool)
-        is_target[self.target_index] = True
-        flat = self.image.reshape(3, -1)
-        total, count = torch.zeros(3, len(hy)), torch.zeros(len(hy))
-        dx = torch.arange(-r, r + 1)[:, None]  # a row of offsets at a time: (2r+1, hole pixels) per step
-        for dy in range(-r, r + 1):
-            py, px = hy[None] - dy, hx[None] - dx  # the centres of the patches that cover each pixel at (dy, dx)
-            inside = (py >= 0) & (py < height) & (px >= 0) & (px < width)
-            centre = py.clamp(0, height - 1) * width + px.clamp(0, width - 1)
-            use = (inside & is_target[centre]).float()
-            src = field[centre]
-            qy, qx = (src // width + dy).clamp(0, height - 1), (src % width + dx).clamp(0, width - 1)
-            total += (flat.index_select(1, (qy * width + qx).flatten()).reshape(3, *use.shape) * use).sum(1)
-            count += use.sum(0)
+        # in chunks of hole pixels, so that a large hole's (2r+1)^2 copies stay small; a searched level, voted
+        # after each search, keeps the chunks' geometry
+        flat, total = self.image.reshape(3, -1), torch.zeros(3, len(hy))
+        chunk = max(1, VOTE_ELEMENTS // (2 * r + 1) ** 2)
+        for i, start in enumerate(range(0, len(hy), chunk)):
+            if i < len(self._geometry):
+                geometry = self._geometry[i]
+            else:
+                geometry = self._vote_geometry(hy[start : start + chunk], hx[start : start + chunk])
+                if self.searched:
+                    self._geometry.append(geometry)
+            centre, shift, use, count = geometry
+            # a target's source lies r px or more inside the image (a valid source), so source + shift stays in it;
+            # the clamp only guards the entries `use` zeroes, whose centre is no target
+            copied = (field[centre] + shift).clamp_(0, height * width - 1)  # ((2r+1)^2, pixels)
+            values = flat.index_select(1, copied.flatten()).reshape(3, *copied.shape)
+            total[:, start : start + chunk] = values.mul_(use).sum(1) / count
         out = self.image.clone()
-        out[:, hy, hx] = total / count.clamp(min=1)
+        out[:, hy, hx] = total
         return out
 
 
