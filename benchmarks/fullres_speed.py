@@ -2,6 +2,7 @@
 
     python -m benchmarks.fullres_speed                      # from the repository root
     python -m benchmarks.fullres_speed --methods net telea --repeats 1
+    python -m benchmarks.fullres_speed --threads 1          # one core (default: torch's, all cores)
 
 The photo is a Kodak image resized (Lanczos) to each size at 3:2 (a smooth synthetic image when the
 shared data is missing), with a seeded 10% brush-stroke hole. Each method runs in a fresh process (so
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -85,7 +87,8 @@ def run_worker(name: str, args: argparse.Namespace) -> dict:
     """`worker` in a fresh Python process (its own peak memory); {"failed": last error line} when it crashes."""
     cmd = [sys.executable, "-m", "benchmarks.fullres_speed", "--worker", name, "--model", args.model]
     cmd += ["--sizes", *map(str, args.sizes), "--repeats", str(args.repeats), "--big-repeats", str(args.big_repeats)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)} if args.threads else None
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], env=env)
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines()
         return {"failed": lines[-1] if lines else f"exit code {proc.returncode}"}
@@ -99,10 +102,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per size (median)")
     parser.add_argument("--big-repeats", type=int, default=1, help="timed calls per size above 2 MP")
     parser.add_argument("--model", help="shipped model or .safetensors file (default: best ranked for free-form holes)")
+    parser.add_argument("--threads", type=int, help="torch threads of every method's process (default: torch's)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.model = args.model or default_model(arbitrary_holes=True)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.worker:
         print(json.dumps(worker(args.worker, args.sizes, args.repeats, args.big_repeats, args.model)))
         return
@@ -123,7 +131,8 @@ def main() -> None:
         print(f"{name:<11} {' '.join(f'{c:>16}' for c in cells)} {rss}", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        setup = {"photo": source, "model": args.model, "threads": threads, "repeats": args.repeats}
+        args.json.write_text(json.dumps({"setup": setup, "methods": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -202,6 +202,7 @@ class _Level:
         self.ty, self.tx = self.target_index // self.width, self.target_index % self.width
         self.targets = len(self.target_index)
         self._neighbours: dict[tuple[int, int], Tensor] = {}
+        self._target_index_cut: Tensor | None = None  # `_cut_index` of the targets, kept
         self._geometry: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []  # `vote`'s, kept on searched levels
         self.searched = dims >= 0
         self.image = image
@@ -219,9 +220,8 @@ class _Level:
             # a channel's low frequency (box blur of radius r) is its mean over the patch: a projection too, so
             # the whole table is one convolution
             means = torch.kron(torch.eye(3), torch.full(((2 * r + 1) ** 2, 1), 1 / (2 * r + 1) ** 2))  # (size, 3)
-            self.table = _projected_patches(
-                image, r, torch.cat([self.basis * self.patch_scale, means * self.lf_scale], 1)
-            )
+            self.scaled_basis = self.basis * self.patch_scale
+            self.table = _projected_patches(image, r, torch.cat([self.scaled_basis, means * self.lf_scale], 1))
         else:
             lf = _box_blur(image, r).reshape(3, -1).t()  # (H*W, 3)
             self.table = torch.cat([_patches(image, r) * self.patch_scale, lf * self.lf_scale], 1)
@@ -262,22 +262,28 @@ class _Level:
         dots = rows.mul_(targets).sum(1)  # in place: a third of the time of a product into a new tensor
         return target_norms + self.table_norms.index_select(0, src) - 2 * dots
 
-    def _cut(self, image: Tensor, at: Tensor) -> Tensor:
-        """(len(at), 3 (2r+1)^2): `_patches(image)` at the flat pixel indices `at` only, cut without the rest."""
+    def _cut_index(self, at: Tensor) -> Tensor:
+        """((2r+1)^2 * len(at),): the flat indices of the patches around the flat pixel indices `at`, edges
+        replicated, in `unfold`'s order (row offset, then column offset, then pixel)."""
         r, height, width = self.r, self.height, self.width
         d = torch.arange(-r, r + 1)
-        ys = ((at // width)[None, None] + d[:, None, None]).clamp(0, height - 1)  # (2r+1, 1, N): edges replicated
+        ys = ((at // width)[None, None] + d[:, None, None]).clamp(0, height - 1)  # (2r+1, 1, N)
         xs = ((at % width)[None, None] + d[None, :, None]).clamp(0, width - 1)  # (1, 2r+1, N)
-        index = (ys * width + xs).reshape(-1)  # (2r+1)^2 * N, in `unfold`'s order: row offset, then column
-        values = image.reshape(3, -1).index_select(1, index)  # (3, (2r+1)^2 * N)
+        return (ys * width + xs).reshape(-1)
+
+    def _cut(self, image: Tensor, at: Tensor) -> Tensor:
+        """(len(at), 3 (2r+1)^2): `_patches(image)` at the flat pixel indices `at` only, cut without the rest."""
+        values = image.reshape(3, -1).index_select(1, self._cut_index(at))  # (3, (2r+1)^2 * N)
         return values.reshape(-1, len(at)).t().contiguous()
 
     def _target_rows(self, estimate: Tensor) -> Tensor:
         """(targets, table columns): the target patches of `estimate` as the table holds patches, with the guide's
         low frequencies."""
-        patches = self._cut(estimate, self.target_index)
-        patches = patches if self.basis is None else patches @ self.basis
-        return torch.cat([patches * self.patch_scale, self.guide_lf], 1)
+        if self._target_index_cut is None:
+            self._target_index_cut = self._cut_index(self.target_index)
+        patches = estimate.reshape(3, -1).index_select(1, self._target_index_cut).reshape(-1, self.targets)
+        patches = patches.t() * self.patch_scale if self.basis is None else patches.t() @ self.scaled_basis
+        return torch.cat([patches, self.guide_lf], 1)
 
     def _neighbour(self, dy: int, dx: int) -> Tensor:
         """(targets,) flat index of the pixel (dy, dx) from each target, clamped to the image; kept per level."""
