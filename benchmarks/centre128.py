@@ -19,7 +19,9 @@ with a 4 px ring of it visible; here nobody sees that ring). Methods:
   the mean colour, PatchMatch, FSR).
 
 Sets (when present): ../shared/data/eval/kodak24 and mcmaster18 (photographs never used here),
-intel-scenes test and sun-scenes test (no model trains on a test split). Prints one table per set
+intel-scenes test and sun-scenes test (no model trains on a test split); and, only when asked for
+(`--sets validation`), the photos the 128 px recipes hold out from their four training folders
+(`data.val_fraction`), on which a choice between models can be made without a test set. Prints one table per set
 (hole PSNR, L1, SSIM) and, with `--json`, keeps the results: a later run with the same file, limit
 and seed scores only the methods it does not hold yet (so a new model does not recompute the
 baselines); `--markdown` writes the tables below the text an existing file has above its first table.
@@ -38,7 +40,7 @@ import torch
 from benchmarks.quality import SHARED
 from context_encoder.baselines import build_baselines
 from context_encoder.config import MaskConfig
-from context_encoder.data import readable_images
+from context_encoder.data import holdout_split, readable_images
 from context_encoder.evaluate import CLASSICAL
 from context_encoder.fill import Filler
 from context_encoder.inpaint import Inpainter
@@ -53,6 +55,18 @@ SETS = {
     "intel-scenes-test": SHARED / "intel-scenes" / "test",
     "sun-scenes-test": SHARED / "sun-scenes" / "test",
 }
+# the 128 px recipes' training folders and held-out fraction (configs/scenes128_*.toml)
+TRAINING_FOLDERS = [SHARED / f for f in ("sun-scenes/train", "camvid/train", "bsds500-train", "intel-scenes/train")]
+HELD_OUT = 0.06
+VALIDATION = "validation"
+
+
+def set_images(set_name: str) -> list[Path]:
+    """The image paths of a set: a folder's readable images, or the training folders' held-out photos."""
+    if set_name == VALIDATION:
+        present = [f for f in TRAINING_FOLDERS if f.is_dir()]
+        return [p for f in present for p in holdout_split(readable_images(f), f, HELD_OUT)[1]]
+    return readable_images(SETS[set_name]) if SETS[set_name].is_dir() else []
 
 
 def model_filler(inpainter: Inpainter) -> Filler:
@@ -76,16 +90,17 @@ def model_filler(inpainter: Inpainter) -> Filler:
 
 def strict_scores(
     methods: dict[str, Filler],
-    folder: Path,
+    folder: Path | list[Path],
     limit: int | None = None,
     overlap: int = 0,
     progress: bool = True,
     holes: str = "center",
     seed: int = 0,
 ) -> tuple[dict[str, dict[str, float]], int]:
-    """({method: hole metric means}, images) on `folder`'s images at 128 px with the centre square unknown
-    (less an `overlap` px ring), or with seeded holes of another `MaskConfig.kind`."""
-    images = load_images(spread(readable_images(folder), limit), SIZE, folder.name, progress)
+    """({method: hole metric means}, images) on `folder`'s images (or the image paths given) at 128 px with the
+    centre square unknown (less an `overlap` px ring), or with seeded holes of another `MaskConfig.kind`."""
+    paths, name = (readable_images(folder), folder.name) if isinstance(folder, Path) else (folder, "images")
+    images = load_images(spread(paths, limit), SIZE, name, progress)
     if holes == "center":
         masks = center_mask(SIZE, overlap, len(images))
     else:
@@ -114,7 +129,7 @@ def main() -> None:
     parser.add_argument(
         "--overlap", type=int, default=0, help="px of the square's border left visible (0: the strict protocol)"
     )
-    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=[*SETS, VALIDATION])
     parser.add_argument("--json", type=Path, help="keep the results here (and reuse what it holds)")
     parser.add_argument("--markdown", type=Path, help="write the tables here")
     args = parser.parse_args()
@@ -128,9 +143,9 @@ def main() -> None:
     models = {label(m): m for m in args.models}
     baselines = [b for b in args.baselines.split(",") if b]
     for set_name in args.sets:
-        folder = SETS[set_name]
-        if not folder.is_dir():
-            print(f"{set_name}: {folder} is missing, skipped")
+        paths = set_images(set_name)
+        if not paths:
+            print(f"{set_name}: no images (is ../shared/data there?), skipped")
             continue
         have = results.setdefault(set_name, {})
         todo_models = [m for m in models if m not in have]
@@ -138,7 +153,7 @@ def main() -> None:
         if todo_models or todo_baselines:
             methods: dict[str, Filler] = {m: model_filler(load_model(models[m])) for m in todo_models}
             methods.update(build_baselines(todo_baselines))
-            means, n = strict_scores(methods, folder, args.limit, args.overlap, holes=args.holes, seed=args.seed)
+            means, n = strict_scores(methods, paths, args.limit, args.overlap, holes=args.holes, seed=args.seed)
             for name, hole in means.items():
                 have[name] = {"images": n, **{k: round(v, 5) for k, v in hole.items()}}
             if args.json:

@@ -83,7 +83,10 @@ def synthesis_settings(pairs: list[str]) -> SynthesisSettings | None:
             changes[key] = types[key](value)
         except ValueError:
             raise SystemExit(f"--synthesis: {key} must be a {types[key].__name__}, got '{value}'") from None
-    return SynthesisSettings(**changes)
+    try:
+        return SynthesisSettings(**changes)
+    except ValueError as e:
+        raise SystemExit(f"--synthesis: {e}") from None
 
 
 def main() -> None:

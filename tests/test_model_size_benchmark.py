@@ -17,6 +17,32 @@ def test_free_form_holes_are_seeded_and_differ_from_the_centre(photo_dir):
     assert free["telea"]["psnr"] > free["mean"]["psnr"]  # diffusion beats the flat colour on smooth photos
 
 
+def test_a_list_of_paths_scores_like_its_folder(photo_dir):
+    from context_encoder.data import readable_images
+
+    methods = build_baselines(["telea"])
+    by_folder, n = centre128.strict_scores(methods, photo_dir, limit=4, progress=False)
+    by_paths, m = centre128.strict_scores(methods, readable_images(photo_dir), limit=4, progress=False)
+    assert n == m == 4 and by_folder == by_paths
+
+
+def test_the_validation_set_is_the_training_folders_held_out_photos(tmp_path, monkeypatch):
+    from context_encoder.data import holdout_split
+
+    folders = []
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i in range(40):
+            (folder / f"{i}.png").write_bytes(b"")
+        folders.append(folder)
+    monkeypatch.setattr(centre128, "TRAINING_FOLDERS", [*folders, tmp_path / "missing"])
+    monkeypatch.setattr(centre128, "readable_images", lambda f: sorted(f.glob("*.png")))
+    held = centre128.set_images(centre128.VALIDATION)
+    expected = [p for f in folders for p in holdout_split(sorted(f.glob("*.png")), f, centre128.HELD_OUT)[1]]
+    assert held == expected and 0 < len(held) < 80
+
+
 def test_regenerated_report_keeps_its_written_header(tmp_path):
     report = tmp_path / "r.md"
     assert centre128.kept_header(report) == ""

@@ -221,6 +221,14 @@ def test_square_filters_equal_the_2d_pools():
         torch.testing.assert_close(synthesis._box_blur(x, r), blur)
 
 
+@pytest.mark.parametrize(
+    "change", [{"radius": 0}, {"search_dims": -1}, {"membrane": 1.5}, {"iterations": -1}, {"final_vote": "max"}]
+)
+def test_settings_out_of_range_are_refused(change):
+    with pytest.raises(ValueError, match=next(iter(change))):
+        SynthesisSettings(**change)
+
+
 def test_search_costs_are_patch_distances_plus_the_guide_term():
     """The search's cost, from one table row per source: mean squared patch difference plus guide_weight times the
     mean squared difference of low frequencies, infinite for sources touching the hole; compared by principal

@@ -58,6 +58,25 @@ class SynthesisSettings:
     # the 3 low-frequency columns a table row is 32 floats, a width the convolution making the table is fast at
     search_dims: int = 29
 
+    def __post_init__(self) -> None:
+        checks = {
+            "radius": self.radius >= 1,
+            "coarse_side": self.coarse_side >= 1,
+            "coarse_iterations": self.coarse_iterations >= 1,
+            "iterations": self.iterations >= 0,
+            "guide_weight": self.guide_weight >= 0,
+            "search_pixels": self.search_pixels >= 0,
+            "margin": self.margin >= 0,
+            "restore_low": self.restore_low >= 0,
+            "membrane": 0 <= self.membrane <= 1,
+            "search_dims": self.search_dims >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"SynthesisSettings.{name} is out of range: {getattr(self, name)}")
+        if self.final_vote not in ("copy", "mean"):
+            raise ValueError(f"SynthesisSettings.final_vote must be 'copy' or 'mean', got '{self.final_vote}'")
+
 
 def synthesize(image: Tensor, hole: Tensor, guide: Tensor, settings: SynthesisSettings | None = None, seed: int = 0):
     """Fill `hole` (H, W) bool of `image` (3, H, W) in [0, 1] with patches of the image, guided by `guide`.
@@ -135,7 +154,7 @@ def _near(hole: Tensor, r: int) -> Tensor:
 def _box_blur(x: Tensor, r: int) -> Tensor:
     """Mean over (2r+1)^2 squares of (C, H, W), edges replicated, as a row pass and a column pass."""
     # sums of shifted slices, in place: several times faster than avg_pool2d or a depthwise convolution on a
-    # CPU, and no larger temporaries than the padded image (a convolution took 4 times the image at 4 MP)
+    # CPU, with no temporaries beyond the padded image (a convolution's were four times avg_pool2d's at 4 MP)
     height, width = x.shape[-2:]
     padded = F.pad(x[None], (r, r, 0, 0), mode="replicate")[0]
     rows = padded[..., :width].clone()
