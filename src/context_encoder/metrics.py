@@ -43,13 +43,16 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:
 
 def ssim_map(pred: Tensor, target: Tensor, k1: float = 0.01, k2: float = 0.03) -> Tensor:
     """Per-pixel SSIM (Wang et al. 2004) per channel, (B, C, H, W); borders use reflected padding."""
-    c = pred.shape[1]
-    g = _gaussian_window().to(pred.device)
-    kernel = (g[:, None] * g[None, :]).to(pred.dtype)[None, None].expand(c, 1, -1, -1)
-    pad = kernel.shape[-1] // 2
+    g = _gaussian_window().to(pred.device, pred.dtype)
+    pad = len(g) // 2
 
     def blur(x: Tensor) -> Tensor:
-        return F.conv2d(F.pad(x, (pad,) * 4, mode="reflect"), kernel, groups=c)
+        # the separable Gaussian as a row pass and a column pass over every channel as its own image: the same
+        # sums (to float rounding) as one 2-D depthwise convolution, about 6 times faster on a CPU
+        b, c, h, w = x.shape
+        y = F.pad(x, (pad,) * 4, mode="reflect").reshape(b * c, 1, h + 2 * pad, w + 2 * pad)
+        y = F.conv2d(F.conv2d(y, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
+        return y.reshape(b, c, h, w)
 
     mu_x, mu_y = blur(pred), blur(target)
     sxx = blur(pred * pred) - mu_x**2
