@@ -342,23 +342,19 @@ class _Level:
             radius //= 2
         return field
 
-    def _vote_geometry(self, hy: Tensor, hx: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def _vote_geometry(self, hy: Tensor, hx: Tensor, is_target: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """For each patch offset (dy, dx) and hole pixel (hy, hx): the flat index of the patch centre covering the
         pixel at that offset, the flat shift from a patch's centre to that offset, whether that centre is a target
-        patch (as 0/1), and each pixel's count of covering target patches (at least 1)."""
+        patch (as 0/1; `is_target` (H*W,) marks target centres), and each pixel's count of covering target
+        patches (at least 1)."""
         r, height, width = self.r, self.height, self.width
         d = torch.arange(-r, r + 1)
         dy, dx = d.repeat_interleave(len(d))[:, None], d.repeat(len(d))[:, None]  # ((2r+1)^2, 1)
         py, px = hy[None] - dy, hx[None] - dx  # the centres of the patches that cover each pixel at (dy, dx)
         inside = (py >= 0) & (py < height) & (px >= 0) & (px < width)
         centre = py.clamp(0, height - 1) * width + px.clamp(0, width - 1)
-        use = (inside & self._is_target()[centre]).float()
+        use = (inside & is_target[centre]).float()
         return centre, dy * width + dx, use, use.sum(0).clamp(min=1)
-
-    def _is_target(self) -> Tensor:
-        is_target = torch.zeros(self.height * self.width, dtype=torch.bool)
-        is_target[self.target_index] = True
-        return is_target
 
     def vote(self, field: Tensor, copy: bool = False) -> Tensor:
         """Each hole pixel: the mean of what the target patches covering it copy there (Wexler et al.), or
@@ -373,11 +369,15 @@ class _Level:
         # after each search, keeps the chunks' geometry
         flat, total = self.image.reshape(3, -1), torch.zeros(3, len(hy))
         chunk = max(1, VOTE_ELEMENTS // (2 * r + 1) ** 2)
+        is_target = None
         for i, start in enumerate(range(0, len(hy), chunk)):
             if i < len(self._geometry):
                 geometry = self._geometry[i]
             else:
-                geometry = self._vote_geometry(hy[start : start + chunk], hx[start : start + chunk])
+                if is_target is None:  # once per vote, for all of its chunks
+                    is_target = torch.zeros(height * width, dtype=torch.bool)
+                    is_target[self.target_index] = True
+                geometry = self._vote_geometry(hy[start : start + chunk], hx[start : start + chunk], is_target)
                 if self.searched:
                     self._geometry.append(geometry)
             centre, shift, use, count = geometry
