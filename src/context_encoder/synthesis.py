@@ -330,16 +330,17 @@ class _Level:
             cost = self._cost(targets, target_norms, cand)
             better = cost < best
             src, best = torch.where(better, cand, src), torch.where(better, cost, best)
-            field[self.target_index] = src
 
         for step in (4, 2, 1):
             for dy, dx in ((0, step), (0, -step), (step, 0), (-step, 0)):
                 consider(field.index_select(0, self._neighbour(dy, dx)) - (dy * width + dx))
+                field[self.target_index] = src  # the next propagation reads the neighbours' improved sources
         radius = max(height, width) // 2
-        while radius >= 1:
+        while radius >= 1:  # each target's own search: it reads no neighbour, so the field is written once after
             jitter = torch.randint(-radius, radius + 1, (2, self.targets), generator=gen)
             consider(src + jitter[0] * width + jitter[1])
             radius //= 2
+        field[self.target_index] = src
         return field
 
     def _vote_geometry(self, hy: Tensor, hx: Tensor, is_target: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
