@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.fullres import TUNING_FRACTION
 from benchmarks.quality import SHARED
 from context_encoder.baselines import build_baselines
 from context_encoder.config import MaskConfig
@@ -55,9 +56,8 @@ SETS = {
     "intel-scenes-test": SHARED / "intel-scenes" / "test",
     "sun-scenes-test": SHARED / "sun-scenes" / "test",
 }
-# the 128 px recipes' training folders and held-out fraction (configs/scenes128_*.toml)
+# the 128 px recipes' training folders (configs/scenes128_*.toml), each holding out `TUNING_FRACTION` of its photos
 TRAINING_FOLDERS = [SHARED / f for f in ("sun-scenes/train", "camvid/train", "bsds500-train", "intel-scenes/train")]
-HELD_OUT = 0.06
 VALIDATION = "validation"
 
 
@@ -65,7 +65,7 @@ def set_images(set_name: str) -> list[Path]:
     """The image paths of a set: a folder's readable images, or the training folders' held-out photos."""
     if set_name == VALIDATION:
         present = [f for f in TRAINING_FOLDERS if f.is_dir()]
-        return [p for f in present for p in holdout_split(readable_images(f), f, HELD_OUT)[1]]
+        return [p for f in present for p in holdout_split(readable_images(f), f, TUNING_FRACTION)[1]]
     return readable_images(SETS[set_name]) if SETS[set_name].is_dir() else []
 
 

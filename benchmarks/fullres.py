@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from context_encoder.config import load_config
 from context_encoder.data import holdout_split, readable_images
 from context_encoder.fullres import FullResMethod, baseline_methods, markdown_tables, run_fullres
 from context_encoder.loading import default_model, load_model
@@ -41,7 +42,8 @@ SETS = {
     "tuning768": (SHARED / "bsds500-train", True, 768),
 }
 TEST_SETS = ["kodak24", "mcmaster18"]
-TUNING_FRACTION = 0.06  # data.val_fraction of configs/scenes128_*.toml: these photos are never trained on
+# the share of each folder the 128 px recipes hold out from training: these photos are never trained on
+TUNING_FRACTION = load_config("scenes128_center").data.val_fraction
 METHODS = ("telea", "patchmatch", "fsr", "net", "net+patch")
 BASELINES = ("telea", "patchmatch", "fsr")
 

@@ -39,7 +39,7 @@ def test_the_validation_set_is_the_training_folders_held_out_photos(tmp_path, mo
     monkeypatch.setattr(centre128, "TRAINING_FOLDERS", [*folders, tmp_path / "missing"])
     monkeypatch.setattr(centre128, "readable_images", lambda f: sorted(f.glob("*.png")))
     held = centre128.set_images(centre128.VALIDATION)
-    expected = [p for f in folders for p in holdout_split(sorted(f.glob("*.png")), f, centre128.HELD_OUT)[1]]
+    expected = [p for f in folders for p in holdout_split(sorted(f.glob("*.png")), f, centre128.TUNING_FRACTION)[1]]
     assert held == expected and 0 < len(held) < 80
 
 

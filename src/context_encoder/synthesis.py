@@ -222,6 +222,7 @@ class _Level:
         self.targets = len(self.target_index)
         self._neighbours: dict[tuple[int, int], Tensor] = {}
         self._target_index_cut: Tensor | None = None  # `_cut_index` of the targets, kept
+        self._hole_pixels: tuple[Tensor, Tensor] | None = None  # `vote`'s (rows, columns) of the hole, kept
         self._geometry: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []  # `vote`'s, kept on searched levels
         self.searched = dims >= 0
         self.image = image
@@ -361,7 +362,9 @@ class _Level:
         """Each hole pixel: the mean of what the target patches covering it copy there (Wexler et al.), or
         with `copy` what its own patch's source holds at its centre."""
         r, height, width = self.r, self.height, self.width
-        hy, hx = self.hole.nonzero(as_tuple=True)
+        if self._hole_pixels is None:
+            self._hole_pixels = self.hole.nonzero(as_tuple=True)
+        hy, hx = self._hole_pixels
         if copy:
             out = self.image.clone()
             out[:, hy, hx] = self.image.reshape(3, -1).index_select(1, field[hy * width + hx])
