@@ -64,11 +64,14 @@ class Recorder:
         if scope["type"] != "http" or scope["path"] != "/api/inpaint":
             return await self.app(scope, receive, send)
         chunks = []
+        content_type = dict(scope["headers"]).get(b"content-type", b"").decode()
 
         async def recording_receive():
             message = await receive()
             if message["type"] == "http.request":
                 chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):  # recorded before the app can answer, so a test that
+                    self.requests.append((content_type, b"".join(chunks)))  # saw the answer finds the request
             return message
 
         async def recording_send(message):
@@ -77,7 +80,6 @@ class Recorder:
             await send(message)
 
         await self.app(scope, recording_receive, recording_send)
-        self.requests.append((dict(scope["headers"]).get(b"content-type", b"").decode(), b"".join(chunks)))
 
 
 class Slow(Inpainter):
