@@ -132,6 +132,22 @@ def test_harmonic_offset_is_linear_between_boundaries():
     assert (off[0, :, known[0, 0]] == 0).all()  # the offset is only added inside the hole
 
 
+def test_harmonic_offset_skips_windows_already_meeting_their_context():
+    """Windows whose boundary difference is zero get a zero offset; the others the same as solved alone."""
+    g = torch.Generator().manual_seed(0)
+    diff = torch.randn(3, 3, 32, 32, generator=g)
+    known = torch.rand(3, 1, 32, 32, generator=g) > 0.3
+    diff[1] = torch.where(known[1], 0.0, diff[1])  # window 1 already meets its context
+    off = harmonic_offset(diff, known, ~known)
+    assert (off[1] == 0).all()
+    for i in (0, 2):
+        alone = harmonic_offset(diff[i : i + 1], known[i : i + 1], ~known[i : i + 1])
+        assert torch.equal(off[i : i + 1], alone) and off[i].abs().max() > 0
+    shared = harmonic_offset(diff, known[:1], ~known[:1])  # one mask for the whole batch
+    for i in range(3):
+        assert torch.equal(shared[i : i + 1], harmonic_offset(diff[i : i + 1], known[:1], ~known[:1]))
+
+
 def test_blending_removes_a_colour_cast():
     """A generator that is right up to a constant cast: blending takes the cast away inside the hole."""
     cfg = apply_overrides(load_config("tiny"), ["mask.kind=random-region"])

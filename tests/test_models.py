@@ -1,6 +1,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from context_encoder.config import ModelConfig, load_config
 from context_encoder.errors import ConfigError
@@ -10,6 +11,7 @@ from context_encoder.models import (
     WholeImageEncoder,
     build_models,
     count_parameters,
+    up_conv,
 )
 
 
@@ -194,3 +196,20 @@ def test_fourier_context_option_builds_and_keeps_the_faithful_layout(preset):
     assert gen(x, m).shape == plain(x, m).shape
     with pytest.raises(ConfigError, match="model.context must be one of"):
         apply_overrides(cfg, ["model.context=attention"])
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_up_conv_fast_path_matches_the_transposed_convolution(autocast):
+    """On a 4 x 4 map at CPU inference `up_conv` takes a matrix product: the same sums to float rounding."""
+    torch.manual_seed(0)
+    layer = nn.ConvTranspose2d(24, 8, 4, 2, 1, bias=False)
+    x = torch.randn(3, 24, 4, 4)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        expected, got = layer(x).float(), up_conv(layer, x).float()
+    assert got.shape == (3, 8, 8, 8)
+    tolerance = 0.05 if autocast else 1e-5  # bf16 keeps 8 bits of mantissa
+    assert (got - expected).abs().max() < tolerance * expected.abs().max()
+    wide = torch.randn(1, 24, 8, 8)  # larger maps, and training, go through the layer itself
+    with torch.no_grad():
+        assert torch.equal(up_conv(layer, wide), layer(wide))
+    assert torch.equal(up_conv(layer, x), layer(x)) and up_conv(layer, x).requires_grad

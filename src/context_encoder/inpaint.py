@@ -96,9 +96,16 @@ def harmonic_offset(diff: Tensor, known: Tensor, hole: Tensor) -> Tensor:
     before gave the shipped models' fills the same pixels (at most one level apart) at about twice the cost,
     and converge far less on large holes (a ramp over a 60 px square: 0.27 off against 0.05).
     """
-    inside = hole & ~known
-    field = solve_laplace(torch.where(known, diff, torch.zeros_like(diff)), ~inside)
-    return torch.where(inside, field.to(diff.dtype), torch.zeros_like(diff))
+    inside = (hole & ~known).expand(len(diff), 1, *diff.shape[-2:])
+    boundary = torch.where(known, diff, torch.zeros_like(diff))
+    out = torch.zeros_like(diff)
+    # a window whose prediction already equals its truth on every known pixel (a residual whole-image
+    # generator passes them through) needs no correction: the membrane over a zero boundary is zero
+    active = boundary.flatten(1).ne(0).any(1).nonzero().flatten()
+    if len(active) > 0:
+        field = solve_laplace(boundary[active], ~inside[active])
+        out[active] = torch.where(inside[active], field.to(diff.dtype), 0.0)
+    return out
 
 
 def image_array(image: Image.Image | np.ndarray | str | Path) -> np.ndarray:

@@ -124,6 +124,38 @@ def with_mask_channel(x: Tensor, mask: Tensor | None) -> Tensor:
     return torch.cat([x, m * 2 - 1], dim=1)
 
 
+def up_conv(layer: nn.ConvTranspose2d, x: Tensor) -> Tensor:
+    """`layer(x)`, with the same sums taken faster where that measured faster: CPU inference on a map of at
+    most 4 x 4 (the first up-conv after the bottleneck). There oneDNN's transposed convolution ran 5x slower
+    in bf16 and 1.8x in fp32 (32 maps of 1024 x 4 x 4 to 256 x 8 x 8, one core) than one matrix product of
+    every input pixel with the 16 kernel taps followed by 16 strided adds; larger maps are faster as they are.
+    """
+    k, stride, pad = layer.kernel_size, layer.stride, layer.padding
+    if (
+        x.shape[-1] > 4
+        or x.device.type != "cpu"
+        or torch.is_grad_enabled()
+        or torch.jit.is_tracing()
+        or (k, stride, pad) != ((4, 4), (2, 2), (1, 1))
+        or layer.bias is not None
+        or layer.groups != 1
+        or layer.output_padding != (0, 0)
+        or layer.dilation != (1, 1)
+    ):
+        return layer(x)
+    b, c_in, h, w = x.shape
+    c_out = layer.out_channels
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+    cols = x.permute(0, 2, 3, 1).reshape(-1, c_in).to(dtype)
+    taps = (cols @ layer.weight.permute(0, 2, 3, 1).reshape(c_in, 16 * c_out).to(dtype)).view(b, h, w, 4, 4, c_out)
+    # input pixel (i, j) with tap (ky, kx) lands on output (2i + ky - 1, 2j + kx - 1): one padded row/column
+    out = taps.new_zeros(b, 2 * h + 2, 2 * w + 2, c_out)
+    for ky in range(4):
+        for kx in range(4):
+            out[:, ky : ky + 2 * h : 2, kx : kx + 2 * w : 2] += taps[:, :, :, ky, kx]
+    return out[:, 1:-1, 1:-1].permute(0, 3, 1, 2)  # (B, C, 2H, 2W), channels-last in memory
+
+
 class Generator(nn.Module):
     """Context encoder: masked image (B, 3, S, S) in [-1, 1] -> prediction in [-1, 1].
 
@@ -218,7 +250,10 @@ class Generator(nn.Module):
 
     def _predict(self, x: Tensor) -> Tensor:
         if not self.skip:
-            return self.decoder(self.bottleneck(self.encoder(x)))
+            h = self.bottleneck(self.encoder(x))
+            for layer in self.decoder:
+                h = up_conv(layer, h) if isinstance(layer, nn.ConvTranspose2d) else layer(h)
+            return h
         features: dict[int, Tensor] = {}
         h = x
         for layer in self.encoder:
@@ -233,7 +268,7 @@ class Generator(nn.Module):
                 if not self.full_image:  # the centre k x k of the 2k map covers the predicted centre
                     e = e[..., k // 2 : k // 2 + k, k // 2 : k // 2 + k]
                 h = torch.cat([h, e], dim=1)
-            h = layer(h)
+            h = up_conv(layer, h) if isinstance(layer, nn.ConvTranspose2d) else layer(h)
         return h
 
 
