@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 from benchmarks.quality import SETS, SHARED
@@ -130,7 +131,7 @@ def ship(name: str, run: Path, data: str, limit: int, continues: str | None = No
     if first is not None:
         offset = int(first["run_steps"])
         config = json.loads((run / "config.json").read_text())
-        config["train"]["init"] = f"runs/{continues}"  # the first stage's run, not the file this export replaces
+        config["train"]["init"] = previous_stage(first, continues)
         info.update(
             checkpoint_step=offset + info["checkpoint_step"],
             run_steps=offset + info["run_steps"],
@@ -139,6 +140,13 @@ def ship(name: str, run: Path, data: str, limit: int, continues: str | None = No
             recipe=[*first.get("recipe", [recipe(first["config"], continues)]), recipe(config, run.name)],
         )
     return export(ckpt, WEIGHTS_DIR / f"{name}.safetensors", info, options=OPTIONS)
+
+
+def previous_stage(meta: dict, name: str) -> str:
+    """The run a fine-tune of shipped model `name` (metadata `meta`) started from: the last stage's `--out` in
+    its recipe (a model fine-tuned twice started from the first fine-tune's run), not the file it replaces."""
+    found = re.search(r"--out (\S+)", meta["recipe"][-1]) if meta.get("recipe") else None
+    return found.group(1) if found else f"runs/{name}"
 
 
 def rewrite_metadata(path: Path, meta: dict) -> Path:

@@ -67,3 +67,13 @@ def test_recipe_names_what_differs_from_the_preset():
     assert "--config scenes128_region --data ../shared/data/sun-scenes/train" in line
     plain = json.loads(json.dumps(load_config("scenes128_region").to_dict()))
     assert "--set" not in ship_models.recipe(plain, "plain")  # the preset's own values are not repeated
+
+
+def test_a_second_fine_tune_starts_from_the_first_fine_tunes_run():
+    from benchmarks.ship_models import previous_stage
+
+    two = {
+        "recipe": ["context-encoder train --config c --out runs/a", "context-encoder train --config c --out runs/a-l1"]
+    }
+    assert previous_stage(two, "a") == "runs/a-l1"
+    assert previous_stage({}, "a") == "runs/a"  # a model without a recipe: its own name's run
