@@ -213,3 +213,16 @@ def test_up_conv_fast_path_matches_the_transposed_convolution(autocast):
     with torch.no_grad():
         assert torch.equal(up_conv(layer, wide), layer(wide))
     assert torch.equal(up_conv(layer, x), layer(x)) and up_conv(layer, x).requires_grad
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_generator_inference_matches_its_training_path(skip):
+    """Under no_grad the generator's first up-conv takes `up_conv`'s product: the same output to rounding."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(image_size=32, nef=8, ngf=8, ndf=8, bottleneck="fc", bottleneck_dim=32, skip=skip)
+    g, _ = build_models(cfg, True)
+    g.eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        fast = g(x)
+    assert torch.allclose(fast, g(x), atol=1e-5)  # with gradients: every layer as it is
