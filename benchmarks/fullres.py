@@ -4,10 +4,12 @@
     python benchmarks/fullres.py --limit 3 --methods telea patchmatch fsr net
     python benchmarks/fullres.py --sets tuning tuning768 --synthesis membrane=0.3   # choosing a setting
 
-Sets (when present): ../shared/data/eval/kodak24 and mcmaster18, photographs never used for training,
-long side capped at 1024 px; for choosing settings, never the test sets: `tuning`, the photos of
-../shared/data/bsds500-train that the 128 px models hold out from training (`data.val_fraction` 0.06),
-and `tuning768`, the same enlarged to Kodak's long side of 768 px, where strokes are wider in pixels.
+Sets (when present): ../shared/data/eval/kodak24 and mcmaster18, and `imagenet-test` (the `test/` half of
+../shared/data/imagenet-photos: photos at their published size, objects and buildings), photographs never
+used for training, long side capped at 1024 px; for choosing settings, never the test sets: `tuning`, the
+photos of ../shared/data/bsds500-train that the 128 px models hold out from training (`data.val_fraction`
+0.06), `tuning768`, the same enlarged to Kodak's long side of 768 px, where strokes are wider in pixels,
+and `imagenet-tuning`, the `tuning/` half of imagenet-photos.
 Methods: `telea` (OpenCV, diffusion), `patchmatch` (PyPatchMatch, exemplar), `fsr` (OpenCV contrib's
 frequency-selective reconstruction), `net` (the shipped model with its stored inference options; by
 default the model ranked best for free-form holes) and `net+patch` (the same with refine="patch";
@@ -40,8 +42,11 @@ SETS = {
     "mcmaster18": (SHARED / "eval" / "mcmaster18", False, None),
     "tuning": (SHARED / "bsds500-train", True, None),
     "tuning768": (SHARED / "bsds500-train", True, 768),
+    "imagenet-tuning": (SHARED / "imagenet-photos" / "tuning", False, None),
+    "imagenet-test": (SHARED / "imagenet-photos" / "test", False, None),
 }
-TEST_SETS = ["kodak24", "mcmaster18"]
+TEST_SETS = ["kodak24", "mcmaster18", "imagenet-test"]
+TUNING_SETS = ["tuning", "tuning768", "imagenet-tuning"]  # settings are chosen on these, never on TEST_SETS
 # the share of each folder the 128 px recipes hold out from training: these photos are never trained on
 TUNING_FRACTION = load_config("scenes128_center").data.val_fraction
 METHODS = ("telea", "patchmatch", "fsr", "net", "net+patch")

