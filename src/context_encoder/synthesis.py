@@ -41,6 +41,7 @@ class SynthesisSettings:
     coarse_iterations: int = 6  # EM iterations at the coarsest level
     iterations: int = 2  # EM iterations at the finer levels that are searched
     guide_weight: float = 4.0  # weight of the low-frequency distance to the network fill
+    guide_decay: float = 1.0  # the guide weight is multiplied by this at each level finer than the coarsest
     search_pixels: int = 250_000  # levels with more pixels are voted from the upsampled field only
     margin: float = 0.5  # context around the holes' bounding box, as a fraction of its longer side
     final_vote: str = "copy"  # at full resolution: "mean" of the covering patches | "copy" each pixel's own source
@@ -65,6 +66,7 @@ class SynthesisSettings:
             "coarse_iterations": self.coarse_iterations >= 1,
             "iterations": self.iterations >= 0,
             "guide_weight": self.guide_weight >= 0,
+            "guide_decay": self.guide_decay >= 0,
             "search_pixels": self.search_pixels >= 0,
             "margin": self.margin >= 0,
             "restore_low": self.restore_low >= 0,
@@ -176,7 +178,8 @@ def _synthesize_crop(image: Tensor, hole: Tensor, guided: Tensor, s: SynthesisSe
     for level in range(len(levels) - 1, -1, -1):
         x, h = levels[level]
         searched = field is None or h.numel() <= s.search_pixels
-        level_s = _Level(x, h, s.radius, s.search_dims if searched else -1, s.guide_weight)
+        weight = s.guide_weight * s.guide_decay ** (len(levels) - 1 - level)
+        level_s = _Level(x, h, s.radius, s.search_dims if searched else -1, weight)
         if field is None:
             field = level_s.random_field(gen)
             estimate = x
