@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw
 from .baselines import opencv_fill
 from .data import pil_to_tensor
 from .errors import ContextEncoderError
-from .fullres import baseline_methods, figure_box, figure_tile, hole_scores
+from .fullres import baseline_methods, figure_box, figure_tile, hole_scores, perceptual_backends
 from .inpaint import hole_mask
 from .loading import load_model, preferred_models
 from .masks import random_region_mask
@@ -99,9 +99,10 @@ def full_resolution(out: Path) -> Path | None:
     methods["Telea"] = baseline_methods(["telea"])["telea"]
     print(
         f"\nAt full resolution, a brush stroke over an object filled by {best[0]} and others "
-        "(hole metrics; sharpness 1.0: the photo's detail)"
+        "(hole metrics; sharpness 1.0: the photo's detail; LPIPS-alex on the hole's box + 16 px, lower is closer)"
     )
-    print(f"{'photo':<10} {'size':>9} {'method':<16} {'PSNR':>6} {'L1':>7} {'sharpness':>9}")
+    scorers = {k: v for k, v in perceptual_backends().items() if k == "lpips_alex"}  # where its weights are
+    print(f"{'photo':<10} {'size':>9} {'method':<16} {'PSNR':>6} {'L1':>7} {'sharpness':>9} {'LPIPS-alex':>10}")
     rows = []
     for name, img in photos(None).items():
         arr = np.asarray(img)
@@ -110,10 +111,12 @@ def full_resolution(out: Path) -> Path | None:
         row = [figure_tile(arr, box), figure_tile(np.where(hole[..., None], 255, arr).astype(np.uint8), box)]
         for label, method in methods.items():
             filled = method(arr, hole)
-            s = hole_scores(filled, arr, hole, {})
+            s = hole_scores(filled, arr, hole, scorers)
             row.append(figure_tile(filled, box))
             size = f"{img.width}x{img.height}"
-            print(f"{name:<10} {size:>9} {label:<16} {s['psnr']:>6.2f} {s['l1']:>7.2%} {s['sharpness']:>9.2f}")
+            perceptual = f"{s['lpips_alex']:>10.3f}" if "lpips_alex" in s else f"{'n/a':>10}"
+            scores = f"{s['psnr']:>6.2f} {s['l1']:>7.2%} {s['sharpness']:>9.2f} {perceptual}"
+            print(f"{name:<10} {size:>9} {label:<16} {scores}")
         rows.append(row)
     columns = [torch.stack([r[i] for r in rows]) * 2 - 1 for i in range(len(rows[0]))]
     labels = ["original", "stroke", *methods]

@@ -57,7 +57,7 @@ LPIPS_PAD = 16  # px of context around each hole's box for LPIPS (a fill is judg
 LPIPS_MIN = 64  # px: LPIPS crops are grown to at least this side (AlexNet's fifth tap keeps a few pixels)
 MSSSIM_MIN = 161  # px: MS-SSIM's 11 px window must still fit after four halvings, (11 - 1) * 2**4 + 1
 FIGURE_ROWS = 3  # images per mask kind in the figure
-FIGURE_TILE = 256  # px per crop in the figure
+FIGURE_TILE = 320  # px per crop in the figure, taken at 1:1 around the largest hole
 
 
 def load_fullres(path: str | Path, max_side: int = MAX_SIDE, long_side: int | None = None) -> np.ndarray:
@@ -216,19 +216,25 @@ def _score_methods(
     return scores, tiles
 
 
-def figure_box(hole: np.ndarray, margin: float = 0.25) -> tuple[int, int, int, int]:
-    """The largest hole's bounding box grown to a square with `margin` of its side around it, inside the image."""
+def figure_box(hole: np.ndarray, side: int = FIGURE_TILE) -> tuple[int, int, int, int]:
+    """A `side` x `side` square (smaller only where the image is) centred on the largest hole's bounding box,
+    inside the image: the figure shows it at 1:1, so seams, lines and texture are seen as a viewer sees them."""
     labels, boxes = hole_components(hole)
     sizes = np.bincount(labels.ravel())[1:]
     t, lft, b, r = boxes[int(sizes.argmax())]
-    side = min(max(b - t, r - lft) + 2 * round(margin * max(b - t, r - lft)), *hole.shape)
-    return _grow((t, lft, b, r), 0, side, *hole.shape)
+    h, w = hole.shape
+    cy, cx = (t + b) // 2, (lft + r) // 2
+    top, left = min(max(0, cy - side // 2), max(0, h - side)), min(max(0, cx - side // 2), max(0, w - side))
+    return top, left, min(h, top + side), min(w, left + side)
 
 
 def figure_tile(arr: np.ndarray, box: tuple[int, int, int, int], size: int = FIGURE_TILE) -> Tensor:
-    """The crop `box` of an (H, W, 3) uint8 image, resized to size x size: (3, size, size) in [0, 1]."""
+    """The crop `box` of an (H, W, 3) uint8 image as a (3, size, size) tile in [0, 1]: at 1:1 when the crop is
+    `size` px a side (`figure_box`), else enlarged by repeating pixels (never smoothed, so nothing is hidden)."""
     t, lft, b, r = box
-    crop = Image.fromarray(np.ascontiguousarray(arr[t:b, lft:r])).resize((size, size), Image.LANCZOS)
+    crop = Image.fromarray(np.ascontiguousarray(arr[t:b, lft:r]))
+    if crop.size != (size, size):
+        crop = crop.resize((size, size), Image.NEAREST)
     return _tensor(np.asarray(crop))[0]
 
 
@@ -405,7 +411,8 @@ def write_fullres(results: dict, figure: dict[str, list[list[Tensor]]], out: Pat
     md += [
         "",
         "Scores on the hole, pixels in [0, 1] (means over images unless marked); VIF-P and MS-SSIM on each "
-        "hole's bounding box. Figure: the largest hole of a few images, the same crop for every method.",
+        "hole's bounding box; LPIPS on each hole's bounding box grown by 16 px. Figure: 1:1 crops around the "
+        "largest hole of a few images, the same crop for every method.",
         "",
         markdown_tables(results),
     ]

@@ -45,6 +45,9 @@ class SynthesisSettings:
     search_pixels: int = 250_000  # levels with more pixels are voted from the upsampled field only
     margin: float = 0.5  # context around the holes' bounding box, as a fraction of its longer side
     final_vote: str = "copy"  # at full resolution: "mean" of the covering patches | "copy" each pixel's own source
+    # a finer level starts from "vote": the coarser level's field voted with this level's patches (the photo's
+    # detail at this scale), or "image": the coarser estimate upsampled (smooth, so the search prefers flat patches)
+    upsample: str = "image"
     restore_low: int = 1  # px: box radius below which the fill's low frequencies are reset to the guide's (0: off)
     # share of the harmonic membrane over the hole's border in the guide (the rest is the network's fill):
     # 0.5 helped while the network filled strokes in windows shrunk to half (20.19 to 21.56 dB on the tuning
@@ -76,6 +79,8 @@ class SynthesisSettings:
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"SynthesisSettings.{name} is out of range: {getattr(self, name)}")
+        if self.upsample not in ("vote", "image"):
+            raise ValueError(f"SynthesisSettings.upsample must be 'vote' or 'image', got '{self.upsample}'")
         if self.final_vote not in ("copy", "mean"):
             raise ValueError(f"SynthesisSettings.final_vote must be 'copy' or 'mean', got '{self.final_vote}'")
 
@@ -186,8 +191,11 @@ def _synthesize_crop(image: Tensor, hole: Tensor, guided: Tensor, s: SynthesisSe
             iterations = s.coarse_iterations
         else:
             field = level_s.repair(level_s.upsample_field(field, coarse_shape), gen)
-            up = F.interpolate(estimate[None], size=h.shape, mode="bilinear", align_corners=False)[0]
-            estimate = torch.where(h[None], up, x)
+            if s.upsample == "vote":
+                estimate = level_s.vote(field)
+            else:
+                up = F.interpolate(estimate[None], size=h.shape, mode="bilinear", align_corners=False)[0]
+                estimate = torch.where(h[None], up, x)
             iterations = s.iterations if searched else 0
         coarse_shape = tuple(h.shape)
         for _ in range(iterations):
