@@ -113,7 +113,8 @@ def test_run_fullres_writes_scores_figure_and_tables(photos, tmp_path):
         r["kinds"]["box"]["images"][0]["methods"]["mean"]["psnr"]
     )
     md = (out / "fullres.md").read_text()
-    assert "stroke masks (3 images" in md and "box masks" in md and "| telea |" in md and "wins vs mean (PSNR / L1" in md
+    assert "stroke masks (3 images" in md and "box masks" in md and "| telea |" in md
+    assert "wins vs mean (PSNR / L1" in md
     grid = Image.open(out / "fullres.png")
     assert grid.size[0] > 4 * fr.FIGURE_TILE and grid.size[1] > 2 * fr.FIGURE_TILE  # 4 columns, rows of both kinds
 

@@ -137,6 +137,7 @@ LAYERS = [
     {"errors", "geometry"},
     {"config", "progress", "safetensors_io", "outputs"},
     {
+        "holes",
         "masks",
         "metrics",
         "data",

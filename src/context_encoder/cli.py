@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .config import DEVICES, HOLE_MASK_KINDS, INFERENCE_PRECISIONS, ProbeSettings
 from .errors import ContextEncoderError, InputError
 
 EPILOG = """examples:
@@ -38,23 +39,12 @@ TRAIN_EPILOG = """examples:
   torchrun --nproc_per_node 4 -m context_encoder train --config paper_center --data DIR --out runs/big
 """
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16")  # perf.INFERENCE_PRECISIONS, spelled out so building the parser needs no torch
-
 
 def _device(name: str) -> str:
-    """`--device`: auto is the GPU when there is one (CUDA, then Apple's MPS), else the CPU."""
-    import torch
+    """`--device`: auto is the GPU when there is one (CUDA, then Apple's MPS), else the CPU (`perf.resolve_device`)."""
+    from .perf import resolve_device
 
-    if name != "auto":
-        if name == "cuda" and not torch.cuda.is_available():
-            raise InputError("--device cuda: no CUDA device is available")
-        if name == "mps" and not torch.backends.mps.is_available():
-            raise InputError("--device mps: no MPS device is available")
-        return name
-    if torch.cuda.is_available():
-        return "cuda"
-    return "mps" if torch.backends.mps.is_available() else "cpu"
+    return str(resolve_device(name, "--device"))
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -259,7 +249,6 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _probe(args: argparse.Namespace) -> int:
-    from .config import ProbeSettings
     from .features import run_probe, summarize
 
     if (args.checkpoint is None) == (args.init is None):
@@ -416,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--precision",
-        choices=PRECISIONS,
+        choices=INFERENCE_PRECISIONS,
         default="auto",
         help="the network's arithmetic (default auto: bf16 where the CPU or GPU has native bf16, about twice as "
         "fast; fp32 elsewhere)",
@@ -459,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(optional with --size and --baselines)",
     )
     p.add_argument("--data", required=True, help="folder of held-out images (searched recursively)")
-    p.add_argument("--mask", choices=["center", "random-block", "random-region", "mixed"], help="default: the model's")
+    p.add_argument("--mask", choices=HOLE_MASK_KINDS, help="default: the model's")
     p.add_argument("--size", type=int, help="image size (default: the model's; must match it)")
     p.add_argument("--baselines", help="comma-separated: mean,telea,navier-stokes,biharmonic,harmonic,nn-hog, or all")
     p.add_argument("--limit", type=int, help="evaluate this many images, evenly spread over the sorted folder")
@@ -474,8 +463,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-inpaint", action="store_true", help="both, as `inpaint` fills by default (shipped metrics)")
     p.add_argument("--no-lpips", action="store_true", help="skip LPIPS (AlexNet and VGG16; the slowest scores)")
     p.set_defaults(func=_evaluate)
-
-    from .config import ProbeSettings  # a plain dataclass: no torch import when the parser is built
 
     p = sub.add_parser(
         "probe",

@@ -5,7 +5,8 @@ the photo, so it measures what a user sees:
 
 - images: every readable image in a folder, sorted, `limit` spread over them, at their own resolution
   with the long side capped at `max_side` (Lanczos resampling, which antialiases);
-- holes: seeded brush strokes (`masks.stroke_mask`) or one object-sized box (`masks.box_mask`); image
+- holes: seeded brush strokes (`masks.stroke_mask`) or one object-sized box (`masks.box_mask`), the kinds of
+  `masks.FULLRES_MASKS`; image
   i's hole comes from seed (seed, i), so every method, in any order, fills the same holes;
 - methods: `FullResMethod` callables, (H, W, 3) uint8 and an (H, W) bool hole in, the filled uint8
   image out; a method that changes a known pixel is an error;
@@ -37,7 +38,8 @@ from . import lpips
 from .baselines import Filler, build_baselines
 from .data import load_image, readable_images
 from .errors import ContextEncoderError
-from .masks import box_mask, hole_components, stroke_mask
+from .holes import hole_components
+from .masks import FULLRES_MASKS
 from .metrics import l1_error, psnr, sharpness_ratio, ssim_map
 from .progress import Progress
 from .protocol import spread
@@ -46,7 +48,6 @@ from .viz import hole_view, image_grid, save_png
 log = logging.getLogger(__name__)
 
 FullResMethod = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (H, W, 3) uint8, (H, W) bool -> (H, W, 3) uint8
-MASK_KINDS = {"stroke": stroke_mask, "box": box_mask}
 METRIC_NAMES = ("psnr", "l1", "ssim", "sharpness", "vifp", "ms_ssim", "lpips_alex", "lpips_vgg")
 LOWER_IS_BETTER = {"l1", "lpips_alex", "lpips_vgg"}  # for win rates; every other metric is higher-is-better
 MAX_SIDE = 1024  # px, long side; larger photos are downscaled
@@ -74,9 +75,9 @@ def load_fullres(path: str | Path, max_side: int = MAX_SIDE, long_side: int | No
 
 def draw_hole(kind: str, h: int, w: int, seed: int, index: int) -> np.ndarray:
     """Image `index`'s (H, W) bool hole of the given kind, from seed (seed, index) like `protocol.seeded_masks`."""
-    if kind not in MASK_KINDS:
-        raise ContextEncoderError(f"unknown mask kind '{kind}' (known: {', '.join(MASK_KINDS)})")
-    return MASK_KINDS[kind](h, w, torch.Generator().manual_seed(seed * 1_000_003 + index)).numpy()
+    if kind not in FULLRES_MASKS:
+        raise ContextEncoderError(f"unknown mask kind '{kind}' (known: {', '.join(FULLRES_MASKS)})")
+    return FULLRES_MASKS[kind](h, w, torch.Generator().manual_seed(seed * 1_000_003 + index)).numpy()
 
 
 def filler_method(fill: Filler) -> FullResMethod:

@@ -51,9 +51,6 @@ def load_model(
     return Inpainter(gen, cfg, device, options or stored, precision)
 
 
-HOLE_KINDS = ("square", "free-form")  # the keys of a shipped model's measured "ranking"
-
-
 def preferred_models(arbitrary_holes: bool, made_for_only: bool = False) -> tuple[str, ...]:
     """Shipped models for a kind of hole, best measured first (with `made_for_only`, only those trained for it).
 

@@ -49,7 +49,7 @@ from .metrics import l1_error, psnr
 from .models import Discriminator, Generator, build_models
 from .optim import EMA, lr_factor, make_optimizers
 from .outputs import OutputError, append_record, check_output_folder, open_log, remove_orphans, write_text
-from .perf import Precision, Speed, resolve_speed
+from .perf import Precision, Speed, resolve_device, resolve_speed
 from .progress import Progress
 from .protocol import score, scoring_set, spread
 from .tensorboard_log import TensorBoardLog, require_tensorboard
@@ -114,20 +114,6 @@ class TrainingInterrupted(Exception):
     def __init__(self, step: int, checkpoint: Path, signum: int):
         super().__init__(f"interrupted at step {step}; checkpoint saved to {checkpoint}")
         self.step, self.checkpoint, self.signum = step, checkpoint, signum
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA, then MPS, then CPU; an explicitly requested device that is missing is an error."""
-    available = {
-        "cuda": torch.cuda.is_available(),
-        "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(),
-        "cpu": True,
-    }
-    if name == "auto":
-        return torch.device(next(k for k in ("cuda", "mps", "cpu") if available[k]))
-    if not available.get(name, False):
-        raise ConfigError(f"train.device='{name}' was requested but is not available here (use 'auto' or 'cpu')")
-    return torch.device(name)
 
 
 def train_step(
@@ -233,11 +219,6 @@ def sample_grid(gen: Generator, images: Tensor, masks: Tensor, fill: Tensor | st
     filled = composite(images, gen(masked, masks), masks)
     gen.train(was_training)
     return image_grid([images, hole_view(masked, masks), filled])
-
-
-def save_samples(gen: Generator, images: Tensor, masks: Tensor, fill: Tensor | str, path: Path) -> Path:
-    """Write `sample_grid` as a PNG."""
-    return save_png(sample_grid(gen, images, masks, fill), path)
 
 
 def _check_resumable(saved: Config, requested: Config) -> None:
