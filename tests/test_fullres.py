@@ -54,9 +54,11 @@ def test_draw_hole_depends_only_on_seed_and_index():
 
 
 def test_grow_pads_grows_and_stays_inside():
-    assert fr._grow((10, 10, 20, 30), 5, 0, 100, 100) == (5, 5, 25, 35)
-    assert fr._grow((0, 90, 4, 100), 2, 10, 100, 100) == (0, 86, 10, 100)  # shifted back inside at the corner
-    assert fr._grow((10, 10, 20, 20), 0, 500, 50, 60) == (0, 0, 50, 60)  # larger than the image: all of it
+    from context_encoder.geometry import grow_box
+
+    assert grow_box((10, 10, 20, 30), 5, 0, (100, 100)) == (5, 5, 25, 35)
+    assert grow_box((0, 90, 4, 100), 2, 10, (100, 100)) == (0, 86, 10, 100)  # shifted back inside at the corner
+    assert grow_box((10, 10, 20, 20), 0, 500, (50, 60)) == (0, 0, 50, 60)  # larger than the image: all of it
 
 
 def test_hole_ssim_on_crops_equals_the_whole_image_ssim():
