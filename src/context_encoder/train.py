@@ -10,8 +10,9 @@ Divergence guard: a NaN or infinite loss or weight stops the run (`TrainingDiver
 checkpoint is written with it, so `last.pt` and `best.pt` keep the last good weights; a discriminator
 that stays saturated (d_real ~ 1, d_fake ~ 0) gets a warning.
 
-Over 400 lines on purpose: the loop, its checkpoints, validation and the divergence guard share the
-run's state, and splitting them would pass that state around.
+Over 400 lines on purpose: the loop and what it shares, in small parts around one run-state object
+(`_Run`: the networks, optimizers and step, with the checkpoint and the divergence guard), the run's data
+(`_Feed`) and its records (`_Logbook`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,7 @@ from .models import Discriminator, Generator, build_models
 from .optim import EMA, lr_factor, make_optimizers
 from .outputs import OutputError, append_record, check_output_folder, open_log, remove_orphans, write_text
 from .perf import Precision, Speed, resolve_device, resolve_speed
+from .pretrained import read_generator
 from .progress import Progress
 from .protocol import score, scoring_set, spread
 from .tensorboard_log import TensorBoardLog, require_tensorboard
@@ -229,8 +232,6 @@ def _check_resumable(saved: Config, requested: Config) -> None:
 
 def _init_generator(gen: Generator, cfg: Config, source: str) -> None:
     """Load the generator weights of `source` (a shipped model, weights file, checkpoint or run) into `gen`."""
-    from .pretrained import read_generator  # here: it imports inference code that training does not need
-
     init, init_cfg, _ = read_generator(source)
     if init_cfg.model != cfg.model or init_cfg.full_image != cfg.full_image:
         raise ConfigError(
@@ -286,27 +287,89 @@ class _Saturation:
             )
 
 
-def _setup(cfg: Config, info: DistInfo) -> tuple[torch.device, Speed]:
-    device = resolve_device(cfg.train.device)
-    if device.type == "cuda" and info.enabled:
-        device = torch.device("cuda", info.local_rank)
-    return device, resolve_speed(cfg.train, device)
+@dataclass
+class _Run:
+    """What one training run holds while it runs: its networks and optimizers, where it writes, and how far it is.
 
-
-def train(
-    cfg: Config,
-    run_dir: str | Path,
-    resume: str | Path | dict[str, Any] | None = None,
-    progress: bool = True,
-) -> Path:
-    """Train per `cfg` into `run_dir`; with `resume` (a path or a loaded checkpoint), continue from it.
-
-    Returns the path of the last checkpoint. Under `torchrun` every process calls this; rank 0 writes.
-
-    When resuming, `cfg` must match the checkpoint's model, mask and loss sections; its `train`
-    section (e.g. a larger `train.steps`) and data folders are taken from `cfg`.
+    `checkpoint` and `guard_weights` read the step and the best validation PSNR from here, so the loop only
+    moves them on. `saved_step` is the step of the last.pt on disk, when known (for the messages that say
+    which checkpoint is kept).
     """
-    run_dir = Path(run_dir)
+
+    cfg: Config
+    run_dir: Path
+    info: DistInfo
+    device: torch.device
+    speed: Speed
+    precision: Precision
+    gen: Generator
+    disc: Discriminator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    mask_rng: torch.Generator
+    ema: EMA | None
+    gen_run: nn.Module  # the networks as they run: DDP-wrapped and compiled where asked for
+    disc_run: nn.Module
+    step: int = 0
+    best_psnr: float = -math.inf
+    saved_step: int | None = None
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "last.pt"
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.speed.channels_last else torch.contiguous_format
+
+    def sampled(self) -> nn.Module:
+        """The generator that samples and validation see: the moving average when kept."""
+        return self.ema.module if self.ema is not None else unwrap(self.gen)
+
+    def kept(self) -> str:
+        if not self.ckpt_path.is_file():
+            return "no checkpoint was written"
+        at = f" (step {self.saved_step})" if self.saved_step is not None else ""
+        return f"the last good checkpoint {self.ckpt_path}{at} is kept"
+
+    def guard_weights(self) -> None:
+        """Stop before NaN or infinite weights reach a checkpoint (same weights, same verdict on every rank)."""
+        named = [(f"generator.{k}", v) for k, v in unwrap(self.gen).state_dict().items()]
+        named += [(f"discriminator.{k}", v) for k, v in unwrap(self.disc).state_dict().items()]
+        if self.ema is not None:
+            named += [(f"generator_ema.{k}", v) for k, v in self.ema.module.state_dict().items()]
+        bad = non_finite(named)
+        if bad:
+            raise TrainingDiverged(
+                self.step, f"{len(bad)} weight tensor(s) hold NaN or inf (first: {bad[0]})", self.kept()
+            )
+
+    def checkpoint(self, path: Path | None = None) -> Path:
+        """Write everything needed to resume to `path` (default: last.pt), after checking the weights."""
+        path = path or self.ckpt_path
+        payload = {
+            "config": self.cfg.to_dict(),
+            "step": self.step,
+            "generator": unwrap(self.gen).state_dict(),
+            "discriminator": unwrap(self.disc).state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "mask_rng": self.mask_rng.get_state(),
+            "grad_scalers": self.precision.state_dict(),
+            "world_size": self.info.world_size,
+            "best_val_psnr": self.best_psnr,
+        }
+        if self.ema is not None:
+            payload["generator_ema"] = self.ema.module.state_dict()
+        self.guard_weights()
+        written = save_checkpoint(path, payload)
+        if path == self.ckpt_path:
+            self.saved_step = self.step
+        return written
+
+
+def _start(cfg: Config, run_dir: Path, resume: str | Path | dict[str, Any] | None) -> _Run:
+    """Set up a run: processes, device and speed, the networks and optimizers, fresh, fine-tuned or resumed."""
     t = cfg.train
     if t.tensorboard:  # checked on every process, so that all of them stop, before any work
         require_tensorboard()
@@ -314,8 +377,10 @@ def train(
     if info.is_main:  # before any work: a run directory that cannot be written is an error now, not later
         check_output_folder(run_dir, "run directory")
         remove_orphans(run_dir / "checkpoints")
-    device, speed = _setup(cfg, info)
-    batch = local_batch(t.batch_size, info)  # images per process
+    device = resolve_device(t.device)
+    if device.type == "cuda" and info.enabled:
+        device = torch.device("cuda", info.local_rank)
+    speed = resolve_speed(t, device)
     state = None
     if resume is not None:
         state = resume if isinstance(resume, dict) else load_checkpoint(resume)
@@ -343,9 +408,30 @@ def train(
     gen_run, disc_run = wrap(gen, info, device, t.sync_bn), wrap(disc, info, device, t.sync_bn)
     if speed.compile:
         gen_run, disc_run = torch.compile(gen_run, dynamic=False), torch.compile(disc_run, dynamic=False)
+    run = _Run(cfg, run_dir, info, device, speed, precision, gen, disc, opt_g, opt_d, mask_rng, ema, gen_run, disc_run)
+    run.step, run.best_psnr = step, best_psnr
+    if state is not None and Path(state["path"]).resolve() == run.ckpt_path.resolve():
+        run.saved_step = int(state["step"])
+    return run
 
+
+@dataclass
+class _Feed:
+    """The run's data: the endless training batches, the hole masks, and (rank 0) the fixed sample batch and the
+    validator."""
+
+    batches: Iterator[Tensor]
+    fill: Tensor | str  # what the generator's input holds in the hole
+    mine: slice  # this process's slice of each global batch
+    center_masks: Tensor | None  # the fixed centre masks, when the holes are the centre square
+    fixed: tuple[Tensor, Tensor] | None  # images and masks of the sample grids
+    validator: Validator | None
+
+
+def _feed(run: _Run) -> _Feed:
+    """The data of a run, from its step on; rank 0 also writes the resolved config."""
+    cfg, t, info, s = run.cfg, run.cfg.train, run.info, run.cfg.model.image_size
     train_paths, val_paths = training_paths(cfg.data)
-    s = cfg.model.image_size
     dataset = ImageDataset(
         train_paths,
         s,
@@ -360,160 +446,191 @@ def train(
         dataset,
         t.batch_size,
         seed=t.seed,
-        start_step=step,
+        start_step=run.step,
         workers=cfg.workers,
-        pin_memory=device.type == "cuda",
+        pin_memory=run.device.type == "cuda",
         rank=info.rank,
         world_size=info.world_size,
     )
-    fill = hole_fill(cfg.mask, device)
-    mine = slice(info.rank * batch, (info.rank + 1) * batch)  # this process's slice of each global batch
-    center_masks = sample_masks(cfg.mask, t.batch_size, s, mask_rng).to(device) if cfg.mask.kind == "center" else None
-    ckpt_path = run_dir / "checkpoints" / "last.pt"
-    validator = None
+    batch = local_batch(t.batch_size, info)  # images per process
+    center = cfg.mask.kind == "center"
+    center_masks = sample_masks(cfg.mask, t.batch_size, s, run.mask_rng).to(run.device) if center else None
+    feed = _Feed(
+        batches,
+        hole_fill(cfg.mask, run.device),
+        slice(info.rank * batch, (info.rank + 1) * batch),
+        center_masks,
+        None,
+        None,
+    )
     if info.is_main:
         log.info(
             "%d training images, %d held out; %s on %s x%d",
             len(train_paths),
             len(val_paths),
-            speed,
-            device,
+            run.speed,
+            run.device,
             info.world_size,
         )
         sample_set = ImageDataset(val_paths or train_paths, s, cfg.load_size, flip=False)
-        fixed_images, fixed_masks = _fixed_batch(cfg, sample_set)
-        validator = Validator(cfg, val_paths or train_paths, t.val_images, device) if t.val_every else None
-        write_text(run_dir / "config.json", cfg.to_json() + "\n")
-    resumed_here = state is not None and Path(state["path"]).resolve() == ckpt_path.resolve()
-    saved = {"step": int(state["step"]) if resumed_here else None}  # step of the last.pt on disk, when known
+        feed.fixed = _fixed_batch(cfg, sample_set)
+        feed.validator = Validator(cfg, val_paths or train_paths, t.val_images, run.device) if t.val_every else None
+        write_text(run.run_dir / "config.json", cfg.to_json() + "\n")
+    return feed
 
-    def kept() -> str:
-        if not ckpt_path.is_file():
-            return "no checkpoint was written"
-        at = f" (step {saved['step']})" if saved["step"] is not None else ""
-        return f"the last good checkpoint {ckpt_path}{at} is kept"
 
-    def guard_weights() -> None:
-        """Stop before NaN or infinite weights reach a checkpoint (same weights, same verdict on every rank)."""
-        named = [(f"generator.{k}", v) for k, v in unwrap(gen).state_dict().items()]
-        named += [(f"discriminator.{k}", v) for k, v in unwrap(disc).state_dict().items()]
-        if ema is not None:
-            named += [(f"generator_ema.{k}", v) for k, v in ema.module.state_dict().items()]
-        bad = non_finite(named)
-        if bad:
-            raise TrainingDiverged(step, f"{len(bad)} weight tensor(s) hold NaN or inf (first: {bad[0]})", kept())
+class _Logbook:
+    """The run's records: loss sums over the current log window, stats.jsonl and TensorBoard (rank 0), the
+    progress bar, and the saturation warning."""
 
-    def checkpoint(path: Path = ckpt_path) -> Path:
-        payload = {
-            "config": cfg.to_dict(),
-            "step": step,
-            "generator": unwrap(gen).state_dict(),
-            "discriminator": unwrap(disc).state_dict(),
-            "opt_g": opt_g.state_dict(),
-            "opt_d": opt_d.state_dict(),
-            "mask_rng": mask_rng.get_state(),
-            "grad_scalers": precision.state_dict(),
-            "world_size": info.world_size,
-            "best_val_psnr": best_psnr,
-        }
-        if ema is not None:
-            payload["generator_ema"] = ema.module.state_dict()
-        guard_weights()
-        written = save_checkpoint(path, payload)
-        if path == ckpt_path:
-            saved["step"] = step
-        return written
+    def __init__(self, run: _Run, progress: bool):
+        t, main = run.cfg.train, run.info.is_main
+        self.run = run
+        self.bar = Progress(t.steps, run.step, desc=f"train {run.cfg.name}", enabled=progress and main)
+        self.sums: dict[str, Tensor] = {}
+        self.window_start, self.window_steps = time.perf_counter(), 0
+        self.stats = open_log(run.run_dir / "stats.jsonl") if main else None
+        self.board = TensorBoardLog(run.run_dir, run.step) if main and t.tensorboard else None
+        self.saturation = _Saturation()
 
-    bar = Progress(t.steps, step, desc=f"train {cfg.name}", enabled=progress and info.is_main)
-    sums: dict[str, Tensor] = {}
-    window_start, window_steps = time.perf_counter(), 0
-    gen_run.train()
-    disc_run.train()
-    stats_file = open_log(run_dir / "stats.jsonl") if info.is_main else None
-    board = TensorBoardLog(run_dir, step) if info.is_main and t.tensorboard else None
-    saturation = _Saturation()
+    def add(self, losses: dict[str, Tensor]) -> None:
+        for k, v in losses.items():
+            self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
+        self.window_steps += 1
+        self.bar.update()
+
+    def write(self) -> None:
+        """One record of the window's mean losses (the only host sync for loss values); a non-finite one stops."""
+        run, step = self.run, self.run.step
+        means = mean_over_ranks({k: v / self.window_steps for k, v in self.sums.items()}, run.info)
+        elapsed = time.perf_counter() - self.window_start
+        record = {k: round(v.item(), 6) for k, v in means.items()}
+        batch_size = run.cfg.train.batch_size
+        record = {"step": step, **record, "img_per_s": round(self.window_steps * batch_size / elapsed, 2)}
+        if self.stats is not None:  # non-finite values go in as null
+            append_record(self.stats, {**record, "time": round(time.time(), 3)})
+        if self.board is not None:  # non-finite values go in as they are: the curve shows where
+            self.board.scalars("train", record, step)
+            lrs = {"generator": run.opt_g.param_groups[0]["lr"], "discriminator": run.opt_d.param_groups[0]["lr"]}
+            self.board.scalars("lr", lrs, step)
+            self.board.flush()
+        diverged = [f"{k}={v}" for k, v in record.items() if not math.isfinite(v)]
+        if diverged:
+            raise TrainingDiverged(step, f"non-finite {', '.join(diverged)}", run.kept())
+        self.saturation.update(record, step)
+        shown = " ".join(f"{k}={record[k]:.4f}" for k in ("loss_d", "loss_g_adv", "loss_rec") if k in record)
+        self.bar.set_postfix(f"{shown} {record['img_per_s']:.1f} img/s")
+        self.sums, self.window_start, self.window_steps = {}, time.perf_counter(), 0
+
+    def validate(self, validator: Validator) -> None:
+        """Validate the sampled generator; a new best PSNR writes best.pt."""
+        run = self.run
+        val = {"step": run.step, **validator(run.sampled())}
+        append_record(self.stats, val)
+        if self.board is not None:
+            self.board.scalars("val", {k.removeprefix("val_"): v for k, v in val.items()}, run.step)
+        if val["val_psnr"] > run.best_psnr:
+            run.best_psnr = val["val_psnr"]
+            run.checkpoint(run.run_dir / "checkpoints" / "best.pt")
+
+    def sample(self, fixed: tuple[Tensor, Tensor], fill: Tensor | str) -> None:
+        grid = sample_grid(self.run.sampled(), *fixed, fill)
+        save_png(grid, self.run.run_dir / "samples" / f"step_{self.run.step:07d}.png")
+        if self.board is not None:
+            self.board.image("samples", grid, self.run.step)
+
+    def close(self) -> None:
+        if self.stats is not None:
+            self.stats.close()
+        if self.board is not None:
+            self.board.close()
+
+
+def _step(run: _Run, feed: _Feed) -> dict[str, Tensor]:
+    """One training iteration at the run's step: the learning rates of the schedule, a batch, `train_step`."""
+    t, s = run.cfg.train, run.cfg.model.image_size
+    real = next(feed.batches).to(run.device, non_blocking=True).contiguous(memory_format=run.memory_format)
+    factor = lr_factor(run.step, t.steps, t.lr_schedule, t.lr_min_factor)
+    for opt in (run.opt_g, run.opt_d):
+        for group in opt.param_groups:
+            group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
+    mask = (
+        feed.center_masks
+        if feed.center_masks is not None
+        else sample_masks(run.cfg.mask, t.batch_size, s, run.mask_rng)
+    )
+    losses = train_step(
+        run.gen_run,
+        run.disc_run,
+        run.opt_g,
+        run.opt_d,
+        real,
+        mask[feed.mine].to(run.device),
+        feed.fill,
+        run.cfg.loss,
+        run.precision,
+    )
+    if run.ema is not None:
+        run.ema.update(unwrap(run.gen), run.step)
+    run.step += 1
+    return losses
+
+
+def train(
+    cfg: Config,
+    run_dir: str | Path,
+    resume: str | Path | dict[str, Any] | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train per `cfg` into `run_dir`; with `resume` (a path or a loaded checkpoint), continue from it.
+
+    Returns the path of the last checkpoint. Under `torchrun` every process calls this; rank 0 writes.
+
+    When resuming, `cfg` must match the checkpoint's model, mask and loss sections; its `train`
+    section (e.g. a larger `train.steps`) and data folders are taken from `cfg`.
+    """
+    run = _start(cfg, Path(run_dir), resume)
+    feed = _feed(run)
+    t, info = cfg.train, run.info
+    book = _Logbook(run, progress)
+    run.gen_run.train()
+    run.disc_run.train()
     try:
         with _stop_on_signals() as stop:
-            while step < t.steps:
-                real = next(batches).to(device, non_blocking=True).contiguous(memory_format=memory_format)
-                factor = lr_factor(step, t.steps, t.lr_schedule, t.lr_min_factor)
-                for opt in (opt_g, opt_d):
-                    for group in opt.param_groups:
-                        group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
-                mask = center_masks if center_masks is not None else sample_masks(cfg.mask, t.batch_size, s, mask_rng)
-                out = train_step(
-                    gen_run, disc_run, opt_g, opt_d, real, mask[mine].to(device), fill, cfg.loss, precision
-                )
-                if ema is not None:
-                    ema.update(unwrap(gen), step)
-                for k, v in out.items():
-                    sums[k] = sums[k] + v if k in sums else v.clone()
-                step += 1
-                window_steps += 1
-                bar.update()
-
+            while run.step < t.steps:
+                book.add(_step(run, feed))
+                step = run.step
                 log_now = step % t.log_every == 0 or step == t.steps
                 val_now = bool(t.val_every) and (step % t.val_every == 0 or step == t.steps)
-                if log_now:  # the only host sync for loss values
-                    means = mean_over_ranks({k: v / window_steps for k, v in sums.items()}, info)
-                    elapsed = time.perf_counter() - window_start
-                    record = {k: round(v.item(), 6) for k, v in means.items()}
-                    record = {"step": step, **record, "img_per_s": round(window_steps * t.batch_size / elapsed, 2)}
-                    if stats_file is not None:  # non-finite values go in as null
-                        append_record(stats_file, {**record, "time": round(time.time(), 3)})
-                    if board is not None:  # non-finite values go in as they are: the curve shows where
-                        board.scalars("train", record, step)
-                        lrs = {"generator": opt_g.param_groups[0]["lr"], "discriminator": opt_d.param_groups[0]["lr"]}
-                        board.scalars("lr", lrs, step)
-                        board.flush()
-                    diverged = [f"{k}={v}" for k, v in record.items() if not math.isfinite(v)]
-                    if diverged:
-                        raise TrainingDiverged(step, f"non-finite {', '.join(diverged)}", kept())
-                    saturation.update(record, step)
-                    shown = " ".join(
-                        f"{k}={record[k]:.4f}" for k in ("loss_d", "loss_g_adv", "loss_rec") if k in record
-                    )
-                    bar.set_postfix(f"{shown} {record['img_per_s']:.1f} img/s")
-                    sums, window_start, window_steps = {}, time.perf_counter(), 0
+                if log_now:
+                    book.write()
                 if log_now or val_now or step % t.checkpoint_every == 0:
-                    guard_weights()
-                if validator is not None and val_now:
-                    val = {"step": step, **validator(ema.module if ema is not None else unwrap(gen))}
-                    append_record(stats_file, val)
-                    if board is not None:
-                        board.scalars("val", {k.removeprefix("val_"): v for k, v in val.items()}, step)
-                    if val["val_psnr"] > best_psnr:
-                        best_psnr = val["val_psnr"]
-                        checkpoint(run_dir / "checkpoints" / "best.pt")
-                if info.is_main and (step % t.sample_every == 0 or step == t.steps):
-                    grid = sample_grid(ema.module if ema is not None else unwrap(gen), fixed_images, fixed_masks, fill)
-                    save_png(grid, run_dir / "samples" / f"step_{step:07d}.png")
-                    if board is not None:
-                        board.image("samples", grid, step)
+                    run.guard_weights()
+                if feed.validator is not None and val_now:
+                    book.validate(feed.validator)
+                if feed.fixed is not None and (step % t.sample_every == 0 or step == t.steps):
+                    book.sample(feed.fixed, feed.fill)
                 # under torchrun every rank must stop at the same step: agree on the flag at log steps
-                stopping = _agree(bool(stop), info, device) if (log_now or not info.enabled) else False
+                stopping = _agree(bool(stop), info, run.device) if (log_now or not info.enabled) else False
                 if info.is_main and (step % t.checkpoint_every == 0 or step == t.steps or stopping):
-                    checkpoint()
+                    run.checkpoint()
                 if stopping:
-                    bar.close()
+                    book.bar.close()
                     barrier(info)
-                    raise TrainingInterrupted(step, ckpt_path, stop.get("signum", signal.SIGTERM))
+                    raise TrainingInterrupted(step, run.ckpt_path, stop.get("signum", signal.SIGTERM))
     except OutputError as exc:  # a full disk: the checkpoint on disk is the last one written whole
-        bar.close()
-        raise OutputError(f"training stopped at step {step}: {exc}; {kept()}") from None
+        book.bar.close()
+        raise OutputError(f"training stopped at step {run.step}: {exc}; {run.kept()}") from None
     except TrainingDiverged:
-        bar.close()
+        book.bar.close()
         raise
     finally:
-        if stats_file is not None:
-            stats_file.close()
-        if board is not None:
-            board.close()
-    bar.close()
+        book.close()
+    book.bar.close()
     barrier(info)
     if info.is_main:
-        log.info("finished %d steps; checkpoint %s", step, ckpt_path)
-    return ckpt_path
+        log.info("finished %d steps; checkpoint %s", run.step, run.ckpt_path)
+    return run.ckpt_path
 
 
 def _agree(flag: bool, info: DistInfo, device: torch.device) -> bool:
