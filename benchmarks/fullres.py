@@ -1,7 +1,7 @@
 """Inpainting at each photo's own resolution: the network fill against exemplar and diffusion baselines.
 
     python benchmarks/fullres.py                                  # every method, stroke and box holes
-    python benchmarks/fullres.py --limit 3 --methods telea patchmatch fsr net
+    python benchmarks/fullres.py --limit 3 --methods net net+patch
     python benchmarks/fullres.py --sets tuning tuning768 --synthesis membrane=0.3   # choosing a setting
 
 Sets (when present): ../shared/data/eval/kodak24 and mcmaster18, and `imagenet-test` (the `test/` half of
@@ -27,6 +27,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from context_encoder import methods as registry
+from context_encoder.baselines import REFERENCE
 from context_encoder.config import load_config
 from context_encoder.data import holdout_split, readable_images
 from context_encoder.fill import FullResMethod
@@ -110,7 +111,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="images per set at most (evenly spread)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-side", type=int, default=1024, help="long side cap in px")
-    parser.add_argument("--reference", default="patchmatch", help="method the win rates are counted against")
+    parser.add_argument("--reference", default=REFERENCE, help="method the win rates are counted against")
     parser.add_argument("--no-perceptual", action="store_true", help="skip VIF-P and MS-SSIM (the slow scores)")
     parser.add_argument("--out", type=Path, default=Path("docs/results/fullres"))
     args = parser.parse_args()

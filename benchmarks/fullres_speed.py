@@ -1,7 +1,7 @@
 """Seconds per photo at 0.4, 1 and 4 megapixels: the network fill, its patch refinement and the baselines.
 
     python -m benchmarks.fullres_speed                      # from the repository root
-    python -m benchmarks.fullres_speed --methods net telea --repeats 1
+    python -m benchmarks.fullres_speed --methods net --repeats 1
     python -m benchmarks.fullres_speed --threads 1          # one core (default: torch's, all cores)
 
 The photo is a Kodak image resized (Lanczos) to each size at 3:2 (a smooth synthetic image when the

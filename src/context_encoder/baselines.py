@@ -202,6 +202,9 @@ def _checked(fill: Filler, require: Callable[[], object]) -> Callable[[], Filler
 # them); the web app's tests check that filling this part gives the whole image's pixels
 TELEA_REACH = 32
 EXTRA = "baselines"
+# The classical method full-resolution fills are compared with image by image (win rates in `benchmarks/fullres.py`):
+# the exemplar fill that keeps texture, as the network with refine="patch" does.
+REFERENCE = "patchmatch"
 
 # The classical methods, in the order `--baselines all` runs them: the classical part of `methods.REGISTRY`.
 BASELINES: dict[str, FillMethod] = {

@@ -492,8 +492,9 @@ def _add_evaluate(sub: _Commands) -> None:
     p.add_argument("--limit", type=int, help="evaluate this many images, evenly spread over the sorted folder")
     p.add_argument("--seed", type=int, default=0, help="seed of the random masks (default 0)")
     p.add_argument("--out", default="eval", help="report folder (default: eval)")
-    p.add_argument("--nn-data", help="training images searched by nn-hog (default: the checkpoint's train_dir)")
-    p.add_argument("--nn-index", type=int, default=2000, help="images in the nn-hog index (default 2000)")
+    searching = "/".join(m.name for m in methods.entries("classical") if m.database)  # the nearest-neighbour fills
+    p.add_argument("--nn-data", help=f"training images searched by {searching} (default: the checkpoint's train_dir)")
+    p.add_argument("--nn-index", type=int, default=2000, help=f"images in the {searching} index (default 2000)")
     p.add_argument("--blend", action="store_true", help="score the model with the seam blending of `inpaint`")
     p.add_argument(
         "--flip-average", action="store_true", help="score the mean of the fills of each image and its mirror"

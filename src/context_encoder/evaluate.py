@@ -159,7 +159,7 @@ def run_evaluation(
     )
 
     def nn_database() -> Tensor:
-        return load_images(spread(readable_images(nn_folder), nn_index), size, "nn-hog index")
+        return load_images(spread(readable_images(nn_folder), nn_index), size, "neighbour index")
 
     methods.update(build_baselines(baselines, nn_database if nn_folder else None))
     regions = {"hole": masks}

@@ -83,7 +83,7 @@ def draw_hole(kind: str, h: int, w: int, seed: int, index: int) -> np.ndarray:
 
 
 def baseline_methods(names: Sequence[str]) -> dict[str, FullResMethod]:
-    """Classical baselines (`baselines.BASELINES`, except nn-hog, which searches a database) at full resolution."""
+    """Classical baselines (`baselines.BASELINES`, but not those that search a database) at full resolution."""
     return {name: filler_method(fill) for name, fill in build_baselines(names).items()}
 
 

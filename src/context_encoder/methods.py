@@ -1,9 +1,9 @@
 """The fill-method registry: every way this package fills a hole, learned or classical, by name.
 
     from context_encoder import methods
-    methods.names("classical")            # what `evaluate --baselines` accepts
-    methods.get("telea").build()          # a `Filler`
-    methods.REGISTRY["patch"].kind        # "refiner"
+    methods.names("classical")                 # what `evaluate --baselines` accepts
+    methods.get(name).build()                  # a classical method's `Filler`
+    methods.entries("classical", featured=True)  # what the web app offers beside the network
 
 Each entry is a `fill.FillMethod`: name, kind ("network", "classical" or "refiner"), label, description,
 the optional extra it needs and a factory. The command line's choices (`--baselines`, `--refine`), the web
