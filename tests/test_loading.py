@@ -161,6 +161,7 @@ LAYERS = [
     {"methods"},
     {"options"},
     {"inpaint", "pretrained"},
+    {"training_run"},
     {"train", "fullres", "loading"},
     {"evaluate", "features", "demo"},
     {"web.work", "web.guard", "web.forms", "web.images"},
