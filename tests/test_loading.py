@@ -243,3 +243,24 @@ def test_export_of_a_weights_file_says_what_it_needs(run, tmp_path, capsys):
     assert main(["export", str(weights), "--out", str(tmp_path / "again.safetensors")]) == 2
     err = capsys.readouterr().err
     assert "is a model weights file, not a training checkpoint" in err and "install safetensors" not in err
+
+
+def test_options_carry_the_synthesis_settings_and_round_trip(run, tmp_path):
+    """`InferenceOptions.synthesis` is stored only when it is not the default, so older dicts read as before."""
+    from context_encoder.synthesis import SynthesisSettings
+
+    default = InferenceOptions()
+    assert default.synthesis == SynthesisSettings() and "synthesis" not in default.to_dict()
+    tuned = InferenceOptions(refine="patch", synthesis=SynthesisSettings(radius=2, guide_weight=3))
+    stored = json.loads(json.dumps(tuned.to_dict()))
+    assert stored["synthesis"]["radius"] == 2 and InferenceOptions.from_dict(stored) == tuned
+    assert InferenceOptions.from_dict({"blend": True, "flip_average": False}) == InferenceOptions(flip_average=False)
+    path = tmp_path / "tuned.safetensors"
+    pretrained.export(run, path, options=tuned)
+    assert load_model(path).options == tuned
+    with pytest.raises(InputError, match="unknown inference option 'synthesis.radious'"):
+        InferenceOptions.from_dict({"synthesis": {"radious": 2}})
+    with pytest.raises(InputError, match="synthesis"):
+        InferenceOptions.from_dict({"synthesis": {"radius": 0}})
+    with pytest.raises(InputError, match="'synthesis.radius' must be a int"):
+        InferenceOptions.from_dict({"synthesis": {"radius": 2.5}})
