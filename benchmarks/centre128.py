@@ -15,8 +15,8 @@ with a 4 px ring of it visible; here nobody sees that ring). Methods:
   filling as `inpaint` does: one context window around the hole, scaled so that the hole fits the
   model's own (for a 128 px centre model, whose hole leaves a 4 px ring of its 64 px square visible,
   the window is 151 px shrunk to 128);
-- every classical baseline of `evaluate.CLASSICAL` (Telea, Navier-Stokes, biharmonic, the membrane,
-  the mean colour, PatchMatch, FSR).
+- every classical baseline of `evaluate.CLASSICAL` (the registry's classical methods that need no
+  database: Telea, Navier-Stokes, biharmonic, the membrane, the mean colour, PatchMatch, FSR).
 
 Sets (when present): ../shared/data/eval/kodak24 and mcmaster18 (photographs never used here),
 intel-scenes test and sun-scenes test (no model trains on a test split); and, only when asked for
@@ -34,19 +34,19 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from benchmarks.fullres import TUNING_FRACTION
 from benchmarks.quality import SHARED
 from context_encoder.baselines import build_baselines
-from context_encoder.config import MaskConfig
+from context_encoder.config import HOLE_MASK_KINDS, MaskConfig
 from context_encoder.data import holdout_split, readable_images
 from context_encoder.evaluate import CLASSICAL
-from context_encoder.fill import Filler
+from context_encoder.fill import Filler, batch_filler
 from context_encoder.inpaint import Inpainter
 from context_encoder.loading import load_model
 from context_encoder.masks import center_mask
+from context_encoder.methods import NO_REFINE
 from context_encoder.protocol import load_images, score, seeded_masks, spread
 
 SIZE = 128  # px; the hole is the S/2 = 64 px centre square
@@ -75,17 +75,7 @@ def model_filler(inpainter: Inpainter) -> Filler:
     The network's own fill (`refine="none"`): these are the model's protocols, at its own scale; the patch
     synthesis that a model may store as its default is measured at full resolution (`benchmarks/fullres.py`).
     """
-    options = replace(inpainter.options, refine="none")
-
-    def fill(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        out = []
-        for img, hole in zip(images, masks):
-            arr = (img.permute(1, 2, 0) * 255).round().byte().numpy()
-            filled = np.asarray(inpainter(arr, hole[0].numpy(), options), dtype=np.float32) / 255
-            out.append(torch.where(hole, torch.from_numpy(filled).permute(2, 0, 1), img))
-        return torch.stack(out)
-
-    return fill
+    return batch_filler(inpainter.method(replace(inpainter.options, refine=NO_REFINE)))
 
 
 def strict_scores(
@@ -122,7 +112,7 @@ def main() -> None:
     parser.add_argument(
         "--holes",
         default="center",
-        choices=["center", "random-region", "random-block"],
+        choices=HOLE_MASK_KINDS,
         help="the centre square (the paper's protocol) or seeded holes of the training mask kinds",
     )
     parser.add_argument("--seed", type=int, default=0, help="seeds the holes other than the centre square")

@@ -1,7 +1,7 @@
 """Inpainting at each photo's own resolution: the network fill against exemplar and diffusion baselines.
 
     python benchmarks/fullres.py                                  # every method, stroke and box holes
-    python benchmarks/fullres.py --limit 3 --methods telea patchmatch fsr net
+    python benchmarks/fullres.py --limit 3 --methods net net+patch
     python benchmarks/fullres.py --sets tuning tuning768 --synthesis membrane=0.3   # choosing a setting
 
 Sets (when present): ../shared/data/eval/kodak24 and mcmaster18, and `imagenet-test` (the `test/` half of
@@ -10,13 +10,13 @@ used for training, long side capped at 1024 px; for choosing settings, never the
 photos of ../shared/data/bsds500-train that the 128 px models hold out from training (`data.val_fraction`
 0.06), `tuning768`, the same enlarged to Kodak's long side of 768 px, where strokes are wider in pixels,
 and `imagenet-tuning`, the `tuning/` half of imagenet-photos.
-Methods: `telea` (OpenCV, diffusion), `patchmatch` (PyPatchMatch, exemplar), `fsr` (OpenCV contrib's
-frequency-selective reconstruction), `net` (the shipped model with its stored inference options; by
-default the model ranked best for free-form holes) and `net+patch` (the same with refine="patch";
-`--synthesis KEY=VALUE` changes its `SynthesisSettings`). Every method fills the same seeded holes;
-scores are on the hole (see `context_encoder.fullres`), win rates count the images on which a method
-beats `--reference`. Writes fullres.json, fullres.md and fullres.png per set under `--out` and prints
-the tables.
+Methods: the classical methods marked `fullres` in the registry (`context_encoder.methods`: OpenCV's Telea,
+PatchMatch, frequency-selective reconstruction), any other classical one by name, `net` (the shipped model
+with its stored inference options; by default the model ranked best for free-form holes) and `net+<refiner>`
+for every other refiner (`net+patch`: refine="patch"; `--synthesis KEY=VALUE` changes its
+`SynthesisSettings`). Every method fills the same seeded holes; scores are on the hole (see
+`context_encoder.fullres`), win rates count the images on which a method beats `--reference`. Writes
+fullres.json, fullres.md and fullres.png per set under `--out` and prints the tables.
 """
 
 from __future__ import annotations
@@ -26,12 +26,14 @@ import logging
 from dataclasses import fields, replace
 from pathlib import Path
 
-import numpy as np
-
+from context_encoder import methods as registry
+from context_encoder.baselines import REFERENCE
 from context_encoder.config import load_config
 from context_encoder.data import holdout_split, readable_images
-from context_encoder.fullres import FullResMethod, baseline_methods, markdown_tables, run_fullres
+from context_encoder.fill import FullResMethod
+from context_encoder.fullres import baseline_methods, markdown_tables, run_fullres
 from context_encoder.loading import default_model, load_model
+from context_encoder.masks import FULLRES_MASKS
 from context_encoder.perf import INFERENCE_PRECISIONS
 from context_encoder.synthesis import SynthesisSettings
 
@@ -49,8 +51,10 @@ TEST_SETS = ["kodak24", "mcmaster18", "imagenet-test"]
 TUNING_SETS = ["tuning", "tuning768", "imagenet-tuning"]  # settings are chosen on these, never on TEST_SETS
 # the share of each folder the 128 px recipes hold out from training: these photos are never trained on
 TUNING_FRACTION = load_config("scenes128_center").data.val_fraction
-METHODS = ("telea", "patchmatch", "fsr", "net", "net+patch")
-BASELINES = ("telea", "patchmatch", "fsr")
+# the network with each refiner: "net" (its fill as it is), "net+patch", ...
+NETWORKS = {("net" if r == registry.NO_REFINE else f"net+{r}"): r for r in registry.names("refiner")}
+BASELINES = registry.reference_baselines()  # the classical methods that need no database
+METHODS = (*registry.names("classical", fullres=True), *NETWORKS)  # the default
 
 
 def network_method(
@@ -58,19 +62,14 @@ def network_method(
 ) -> FullResMethod:
     """The model's fill with its stored inference options, `refine`, the synthesis settings and `precision`."""
     inpainter = load_model(model, precision=precision)
-    options = replace(inpainter.options, refine=refine)
-
-    def method(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        return np.asarray(inpainter(image, hole, options, synthesis))
-
-    return method
+    return inpainter.method(replace(inpainter.options, refine=refine), synthesis)
 
 
 def build_methods(
     names: list[str], model: str, synthesis: SynthesisSettings | None = None, precision: str = "auto"
 ) -> dict[str, FullResMethod]:
     methods = baseline_methods([n for n in names if n in BASELINES])
-    for name, refine in (("net", "none"), ("net+patch", "patch")):
+    for name, refine in NETWORKS.items():
         if name in names:
             methods[name] = network_method(model, refine, synthesis, precision)
     return {n: methods[n] for n in names if n in methods}  # in the order asked for
@@ -98,8 +97,8 @@ def synthesis_settings(pairs: list[str]) -> SynthesisSettings | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    parser.add_argument("--masks", nargs="+", default=["stroke", "box"], choices=["stroke", "box"])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=[*BASELINES, *NETWORKS])
+    parser.add_argument("--masks", nargs="+", default=list(FULLRES_MASKS), choices=list(FULLRES_MASKS))
     parser.add_argument("--sets", nargs="+", default=TEST_SETS, choices=list(SETS))
     parser.add_argument("--model", help="shipped model or .safetensors file (default: best ranked for free-form holes)")
     parser.add_argument(
@@ -112,7 +111,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="images per set at most (evenly spread)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-side", type=int, default=1024, help="long side cap in px")
-    parser.add_argument("--reference", default="patchmatch", help="method the win rates are counted against")
+    parser.add_argument("--reference", default=REFERENCE, help="method the win rates are counted against")
     parser.add_argument("--no-perceptual", action="store_true", help="skip VIF-P and MS-SSIM (the slow scores)")
     parser.add_argument("--out", type=Path, default=Path("docs/results/fullres"))
     args = parser.parse_args()

@@ -1,7 +1,7 @@
 """Seconds per photo at 0.4, 1 and 4 megapixels: the network fill, its patch refinement and the baselines.
 
     python -m benchmarks.fullres_speed                      # from the repository root
-    python -m benchmarks.fullres_speed --methods net telea --repeats 1
+    python -m benchmarks.fullres_speed --methods net --repeats 1
     python -m benchmarks.fullres_speed --threads 1          # one core (default: torch's, all cores)
 
 The photo is a Kodak image resized (Lanczos) to each size at 3:2 (a smooth synthetic image when the
@@ -27,13 +27,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.fullres import network_method
+from benchmarks.fullres import BASELINES, NETWORKS, network_method
+from context_encoder import methods as registry
 from context_encoder.fullres import baseline_methods
 from context_encoder.loading import default_model
 from context_encoder.masks import stroke_mask
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval" / "kodak24" / "kodim05.png"
-METHODS = ("net+patch", "net", "patchmatch", "telea")
+METHODS = (*NETWORKS, *registry.names("classical", featured=True))  # the default: the web app's methods
 SIZES_MP = (0.4, 1.0, 4.0)
 HOLE = (0.095, 0.105)  # stroke coverage: 10% of the image
 
@@ -60,10 +61,8 @@ def peak_rss_mb() -> float:
 
 def worker(name: str, sizes: list[float], repeats: int, big_repeats: int, model: str) -> dict:
     """Time one method on every size in this process; {"skipped": reason} when it is unavailable."""
-    if name in ("net", "net+patch"):
-        method = network_method(model, "patch" if name == "net+patch" else "none")
-        if method is None:
-            return {"skipped": "this version has no refine='patch'"}
+    if name in NETWORKS:
+        method = network_method(model, NETWORKS[name])
     else:
         method = baseline_methods([name])[name]
     small = photo(0.05)
@@ -97,7 +96,7 @@ def run_worker(name: str, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=[*NETWORKS, *BASELINES])
     parser.add_argument("--sizes", nargs="+", type=float, default=list(SIZES_MP), help="megapixels")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per size (median)")
     parser.add_argument("--big-repeats", type=int, default=1, help="timed calls per size above 2 MP")

@@ -3,8 +3,9 @@
     python benchmarks/loss_comparison.py [--steps 2000] [--data ../shared/data/cifar10] [--limit N]
 
 Trains (or resumes) three `cifar10`-preset models that differ only in `loss.mode`, with the same
-seed, data order, masks and number of steps, evaluates them and the classical baselines on the same
-test images with the same centre hole, and writes docs/results/cifar10_losses.md and its figure.
+seed, data order, masks and number of steps, evaluates them and every classical baseline of the registry
+(`context_encoder.methods`) on the same test images with the same centre hole, and writes
+docs/results/cifar10_losses.md and its figure.
 Runs live in runs/cifar10-losses/<mode>; finished runs are reused, interrupted ones resumed.
 """
 
@@ -20,14 +21,15 @@ from pathlib import Path
 
 import torch
 
+from context_encoder import methods as registry
 from context_encoder.baselines import build_baselines
 from context_encoder.checkpoint import load_checkpoint
 from context_encoder.data import readable_images
 from context_encoder.evaluate import markdown_table
-from context_encoder.inpaint import RAW
 from context_encoder.loading import load_model
 from context_encoder.masks import center_region, fill_value
 from context_encoder.metrics import METRICS, sharpness_ratio
+from context_encoder.options import RAW
 from context_encoder.progress import Progress
 from context_encoder.protocol import load_images, score, scoring_set, spread
 from context_encoder.train import training_seconds
@@ -84,7 +86,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "cifar10")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "cifar10-losses")
     parser.add_argument("--limit", type=int, default=None, help="test images (default: all 10,000)")
-    parser.add_argument("--nn-index", type=int, default=5000, help="training images searched by nn-hog")
+    parser.add_argument("--nn-index", type=int, default=5000, help="training images searched by nearest neighbours")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
     args = parser.parse_args()
 
@@ -95,9 +97,8 @@ def main() -> None:
     t0 = time.perf_counter()
     images, masks = scoring_set(args.data / "test", size, cfg.mask, args.limit, seed=0)
     methods = {MODES[m]: model.filler() for m, model in models.items()}
-    index = load_images(spread(readable_images(args.data / "train"), args.nn_index), size, "nn-hog index")
-    methods.update(build_baselines(["mean", "telea", "navier-stokes", "biharmonic"]))
-    methods.update(build_baselines(["nn-hog"], lambda: index))
+    index = load_images(spread(readable_images(args.data / "train"), args.nn_index), size, "neighbour index")
+    methods.update(build_baselines(registry.names("classical"), lambda: index))
     regions = {"hole": masks, "center": center_region(size, len(images))}
     keep = spread(list(range(len(images))), 10)
     bar = Progress(len(images), desc="evaluate")
@@ -127,7 +128,8 @@ def main() -> None:
         + ", ".join(f"{MODES[m]} {times[m] / 60:.0f} min" for m in MODES)
         + ".",
         f"- Evaluated on {len(images):,} images of CIFAR-10 `test/` (never trained on), same centre hole for "
-        f"every method; evaluation took {eval_s / 60:.0f} min. nn-hog searches {len(index):,} training images.",
+        f"every method; evaluation took {eval_s / 60:.0f} min. The nearest-neighbour baseline searches "
+        f"{len(index):,} training images.",
         "- Pixels in [0, 1]; L1/L2 are means over the scored pixels; PSNR averaged per image. `hole`: the 14x14 "
         "pixels no method saw; `center`: the paper's full 16x16 central square (its 1 px ring is known).",
         "",

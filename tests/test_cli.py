@@ -75,11 +75,25 @@ def test_inpaint_any_size_and_bad_input(trained, tmp_path, capsys):
     assert (np.asarray(load_image(exact))[~hole] == a[~hole]).all()
 
 
-def test_cli_precisions_are_the_inference_precisions():
-    from context_encoder.cli import PRECISIONS
+def option_choices(command: str, option: str) -> list:
+    """The choices the command line offers for `command`'s `option`."""
+    import argparse
+
+    from context_encoder.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return list(next(a for a in commands.choices[command]._actions if option in a.option_strings).choices)
+
+
+def test_cli_choices_are_the_configs():
+    """The parser's choices are the config's types: one place for each (`typing.get_args`)."""
+    from context_encoder.config import DEVICES, HOLE_MASK_KINDS
     from context_encoder.perf import INFERENCE_PRECISIONS
 
-    assert PRECISIONS == INFERENCE_PRECISIONS  # the parser's copy, kept so that it needs no torch
+    assert option_choices("inpaint", "--precision") == list(INFERENCE_PRECISIONS) == ["auto", "fp32", "bf16"]
+    assert option_choices("inpaint", "--device") == option_choices("serve", "--device") == list(DEVICES)
+    assert option_choices("evaluate", "--mask") == list(HOLE_MASK_KINDS)
+    assert "none" not in HOLE_MASK_KINDS and "mixed" in HOLE_MASK_KINDS
 
 
 def test_inpaint_batch_folder(trained, tmp_path):

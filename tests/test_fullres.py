@@ -54,9 +54,11 @@ def test_draw_hole_depends_only_on_seed_and_index():
 
 
 def test_grow_pads_grows_and_stays_inside():
-    assert fr._grow((10, 10, 20, 30), 5, 0, 100, 100) == (5, 5, 25, 35)
-    assert fr._grow((0, 90, 4, 100), 2, 10, 100, 100) == (0, 86, 10, 100)  # shifted back inside at the corner
-    assert fr._grow((10, 10, 20, 20), 0, 500, 50, 60) == (0, 0, 50, 60)  # larger than the image: all of it
+    from context_encoder.geometry import grow_box
+
+    assert grow_box((10, 10, 20, 30), 5, 0, (100, 100)) == (5, 5, 25, 35)
+    assert grow_box((0, 90, 4, 100), 2, 10, (100, 100)) == (0, 86, 10, 100)  # shifted back inside at the corner
+    assert grow_box((10, 10, 20, 20), 0, 500, (50, 60)) == (0, 0, 50, 60)  # larger than the image: all of it
 
 
 def test_hole_ssim_on_crops_equals_the_whole_image_ssim():
@@ -113,7 +115,8 @@ def test_run_fullres_writes_scores_figure_and_tables(photos, tmp_path):
         r["kinds"]["box"]["images"][0]["methods"]["mean"]["psnr"]
     )
     md = (out / "fullres.md").read_text()
-    assert "stroke masks (3 images" in md and "box masks" in md and "| telea |" in md and "wins vs mean (PSNR / L1" in md
+    assert "stroke masks (3 images" in md and "box masks" in md and "| telea |" in md
+    assert "wins vs mean (PSNR / L1" in md
     grid = Image.open(out / "fullres.png")
     assert grid.size[0] > 4 * fr.FIGURE_TILE and grid.size[1] > 2 * fr.FIGURE_TILE  # 4 columns, rows of both kinds
 

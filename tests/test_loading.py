@@ -131,17 +131,22 @@ def test_the_shipped_models_are_ranked():
         assert set(meta.get("ranking", {})) >= {"square", "free-form"}, f"{name} has no ranking: ship_models --rank"
 
 
-# Which package modules each top-level module may import (directly, at module level or inside functions).
-# Lower layers never import higher ones: training sits beside inference and evaluation, not above them.
+# Which package modules each module may import (directly, at module level or inside functions): its own layer
+# and those above it in this list. Training sits beside inference and evaluation, not above them; weights
+# storage (`pretrained`) and inference (`inpaint`) both sit on the options they share; the web app's modules
+# are layered among themselves below the command line's level.
 LAYERS = [
     {"errors", "geometry"},
     {"config", "progress", "safetensors_io", "outputs"},
     {
+        "holes",
+        "decode",
         "masks",
         "metrics",
         "data",
         "models",
         "losses",
+        "lpips",
         "viz",
         "perf",
         "optim",
@@ -152,38 +157,84 @@ LAYERS = [
         "neighbours",
     },
     {"checkpoint", "fill"},
-    {"protocol", "inpaint", "baselines", "labelled"},
-    {"train", "pretrained", "fullres"},
-    {"loading"},
+    {"protocol", "baselines", "labelled"},
+    {"methods"},
+    {"options"},
+    {"inpaint", "pretrained"},
+    {"training_run"},
+    {"train", "fullres", "loading"},
     {"evaluate", "features", "demo"},
-    {"web", "cli", "__init__", "__main__"},
+    {"web.work", "web.guard", "web.forms", "web.images"},
+    {"web.schemas", "web.registry"},
+    {"web.fill"},
+    {"web.app", "web.__init__", "cli", "__init__", "__main__"},
 ]
+PACKAGE = Path(pretrained.__file__).parent
+
+
+def _module_name(path: Path) -> str:
+    """ "config" for config.py, "web.fill" for web/fill.py, "web.__init__" for web/__init__.py."""
+    return ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+
+
+def _target(parts: tuple[str, ...]) -> str:
+    """The module that `from <parts> import ...` reads: a .py file, or a package's __init__."""
+    if (PACKAGE.joinpath(*parts)).is_dir():
+        parts = (*parts, "__init__")
+    return ".".join(parts) if parts else "__init__"
 
 
 def _package_imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
+    """The package modules `path` imports, relative imports of any level, by `_module_name`."""
+    package = path.relative_to(PACKAGE).parent.parts  # the package the module is in: () or ("web",)
     found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level >= 1:
-            parts = (node.module or "").split(".")
-            if node.level == 1 and node.module:
-                found.add(parts[0])
-            elif node.level == 1:  # `from . import x`: a module, or a name the package defines
-                found.update(a.name if (path.parent / f"{a.name}.py").exists() else "__init__" for a in node.names)
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.ImportFrom) or node.level < 1:
+            continue
+        base = package[: len(package) - (node.level - 1)]
+        if node.module:
+            found.add(_target((*base, *node.module.split("."))))
+            continue
+        for alias in node.names:  # `from . import x`: a module, or a name the package defines
+            module = (*base, alias.name)
+            is_module = PACKAGE.joinpath(*module).with_suffix(".py").exists() or PACKAGE.joinpath(*module).is_dir()
+            found.add(_target(module) if is_module else _target(base))
     return found
 
 
+def _import_graph() -> dict[str, set[str]]:
+    return {_module_name(p): _package_imports(p) - {_module_name(p)} for p in PACKAGE.rglob("*.py")}
+
+
 def test_no_module_imports_one_above_it():
-    pkg = Path(pretrained.__file__).parent
     level = {name: i for i, names in enumerate(LAYERS) for name in names}
-    modules = {p.stem: p for p in pkg.glob("*.py")}
-    assert set(modules) <= set(level), f"modules missing from LAYERS: {set(modules) - set(level)}"
-    for name, path in modules.items():
-        for dep in _package_imports(path):
+    graph = _import_graph()
+    assert set(graph) == set(level), (
+        f"modules missing from LAYERS: {set(graph) - set(level)}, gone: {set(level) - set(graph)}"
+    )
+    for name, deps in graph.items():
+        for dep in deps:
             assert dep in level, f"{name} imports unknown module {dep}"
             assert level[dep] <= level[name], f"{name} (layer {level[name]}) imports {dep} (layer {level[dep]})"
-    train_imports = _package_imports(modules["train"])
-    assert not train_imports & {"inpaint", "evaluate", "loading"}
+    assert not graph["train"] & {"inpaint", "evaluate", "loading"}
+    assert not graph["pretrained"] & {"inpaint", "loading"}  # weights storage reads the options, not inference
+
+
+def test_the_imports_have_no_cycle():
+    graph = _import_graph()
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = "open"
+        for dep in sorted(graph.get(name, ())):
+            assert state.get(dep) != "open", f"import cycle: {' -> '.join([*path, name, dep])}"
+            if dep not in state:
+                visit(dep, [*path, name])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [])
 
 
 def test_export_of_a_weights_file_says_what_it_needs(run, tmp_path, capsys):
@@ -192,3 +243,24 @@ def test_export_of_a_weights_file_says_what_it_needs(run, tmp_path, capsys):
     assert main(["export", str(weights), "--out", str(tmp_path / "again.safetensors")]) == 2
     err = capsys.readouterr().err
     assert "is a model weights file, not a training checkpoint" in err and "install safetensors" not in err
+
+
+def test_options_carry_the_synthesis_settings_and_round_trip(run, tmp_path):
+    """`InferenceOptions.synthesis` is stored only when it is not the default, so older dicts read as before."""
+    from context_encoder.synthesis import SynthesisSettings
+
+    default = InferenceOptions()
+    assert default.synthesis == SynthesisSettings() and "synthesis" not in default.to_dict()
+    tuned = InferenceOptions(refine="patch", synthesis=SynthesisSettings(radius=2, guide_weight=3))
+    stored = json.loads(json.dumps(tuned.to_dict()))
+    assert stored["synthesis"]["radius"] == 2 and InferenceOptions.from_dict(stored) == tuned
+    assert InferenceOptions.from_dict({"blend": True, "flip_average": False}) == InferenceOptions(flip_average=False)
+    path = tmp_path / "tuned.safetensors"
+    pretrained.export(run, path, options=tuned)
+    assert load_model(path).options == tuned
+    with pytest.raises(InputError, match="unknown inference option 'synthesis.radious'"):
+        InferenceOptions.from_dict({"synthesis": {"radious": 2}})
+    with pytest.raises(InputError, match="synthesis"):
+        InferenceOptions.from_dict({"synthesis": {"radius": 0}})
+    with pytest.raises(InputError, match="'synthesis.radius' must be a int"):
+        InferenceOptions.from_dict({"synthesis": {"radius": 2.5}})

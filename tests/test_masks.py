@@ -127,3 +127,19 @@ def test_dilate_matches_max_pooling_for_any_radius():
         pooled = F.max_pool2d(k, (1, 2 * radius + 1), 1, (0, radius))
         ref = F.max_pool2d(pooled, (2 * radius + 1, 1), 1, (radius, 0))[0, 0].numpy() > 0
         assert (dilate(mask, radius) == ref).all(), (h, w, radius)
+
+
+def test_the_mask_tables_name_every_kind():
+    """Training kinds (`config.MaskKind`) and full-resolution protocol kinds are two tables, named apart."""
+    from context_encoder.config import TRAINING_MASK_KINDS, MaskConfig
+    from context_encoder.masks import FULLRES_MASKS, TRAINING_MASKS
+
+    assert tuple(TRAINING_MASKS) == TRAINING_MASK_KINDS
+    assert not set(TRAINING_MASKS) & set(FULLRES_MASKS)
+    for kind in TRAINING_MASKS:
+        masks = sample_masks(MaskConfig(kind=kind), 2, 32, torch.Generator().manual_seed(0))
+        assert masks.shape == (2, 1, 32, 32) and masks.dtype == torch.bool
+        assert masks.any() == (kind != "none")
+    for kind, draw in FULLRES_MASKS.items():
+        hole = draw(40, 60, torch.Generator().manual_seed(0))
+        assert hole.shape == (40, 60) and hole.any(), kind

@@ -308,3 +308,17 @@ def test_slivers_of_a_cut_stroke_merge_but_never_across_holes_or_beyond_a_cell()
         assert len(np.unique(labels[merged == k])) == 1  # one hole per piece
     assert len(np.unique(merged[60:68, 10:120])) == 4  # 110 px of stroke in pieces of at most 32 px
     assert len(np.unique(merged[100:104, 60:68])) == 1  # the small hole's two halves are one piece again
+
+
+def test_the_options_synthesis_settings_are_the_ones_used():
+    """`InferenceOptions.synthesis` configures the patch refinement; the call's `synthesis` argument overrides it."""
+    img = _stripes(48, 64)
+    mask = np.zeros((48, 64), bool)
+    mask[16:30, 20:40] = True
+    model = _model()
+    coarse = SynthesisSettings(radius=2, coarse_iterations=1, iterations=0)
+    via_options = np.asarray(model(img, mask, InferenceOptions(refine="patch", synthesis=coarse)))
+    via_argument = np.asarray(model(img, mask, PATCH, coarse))
+    assert (via_options == via_argument).all()
+    assert (via_options != np.asarray(model(img, mask, PATCH))).any()  # the defaults give another fill
+    assert (np.asarray(model.method(PATCH, coarse)(img, mask)) == via_options).all()

@@ -493,7 +493,7 @@ def test_a_model_fills_only_the_part_it_reads_with_the_whole_images_result(
     m = np.zeros((160, 240), bool)
     m[0:9, 5:20] = True  # at the top edge: windows reach outside the image there
     m[40:47, 51:62] = True
-    left, top, right, bottom = fill.context_box(m, tiny.cfg, refine)
+    left, top, right, bottom = tiny.context_box(m, InferenceOptions(refine=refine))
     assert (right - left) * (bottom - top) < m.size / 2
     expected = np.asarray(tiny(img, m, options=InferenceOptions(refine=refine)))
     np.testing.assert_array_equal(

@@ -3,9 +3,10 @@
 from .checkpoint import load_checkpoint
 from .config import Config, load_config
 from .fill import fill_batch
-from .inpaint import InferenceOptions, Inpainter
+from .inpaint import Inpainter
 from .loading import inpaint, load_model
 from .models import Discriminator, Generator, build_models
+from .options import InferenceOptions
 from .pretrained import export, list_pretrained
 from .train import train, train_step
 

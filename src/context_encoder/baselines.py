@@ -1,4 +1,4 @@
-"""Classical inpainting baselines behind one interface: `fill(images, masks) -> images`.
+"""Classical inpainting baselines behind one interface, `fill(images, masks) -> images`, and their registry entries.
 
 Images are (B, 3, H, W) float tensors in [0, 1], masks (B, 1, H, W) bool (True = hole); the output
 keeps every known pixel. Diffusion-like methods (`telea`, `navier-stokes`, `biharmonic`, `harmonic`)
@@ -6,6 +6,10 @@ continue the border smoothly; exemplar methods copy texture from the image itsel
 extrapolate it from its Fourier basis (`fsr`). OpenCV (with its contrib modules), scikit-image and
 PyPatchMatch come with the `baselines` extra (`pip install 'context-encoder[baselines]'`) and are
 imported only when a baseline that needs them is built.
+
+A new baseline is its fill function here and one `FillMethod` entry in `BASELINES`, at the end of this
+file: the command line (`evaluate --baselines`), `evaluate`, the web app (with `featured`), the demo and
+the benchmarks find it through `context_encoder.methods`.
 """
 
 from __future__ import annotations
@@ -13,18 +17,18 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from .errors import ContextEncoderError
-from .masks import harmonic_fill
+from .fill import Filler, FillMethod
+from .holes import harmonic_fill
 
 log = logging.getLogger(__name__)
 
-Filler = Callable[[Tensor, Tensor], Tensor]
-BASELINES = ("mean", "telea", "navier-stokes", "biharmonic", "harmonic", "nn-hog", "patchmatch", "fsr")
 # PatchMatch compares 7x7 patches (radius 3), the size of Barnes et al. (2009) and of the package's examples: on
 # Kodak photos with stroke holes radius 2-7 scored within 0.3 dB of each other, and radius 7 took twice as long.
 PATCHMATCH_RADIUS = 3
@@ -59,7 +63,7 @@ def mean_fill(images: Tensor, masks: Tensor) -> Tensor:
 def membrane_fill(images: Tensor, masks: Tensor) -> Tensor:
     """Harmonic (membrane) inpainting: Laplace's equation in each hole, the known pixels as boundary.
 
-    The multigrid solver of `masks.harmonic_fill`, which is also what a residual generator starts from.
+    The multigrid solver of `holes.harmonic_fill`, which is also what a residual generator starts from.
     """
     return _keep_known(images, masks, harmonic_fill(images, masks))
 
@@ -126,9 +130,13 @@ def fsr_fill(images: Tensor, masks: Tensor) -> Tensor:
     return _keep_known(images, masks, torch.stack(out))  # FSR also smooths known pixels slightly
 
 
+def _require_restoration():  # noqa: ANN202
+    return _require("skimage.restoration", "scikit-image")
+
+
 def biharmonic_fill(images: Tensor, masks: Tensor) -> Tensor:
     """scikit-image's `inpaint_biharmonic`: the smoothest surface matching the hole's boundary."""
-    restoration = _require("skimage.restoration", "scikit-image")
+    restoration = _require_restoration()
     out = [
         torch.from_numpy(
             restoration.inpaint_biharmonic(img.permute(1, 2, 0).double().numpy(), m[0].numpy(), channel_axis=-1)
@@ -180,30 +188,120 @@ class HogNearestNeighbour:
         return _keep_known(images, masks, torch.stack(out))
 
 
+def _checked(fill: Filler, require: Callable[[], object]) -> Callable[[], Filler]:
+    """A factory returning `fill` once `require` (its packages' import) succeeds: a missing extra fails at build."""
+
+    def build() -> Filler:
+        require()
+        return fill
+
+    return build
+
+
+# px around the holes that OpenCV's Telea reads (its fast marching reaches a few times its 3 px radius beyond
+# them); the web app's tests check that filling this part gives the whole image's pixels
+TELEA_REACH = 32
+EXTRA = "baselines"
+# The classical method full-resolution fills are compared with image by image (win rates in `benchmarks/fullres.py`):
+# the exemplar fill that keeps texture, as the network with refine="patch" does.
+REFERENCE = "patchmatch"
+
+# The classical methods, in the order `--baselines all` runs them: the classical part of `methods.REGISTRY`.
+BASELINES: dict[str, FillMethod] = {
+    m.name: m
+    for m in (
+        FillMethod(
+            name="mean",
+            kind="classical",
+            label="mean colour",
+            description="each hole filled with its image's mean known colour",
+            build=lambda: mean_fill,
+        ),
+        FillMethod(
+            name="telea",
+            kind="classical",
+            label="OpenCV Telea",
+            description="OpenCV's Telea fast-marching fill (classical diffusion baseline)",
+            build=partial(opencv_fill, "telea"),
+            extra=EXTRA,
+            modules=("cv2",),
+            reach=TELEA_REACH,
+            featured=True,
+            fullres=True,
+        ),
+        FillMethod(
+            name="navier-stokes",
+            kind="classical",
+            label="OpenCV Navier-Stokes",
+            description="OpenCV's Navier-Stokes fill (classical diffusion baseline)",
+            build=partial(opencv_fill, "navier-stokes"),
+            extra=EXTRA,
+            modules=("cv2",),
+        ),
+        FillMethod(
+            name="biharmonic",
+            kind="classical",
+            label="biharmonic",
+            description="scikit-image's biharmonic fill: the smoothest surface matching the hole's border",
+            build=_checked(biharmonic_fill, _require_restoration),
+            extra=EXTRA,
+            modules=("skimage",),
+        ),
+        FillMethod(
+            name="harmonic",
+            kind="classical",
+            label="membrane",
+            description="the harmonic membrane over each hole's border (this package's Laplace solver)",
+            build=lambda: membrane_fill,
+        ),
+        FillMethod(
+            name="nn-hog",
+            kind="classical",
+            label="NN-HOG",
+            description="the paper's nearest-neighbour fill: the training image whose context's HOG is closest",
+            build=HogNearestNeighbour,
+            extra=EXTRA,
+            modules=("skimage",),
+            database=True,
+        ),
+        FillMethod(
+            name="patchmatch",
+            kind="classical",
+            label="PatchMatch",
+            description="PatchMatch (Barnes et al. 2009): copies patches of the photo (exemplar baseline)",
+            build=patchmatch_fill,
+            extra=EXTRA,
+            modules=("patchmatch",),
+            featured=True,
+            fullres=True,
+        ),
+        FillMethod(
+            name="fsr",
+            kind="classical",
+            label="FSR",
+            description="frequency-selective reconstruction (OpenCV contrib): a sparse Fourier fit per block",
+            build=_checked(fsr_fill, _require_xphoto),
+            extra=EXTRA,
+            modules=("cv2",),
+            fullres=True,
+        ),
+    )
+}
+
+
 def build_baselines(names: Sequence[str], nn_database: Callable[[], Tensor] | None = None) -> dict[str, Filler]:
     """Fillers by name; `nn_database` loads the NN-inpainting database on demand (None: nn-hog unavailable)."""
     fillers: dict[str, Filler] = {}
     for name in names:
-        if name == "mean":
-            fillers[name] = mean_fill
-        elif name in ("telea", "navier-stokes"):
-            fillers[name] = opencv_fill(name)
-        elif name == "harmonic":
-            fillers[name] = membrane_fill
-        elif name == "biharmonic":
-            _require("skimage.restoration", "scikit-image")
-            fillers[name] = biharmonic_fill
-        elif name == "patchmatch":
-            fillers[name] = patchmatch_fill()
-        elif name == "fsr":
-            _require_xphoto()
-            fillers[name] = fsr_fill
-        elif name == "nn-hog":
-            if nn_database is None:
-                raise ContextEncoderError("nn-hog needs a folder of training images to search: pass --nn-data DIR")
-            fillers[name] = HogNearestNeighbour(nn_database())
-        else:
+        entry = BASELINES.get(name)
+        if entry is None:
             raise ContextEncoderError(f"unknown baseline '{name}' (known: {', '.join(BASELINES)})")
+        if not entry.database:
+            fillers[name] = entry.build()
+        elif nn_database is None:
+            raise ContextEncoderError(f"{name} needs a folder of training images to search: pass --nn-data DIR")
+        else:
+            fillers[name] = entry.build(nn_database())
     return fillers
 
 

@@ -3,11 +3,12 @@
 train     train a context encoder (train.py)           inpaint   fill holes in any image (loading.py, inpaint.py)
 models    list the shipped models (pretrained.py)      export    a checkpoint as a safetensors model file
 evaluate  model vs baselines, same masks (evaluate.py) probe     feature-learning probes (features.py)
-serve     the local web app (web/)                     demo      built-in photos, shipped models vs Telea
+serve     the local web app (web/)                     demo      built-in photos, shipped models vs classical
 presets   list the config presets                      config    print a resolved config
 
-Over 400 lines on purpose: one parser with ten subcommands and every option's help text; each
-handler is a few lines that call the module doing the work.
+Over 400 lines on purpose: ten subcommands, each with its parser (`_add_<command>`, every option's help
+text) and its handler (`_<command>`, a few lines that call the module doing the work). Choices come from
+where they are defined: fill methods from the registry (`methods`), settings from the config's types.
 """
 
 from __future__ import annotations
@@ -18,9 +19,16 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import __version__
+import numpy as np
+
+from . import __version__, methods
+from .config import DEVICES, HOLE_MASK_KINDS, INFERENCE_PRECISIONS, ProbeSettings
 from .errors import ContextEncoderError, InputError
+
+if TYPE_CHECKING:
+    from .inpaint import Inpainter
 
 EPILOG = """examples:
   context-encoder demo
@@ -38,23 +46,12 @@ TRAIN_EPILOG = """examples:
   torchrun --nproc_per_node 4 -m context_encoder train --config paper_center --data DIR --out runs/big
 """
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16")  # perf.INFERENCE_PRECISIONS, spelled out so building the parser needs no torch
-
 
 def _device(name: str) -> str:
-    """`--device`: auto is the GPU when there is one (CUDA, then Apple's MPS), else the CPU."""
-    import torch
+    """`--device`: auto is the GPU when there is one (CUDA, then Apple's MPS), else the CPU (`perf.resolve_device`)."""
+    from .perf import resolve_device
 
-    if name != "auto":
-        if name == "cuda" and not torch.cuda.is_available():
-            raise InputError("--device cuda: no CUDA device is available")
-        if name == "mps" and not torch.backends.mps.is_available():
-            raise InputError("--device mps: no MPS device is available")
-        return name
-    if torch.cuda.is_available():
-        return "cuda"
-    return "mps" if torch.backends.mps.is_available() else "cpu"
+    return str(resolve_device(name, "--device"))
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -117,10 +114,38 @@ def _batch_plan(folder: Path, output: str) -> tuple[list[Path], list[Path]]:
     return sources, batch_targets(sources, check_output_folder(output, "output folder"))
 
 
+def box_hole(size: tuple[int, int], box: str) -> np.ndarray:
+    """`--box X,Y,W,H`: the (H, W) bool rectangular hole in an image of `size` (W, H), clipped to it."""
+    w, h = size
+    try:
+        x, y, bw, bh = (int(v) for v in box.split(","))
+    except ValueError:
+        raise InputError(f"--box must be X,Y,W,H in pixels, got '{box}'") from None
+    if bw <= 0 or bh <= 0 or x >= w or y >= h or x + bw <= 0 or y + bh <= 0:
+        raise InputError(f"--box {box} lies outside the {w}x{h} image or is empty")
+    out = np.zeros((h, w), dtype=bool)
+    out[max(0, y) : y + bh, max(0, x) : x + bw] = True
+    return out
+
+
+def _hole(args: argparse.Namespace, size: tuple[int, int], inpainter: Inpainter) -> np.ndarray:
+    """The hole of `inpaint` for an image of `size` (W, H): --mask, --box or --center; without any of them, a
+    centre model's own centre hole (a whole-image model needs one of them)."""
+    from .decode import hole_array
+
+    if args.mask is not None:
+        return hole_array(args.mask, size, f"mask {args.mask}")
+    if args.box is not None:
+        return box_hole(size, args.box)
+    if args.center or not inpainter.cfg.full_image:
+        return inpainter.center_hole(size)
+    raise InputError("this model fills arbitrary holes: pass --mask MASK.png (non-zero = hole), --box or --center")
+
+
 def _inpaint(args: argparse.Namespace) -> int:
-    from .data import load_image
-    from .inpaint import InferenceOptions, hole_mask
+    from .decode import load_image
     from .loading import default_model, load_model
+    from .options import InferenceOptions
     from .viz import check_image_output, save_image
 
     if args.batch:
@@ -141,7 +166,7 @@ def _inpaint(args: argparse.Namespace) -> int:
     print(f"model: {source} ({options.describe()}, {inpainter.device})", file=sys.stderr)
     for src, dst in zip(sources, targets):
         image = load_image(src)
-        mask = hole_mask(image.size, inpainter.cfg, mask=args.mask, center=args.center, box=args.box)
+        mask = _hole(args, image.size, inpainter)
         if not mask.any():
             print(f"notice: the mask is empty; {dst} equals the input", file=sys.stderr)
         save_image(inpainter(image, mask), dst)
@@ -234,7 +259,7 @@ def _presets(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from .baselines import parse_baselines
     from .evaluate import markdown_table, run_evaluation
-    from .inpaint import InferenceOptions
+    from .options import InferenceOptions
 
     _positive(args, "limit", "nn_index")
     blend, flip = args.blend or args.as_inpaint, args.flip_average or args.as_inpaint
@@ -259,7 +284,6 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _probe(args: argparse.Namespace) -> int:
-    from .config import ProbeSettings
     from .features import run_probe, summarize
 
     if (args.checkpoint is None) == (args.init is None):
@@ -335,32 +359,26 @@ def _positive(args: argparse.Namespace, *names: str) -> None:
             raise InputError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="context-encoder",
-        description="Context Encoders (Pathak et al., CVPR 2016): inpainting and feature learning in PyTorch.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+class _Commands:
+    """The subcommands' parsers: each one-line help is also the description its own --help shows."""
 
-    class _Sub:  # every subcommand's one-line help is also the description its own --help shows
-        @staticmethod
-        def add_parser(name: str, **kwargs: object) -> argparse.ArgumentParser:
-            kwargs.setdefault("description", kwargs.get("help"))
-            return commands.add_parser(name, **kwargs)
+    def __init__(self, commands: argparse._SubParsersAction):
+        self.commands = commands
 
-    sub = _Sub()
+    def add_parser(self, name: str, **kwargs: object) -> argparse.ArgumentParser:
+        kwargs.setdefault("description", kwargs.get("help"))
+        return self.commands.add_parser(name, **kwargs)
 
-    setting = {
-        "action": "append",
-        "default": [],
-        "metavar": "KEY=VALUE",
-        "help": "override a config value, e.g. train.steps=100 (repeatable)",
-    }
 
+SETTING = {
+    "action": "append",
+    "default": [],
+    "metavar": "KEY=VALUE",
+    "help": "override a config value, e.g. train.steps=100 (repeatable)",
+}
+
+
+def _add_train(sub: _Commands) -> None:
     p = sub.add_parser(
         "train",
         help="train a context encoder",
@@ -373,12 +391,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="folder of training images (searched recursively); repeat to mix folders (data.extra_dirs, data.mix)",
     )
-    p.add_argument("--set", **setting)
+    p.add_argument("--set", **SETTING)
     p.add_argument("--out", help="run directory (default: runs/NNNNN-<config name>)")
     p.add_argument("--resume", metavar="RUN_DIR|CKPT", help="continue a run from its last checkpoint")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 
+
+def _add_inpaint(sub: _Commands) -> None:
     p = sub.add_parser("inpaint", help="fill holes in an image of any size")
     p.add_argument("image", nargs="?", help="image file (any size, any format Pillow reads)")
     which = p.add_mutually_exclusive_group()
@@ -400,9 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--refine",
-        choices=["none", "patch"],
-        help="patch: copy texture from the photo into the network's fill (coarse-to-fine patch synthesis guided "
-        "by it); none: the network's fill as it is (default: the model's stored setting)",
+        choices=methods.names("refiner"),
+        help="what is done with the network's fill: "
+        + "; ".join(f"{m.name}: {m.description}" for m in methods.entries("refiner"))
+        + " (default: the model's stored setting)",
     )
     p.add_argument(
         "-o",
@@ -416,16 +437,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--precision",
-        choices=PRECISIONS,
+        choices=INFERENCE_PRECISIONS,
         default="auto",
         help="the network's arithmetic (default auto: bf16 where the CPU or GPU has native bf16, about twice as "
         "fast; fp32 elsewhere)",
     )
     p.set_defaults(func=_inpaint)
 
+
+def _add_models(sub: _Commands) -> None:
     p = sub.add_parser("models", help="list the shipped pretrained models")
     p.set_defaults(func=_models)
 
+
+def _add_export(sub: _Commands) -> None:
     p = sub.add_parser(
         "export",
         help="write a checkpoint's generator as a safetensors model file (inpaint --model FILE loads it) or as ONNX",
@@ -452,6 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_export)
 
+
+def _add_evaluate(sub: _Commands) -> None:
     p = sub.add_parser("evaluate", help="score a checkpoint and classical baselines on the same images and masks")
     p.add_argument(
         "--checkpoint",
@@ -459,14 +486,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(optional with --size and --baselines)",
     )
     p.add_argument("--data", required=True, help="folder of held-out images (searched recursively)")
-    p.add_argument("--mask", choices=["center", "random-block", "random-region", "mixed"], help="default: the model's")
+    p.add_argument("--mask", choices=HOLE_MASK_KINDS, help="default: the model's")
     p.add_argument("--size", type=int, help="image size (default: the model's; must match it)")
-    p.add_argument("--baselines", help="comma-separated: mean,telea,navier-stokes,biharmonic,harmonic,nn-hog, or all")
+    p.add_argument("--baselines", help=f"comma-separated: {','.join(methods.names('classical'))}, or all")
     p.add_argument("--limit", type=int, help="evaluate this many images, evenly spread over the sorted folder")
     p.add_argument("--seed", type=int, default=0, help="seed of the random masks (default 0)")
     p.add_argument("--out", default="eval", help="report folder (default: eval)")
-    p.add_argument("--nn-data", help="training images searched by nn-hog (default: the checkpoint's train_dir)")
-    p.add_argument("--nn-index", type=int, default=2000, help="images in the nn-hog index (default 2000)")
+    searching = "/".join(m.name for m in methods.entries("classical") if m.database)  # the nearest-neighbour fills
+    p.add_argument("--nn-data", help=f"training images searched by {searching} (default: the checkpoint's train_dir)")
+    p.add_argument("--nn-index", type=int, default=2000, help=f"images in the {searching} index (default 2000)")
     p.add_argument("--blend", action="store_true", help="score the model with the seam blending of `inpaint`")
     p.add_argument(
         "--flip-average", action="store_true", help="score the mean of the fills of each image and its mirror"
@@ -475,8 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-lpips", action="store_true", help="skip LPIPS (AlexNet and VGG16; the slowest scores)")
     p.set_defaults(func=_evaluate)
 
-    from .config import ProbeSettings  # a plain dataclass: no torch import when the parser is built
 
+def _add_probe(sub: _Commands) -> None:
     p = sub.add_parser(
         "probe",
         help="measure an encoder's features: linear classifiers on frozen layers, or fine-tuning on labels",
@@ -546,6 +574,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for probe.json (every seed's choices and accuracies)")
     p.set_defaults(func=_probe)
 
+
+def _add_serve(sub: _Commands) -> None:
     p = sub.add_parser("serve", help="local web app: paint a hole in the browser, fill it, compare, download")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -572,17 +602,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_serve)
 
-    p = sub.add_parser("demo", help="fill holes in built-in photos with the shipped models and OpenCV Telea")
+
+def _add_demo(sub: _Commands) -> None:
+    p = sub.add_parser("demo", help="fill holes in built-in photos with the shipped models and classical methods")
     p.add_argument("--out", default="demo", help="output folder (default: demo)")
     p.set_defaults(func=_demo)
 
+
+def _add_presets(sub: _Commands) -> None:
     p = sub.add_parser("presets", help="list the bundled config presets")
     p.set_defaults(func=_presets)
 
+
+def _add_config(sub: _Commands) -> None:
     p = sub.add_parser("config", help="print a resolved config as JSON")
     p.add_argument("config", help="TOML file or preset name")
-    p.add_argument("--set", **setting)
+    p.add_argument("--set", **SETTING)
     p.set_defaults(func=_config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="context-encoder",
+        description="Context Encoders (Pathak et al., CVPR 2016): inpainting and feature learning in PyTorch.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = _Commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    for add in (
+        _add_train,
+        _add_inpaint,
+        _add_models,
+        _add_export,
+        _add_evaluate,
+        _add_probe,
+        _add_serve,
+        _add_demo,
+        _add_presets,
+        _add_config,
+    ):
+        add(sub)
     return parser
 
 

@@ -19,21 +19,33 @@ import types
 import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from .errors import ConfigError
 from .geometry import center_bounds, max_overlap
 
 PRESET_DIR = Path(__file__).resolve().parent / "configs"
 
-MASK_KINDS = ("center", "random-block", "random-region", "mixed", "none")
-HOLE_FILLS = ("mean", "harmonic")
-ENCODERS = ("dcgan", "alexnet", "alexnet-nopool")
-BOTTLENECKS = ("fc", "channelwise")
-CONTEXTS = ("none", "fourier")
-LOSS_MODES = ("l2", "adv", "joint")
-RECONSTRUCTIONS = ("l2", "l1")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+# The choices of the config's string settings: each is a field's type, checked by `validate` and offered by the
+# command line (`typing.get_args`). A new choice is one name here and its implementation.
+MaskKind = Literal["center", "random-block", "random-region", "mixed", "none"]  # the samplers: `masks.TRAINING_MASKS`
+HoleFill = Literal["mean", "harmonic"]
+Encoder = Literal["dcgan", "alexnet", "alexnet-nopool"]
+Bottleneck = Literal["fc", "channelwise"]
+Context = Literal["none", "fourier"]
+LossMode = Literal["l2", "adv", "joint"]
+Reconstruction = Literal["l2", "l1"]
+Mix = Literal["balanced", "pooled"]
+Switch = Literal["auto", "on", "off"]
+TrainPrecision = Literal["auto", "fp32", "bf16", "fp16"]  # autocast dtype in training (perf.resolve_speed)
+InferencePrecision = Literal["auto", "fp32", "bf16"]  # the generator's arithmetic at inference (perf.inference_dtype)
+Device = Literal["auto", "cpu", "cuda", "mps"]  # where a model runs (perf.resolve_device)
+LrSchedule = Literal["constant", "cosine"]
+
+TRAINING_MASK_KINDS: tuple[str, ...] = get_args(MaskKind)
+HOLE_MASK_KINDS = tuple(k for k in TRAINING_MASK_KINDS if k != "none")  # the kinds that hide something
+DEVICES: tuple[str, ...] = get_args(Device)
+INFERENCE_PRECISIONS: tuple[str, ...] = get_args(InferencePrecision)
 
 
 @dataclass(frozen=True)
@@ -44,16 +56,16 @@ class ModelConfig:
     nef: int = 64  # encoder filters in the first conv
     ngf: int = 64  # decoder filters in the last up-conv before the output
     ndf: int = 64  # discriminator filters in the first conv
-    bottleneck: str = "fc"  # "fc": released 4000-unit fully connected layer; "channelwise": paper Sec. 3.1
+    bottleneck: Bottleneck = "fc"  # "fc": released 4000-unit fully connected layer; "channelwise": paper Sec. 3.1
     bottleneck_dim: int = 4000  # units of the "fc" bottleneck (released inpainting models: 4000)
     skip: bool = False  # beyond the paper: U-Net skip connections from encoder to decoder (centre-cropped)
     residual: bool = False  # beyond the paper: G predicts a correction added to its input (zero at init)
-    encoder: str = "dcgan"  # "dcgan" (Fig. 9a) | "alexnet" | "alexnet-nopool" (Fig. 9b, feature learning, 227 px)
+    encoder: Encoder = "dcgan"  # "dcgan" (Fig. 9a) | "alexnet" | "alexnet-nopool" (Fig. 9b, feature learning, 227 px)
     # beyond the paper: "fourier" adds residual spectral blocks (the global branch of LaMa's fast Fourier
     # convolution, Suvorov et al. 2022) on the encoder's S/8 map. Each output there mixes every position of
     # the map from the first block on, an answer to the paper's remark that convolutions relate distant
     # context and the hole poorly; "none" is the faithful encoder.
-    context: str = "none"
+    context: Context = "none"
     context_blocks: int = 2  # spectral blocks with context = "fourier"
 
 
@@ -61,10 +73,10 @@ class ModelConfig:
 class MaskConfig:
     """Where the hole is and what fills it (paper Sec. 3.3)."""
 
-    kind: str = "center"  # "center" | "random-block" | "random-region" | "mixed" (either, per image) | "none"
+    kind: MaskKind = "center"  # "center" | "random-block" | "random-region" | "mixed" (either, per image) | "none"
     overlap: int = 4  # px of context ring the centre prediction overlaps (released 4, paper 7)
     fill_rgb: tuple[float, float, float] = (117.0, 104.0, 123.0)  # hole fill, 0-255: released mean pixel
-    fill: str = "mean"  # "mean": fill_rgb (paper) | "harmonic": smooth membrane over the hole border (beyond)
+    fill: HoleFill = "mean"  # "mean": fill_rgb (paper) | "harmonic": smooth membrane over the hole border (beyond)
     block_max_count: int = 5  # random-block: at most this many blocks per image
     block_min_frac: float = 0.125  # random-block: smallest block side, fraction of the image side
     block_max_frac: float = 0.333  # random-block: largest block side, fraction of the image side
@@ -78,8 +90,8 @@ class MaskConfig:
 class LossConfig:
     """Joint objective L = lambda_rec * L_rec + lambda_adv * L_adv (paper Eq. 3)."""
 
-    mode: str = "joint"  # "l2": reconstruction only; "adv": adversarial only; "joint": both
-    reconstruction: str = "l2"  # "l2" | "l1" (the paper found them equivalent)
+    mode: LossMode = "joint"  # "l2": reconstruction only; "adv": adversarial only; "joint": both
+    reconstruction: Reconstruction = "l2"  # "l2" | "l1" (the paper found them equivalent)
     lambda_rec: float = 0.999  # weight of the reconstruction loss in joint mode
     lambda_adv: float = 0.001  # weight of the adversarial loss in joint mode
     overlap_weight: float = 10.0  # reconstruction weight of the overlap ring / known pixels vs the hole
@@ -92,7 +104,7 @@ class DataConfig:
 
     train_dir: str = ""  # folder of training images, searched recursively; --data sets it
     extra_dirs: tuple[str, ...] = ()  # further training folders mixed in (--data A --data B ...)
-    mix: str = "balanced"  # with extra_dirs: "balanced" (each folder drawn equally often) | "pooled" (each image)
+    mix: Mix = "balanced"  # with extra_dirs: "balanced" (each folder drawn equally often) | "pooled" (each image)
     val_dir: str = ""  # held-out folder; empty: a deterministic slice of every training folder is held out
     val_fraction: float = 0.02  # share of each training folder held out when val_dir is empty
     load_size: int = 350  # px, shorter side is resized to this before the random crop (released 350; 0: image_size)
@@ -101,7 +113,7 @@ class DataConfig:
     # side is cut first and shrunk to load_size (never enlarged: images near load_size are not zoomed)
     saturation: float = 0.0  # beyond the released augmentation: colour saturation scaled by a random factor
     # in [1 - saturation, 1 + saturation] (0: off)
-    workers: int | str = "auto"  # DataLoader worker processes (0: in the training process; "auto": see below)
+    workers: int | Literal["auto"] = "auto"  # DataLoader worker processes (0: in the training process; "auto": below)
     cache_max_images: int = 2000  # keep decoded, resized images in memory when the set has at most this many
 
 
@@ -115,25 +127,25 @@ class TrainConfig:
     g_lr_mult: float = 10.0  # G's learning rate is lr times this in joint mode (released code)
     beta1: float = 0.5  # Adam beta1
     beta2: float = 0.999  # Adam beta2
-    fused_adam: str = "auto"  # "auto" | "on" | "off": fused Adam kernel (same maths, ~4x faster step on CPU)
-    precision: str = "auto"  # "auto" | "fp32" | "bf16" | "fp16": autocast dtype (auto: bf16 on a GPU or a CPU with
-    # native bf16 instructions, fp16 on a GPU without bf16, else fp32; see perf.py)
-    channels_last: str = "auto"  # "auto" | "on" | "off": NHWC memory format (auto: on for CUDA only)
-    compile: str = "auto"  # "auto" | "on" | "off": torch.compile the networks (auto: off)
+    fused_adam: Switch = "auto"  # "auto" | "on" | "off": fused Adam kernel (same maths, ~4x faster step on CPU)
+    precision: TrainPrecision = "auto"  # autocast dtype (auto: bf16 on a GPU or a CPU with native bf16
+    # instructions, fp16 on a GPU without bf16, else fp32; see perf.py)
+    channels_last: Switch = "auto"  # "auto" | "on" | "off": NHWC memory format (auto: on for CUDA only)
+    compile: Switch = "auto"  # "auto" | "on" | "off": torch.compile the networks (auto: off)
     sync_bn: bool = False  # SyncBatchNorm across processes under torchrun (batch statistics of the global batch)
     seed: int = 0  # seeds init, data order, augmentation and masks
     # fine-tuning: G (and its moving average) starts from these weights instead of a random init: a shipped
     # model name, an exported .safetensors file, a checkpoint or a run directory whose [model] equals this one's
     # (D and the optimizers start fresh; empty: random init)
     init: str = ""
-    device: str = "auto"  # "auto" | "cpu" | "cuda" | "mps"
+    device: Device = "auto"  # "auto" | "cpu" | "cuda" | "mps"
     log_every: int = 50  # steps between stats.jsonl records (and host syncs for loss values)
     sample_every: int = 500  # steps between PNG sample grids
     sample_count: int = 8  # images in a sample grid
     checkpoint_every: int = 1000  # steps between checkpoints (one is always written at the end)
     # beyond the paper: the usual GAN stabilisers (off by default, on in the presets of shipped models)
     ema_decay: float = 0.0  # exponential moving average of G's weights for samples, validation, export (0: off)
-    lr_schedule: str = "constant"  # "constant" (paper) | "cosine": both lrs decay to lr_min_factor x at the end
+    lr_schedule: LrSchedule = "constant"  # "constant" (paper) | "cosine": both lrs decay to lr_min_factor x at the end
     lr_min_factor: float = 0.1  # final lr as a fraction of the initial one, for the cosine schedule
     val_every: int = 0  # steps between hole-PSNR validations on held-out images; best.pt keeps the best (0: off)
     val_images: int = 256  # held-out images used for validation
@@ -228,6 +240,9 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             return tuple(_coerce(v, args[0], where) for v in value)
         if isinstance(value, (list, tuple)) and len(value) == len(args):
             return tuple(_coerce(v, a, where) for v, a in zip(value, args))
+    elif origin is Literal:  # the value's type here; whether it is one of the choices, in `validate`
+        if all(isinstance(v, str) for v in typing.get_args(annotation)) and isinstance(value, str):
+            return value
     elif origin in (typing.Union, types.UnionType):
         for arg in typing.get_args(annotation):
             try:
@@ -329,13 +344,30 @@ def _is_power_of_two(n: int) -> bool:
 
 def validate(cfg: Config) -> Config:
     """Reject impossible geometry and unknown choices with one clear sentence."""
-    m, k, lo, d, t = cfg.model, cfg.mask, cfg.loss, cfg.data, cfg.train
-    if k.kind not in MASK_KINDS:
-        raise ConfigError(f"mask.kind must be one of {', '.join(MASK_KINDS)}, got '{k.kind}'")
-    if m.encoder not in ENCODERS:
-        raise ConfigError(f"model.encoder must be one of {', '.join(ENCODERS)}, got '{m.encoder}'")
+    for section in _SECTIONS:
+        _check_choices(getattr(cfg, section), section)
+    _validate_model(cfg)
+    _validate_mask(cfg.mask, cfg.model.image_size)
+    _validate_loss(cfg.loss)
+    _validate_data(cfg.data, cfg.model.image_size)
+    _validate_train(cfg.train)
+    return cfg
+
+
+def _check_choices(section: Any, where: str) -> None:
+    """Every `Literal` field of a section holds one of its choices."""
+    hints = typing.get_type_hints(type(section))
+    for f in fields(section):
+        if typing.get_origin(hints[f.name]) is Literal:
+            choices, value = get_args(hints[f.name]), getattr(section, f.name)
+            if value not in choices:
+                raise ConfigError(f"{where}.{f.name} must be one of {', '.join(choices)}, got '{value}'")
+
+
+def _validate_model(cfg: Config) -> None:
+    m, kind, mode = cfg.model, cfg.mask.kind, cfg.loss.mode
     if m.encoder != "dcgan":
-        if m.image_size != 227 or k.kind == "center" or lo.mode != "l2" or m.skip or m.residual:
+        if m.image_size != 227 or kind == "center" or mode != "l2" or m.skip or m.residual:
             raise ConfigError(
                 "model.encoder='alexnet' is the paper's feature-learning net: model.image_size=227, a random or "
                 "'none' mask, loss.mode='l2' (the paper's adversarial loss diverged with it), no skips, no residual"
@@ -345,20 +377,17 @@ def validate(cfg: Config) -> Config:
     for name in ("nef", "ngf", "ndf", "bottleneck_dim"):
         if getattr(m, name) < 1:
             raise ConfigError(f"model.{name} must be >= 1, got {getattr(m, name)}")
-    if m.context not in CONTEXTS:
-        raise ConfigError(f"model.context must be one of {', '.join(CONTEXTS)}, got '{m.context}'")
     if m.context != "none" and (m.encoder != "dcgan" or m.context_blocks < 1):
         raise ConfigError("model.context needs the dcgan encoder and model.context_blocks >= 1")
-    if m.bottleneck not in BOTTLENECKS:
-        raise ConfigError(f"model.bottleneck must be one of {', '.join(BOTTLENECKS)}, got '{m.bottleneck}'")
-    top, bottom = center_bounds(m.image_size, k.overlap)
+
+
+def _validate_mask(k: MaskConfig, image_size: int) -> None:
+    top, bottom = center_bounds(image_size, k.overlap)
     if k.overlap < 0 or bottom - top < 2:
         raise ConfigError(
-            f"mask.overlap={k.overlap} leaves no hole in the {m.image_size // 2} px centre of a "
-            f"{m.image_size} px image (need 0 <= overlap <= {max_overlap(m.image_size)})"
+            f"mask.overlap={k.overlap} leaves no hole in the {image_size // 2} px centre of a "
+            f"{image_size} px image (need 0 <= overlap <= {max_overlap(image_size)})"
         )
-    if k.fill not in HOLE_FILLS:
-        raise ConfigError(f"mask.fill must be one of {', '.join(HOLE_FILLS)}, got '{k.fill}'")
     if not all(0.0 <= v <= 255.0 for v in k.fill_rgb):
         raise ConfigError(f"mask.fill_rgb values must lie in [0, 255], got {k.fill_rgb}")
     if not 0.0 < k.max_coverage <= 1.0:
@@ -371,22 +400,22 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("mask.region_coverage_* must satisfy 0 < region_coverage_min <= region_coverage_max < 1")
     if k.region_cells_per_px <= 0:
         raise ConfigError(f"mask.region_cells_per_px must be > 0, got {k.region_cells_per_px}")
-    if lo.mode not in LOSS_MODES:
-        raise ConfigError(f"loss.mode must be one of {', '.join(LOSS_MODES)}, got '{lo.mode}'")
-    if lo.reconstruction not in RECONSTRUCTIONS:
-        raise ConfigError(f"loss.reconstruction must be one of {', '.join(RECONSTRUCTIONS)}, got '{lo.reconstruction}'")
+
+
+def _validate_loss(lo: LossConfig) -> None:
     for name in ("lambda_rec", "lambda_adv", "overlap_weight"):
         value = getattr(lo, name)
         if not math.isfinite(value) or value < 0:
             raise ConfigError(f"loss.{name} must be a finite number >= 0, got {value}")
-    if 0 < d.load_size < m.image_size:
+
+
+def _validate_data(d: DataConfig, image_size: int) -> None:
+    if 0 < d.load_size < image_size:
         raise ConfigError(
-            f"data.load_size ({d.load_size}) must be 0 or >= model.image_size ({m.image_size}); raise data.load_size"
+            f"data.load_size ({d.load_size}) must be 0 or >= model.image_size ({image_size}); raise data.load_size"
         )
     if d.load_size < 0:
         raise ConfigError(f"data.load_size must be >= 0, got {d.load_size}")
-    if d.mix not in ("balanced", "pooled"):
-        raise ConfigError(f"data.mix must be balanced or pooled, got '{d.mix}'")
     if not (math.isfinite(d.zoom) and d.zoom >= 1.0):
         raise ConfigError(f"data.zoom must be >= 1 (1: off), got {d.zoom}")
     if not (math.isfinite(d.saturation) and 0.0 <= d.saturation <= 1.0):
@@ -395,27 +424,20 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"data.val_fraction must lie in [0, 1), got {d.val_fraction}")
     if d.workers != "auto" and (isinstance(d.workers, str) or d.workers < 0):
         raise ConfigError(f"data.workers must be 'auto' or an integer >= 0, got {d.workers!r}")
+
+
+def _validate_train(t: TrainConfig) -> None:
     for name in ("steps", "batch_size", "log_every", "sample_every", "sample_count", "checkpoint_every"):
         if getattr(t, name) < 1:
             raise ConfigError(f"train.{name} must be >= 1, got {getattr(t, name)}")
     if not 0.0 <= t.ema_decay < 1.0:
         raise ConfigError(f"train.ema_decay must lie in [0, 1), got {t.ema_decay}")
-    if t.lr_schedule not in ("constant", "cosine"):
-        raise ConfigError(f"train.lr_schedule must be constant or cosine, got '{t.lr_schedule}'")
     if not 0.0 <= t.lr_min_factor <= 1.0:
         raise ConfigError(f"train.lr_min_factor must lie in [0, 1], got {t.lr_min_factor}")
     if t.val_every < 0 or t.val_images < 1:
         raise ConfigError("train.val_every must be >= 0 and train.val_images >= 1")
     if not (t.lr > 0 and t.g_lr_mult > 0 and 0 <= t.beta1 < 1 and 0 <= t.beta2 < 1):
         raise ConfigError("train.lr and train.g_lr_mult must be > 0; train.beta1/beta2 must lie in [0, 1)")
-    for name in ("fused_adam", "channels_last", "compile"):
-        if getattr(t, name) not in ("auto", "on", "off"):
-            raise ConfigError(f"train.{name} must be auto, on or off, got '{getattr(t, name)}'")
-    if t.precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise ConfigError(f"train.precision must be auto, fp32, bf16 or fp16, got '{t.precision}'")
-    if t.device not in DEVICES:
-        raise ConfigError(f"train.device must be one of {', '.join(DEVICES)}, got '{t.device}'")
-    return cfg
 
 
 __all__ = [

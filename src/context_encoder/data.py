@@ -5,183 +5,33 @@ e = n // N (a fresh seeded permutation per epoch), cropped and flipped with a ge
 (seed, n). The stream is a pure function of the seed and the position, so a run resumed at step k
 sees exactly the batches an uninterrupted run would, whatever the number of loader workers.
 
-Over 400 lines on purpose: decoding (with the pixel cap), folders and the held-out split, and the
-resumable sample stream are one data path.
+Decoding a file (the pixel cap, masks, any Pillow mode) is `context_encoder.decode`'s, the one decoder of
+every image read; this module re-exports the names it used to define there.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import re
 import signal
-import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image, ImageEnhance
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .config import DataConfig
-from .errors import ConfigError, DataError, InputError
+from .decode import IMAGE_SUFFIXES, load_image, opened
+from .decode import MAX_PIXELS as MAX_PIXELS  # re-exported: these were defined here before `decode`
+from .decode import load_mask as load_mask
+from .decode import max_pixels as max_pixels
+from .decode import to_rgb as to_rgb
+from .errors import DataError
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = frozenset(ext.lower() for ext in Image.registered_extensions())
-# The one pixel cap of every image read (files, uploads, data folders): 40 MP, about an 8000 x 5000 photo;
-# larger images are refused before decoding. The environment variable CONTEXT_ENCODER_MAX_PIXELS sets another.
-MAX_PIXELS = 40_000_000
-MAX_PIXELS_ENV = "CONTEXT_ENCODER_MAX_PIXELS"
-_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
-_MASK_MODES = ("1", "L", "LA", "RGB", "RGBA", "I", "F")
-
-
-def max_pixels() -> int:
-    """The pixel cap in force: $CONTEXT_ENCODER_MAX_PIXELS when set, else `MAX_PIXELS`."""
-    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
-    if not raw:
-        return MAX_PIXELS
-    try:
-        value = int(raw.replace("_", ""))
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfigError(f"{MAX_PIXELS_ENV} must be a positive whole number of pixels, got '{raw}'")
-    return value
-
-
-def check_pixels(size: tuple[int, int], what: str) -> None:
-    """Refuse (`DataError`) an image of `size` (W, H) that is empty or has more pixels than `max_pixels()`."""
-    w, h = size
-    limit = max_pixels()
-    if w < 1 or h < 1:
-        raise DataError(f"{what} is empty ({w}x{h} pixels)")
-    if w * h > limit:
-        raise DataError(
-            f"{what} is {w}x{h} = {w * h:,} pixels; the limit is {limit:,} (set {MAX_PIXELS_ENV} to change it)"
-        )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-@contextmanager
-def _opened(path: str | Path, what: str) -> Iterator[Image.Image]:
-    """An image file opened lazily (header only), refused with a `DataError` when it has too many pixels."""
-    limit = max_pixels()
-    if Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
-        Image.MAX_IMAGE_PIXELS = limit  # a larger cap asked for here also lifts Pillow's own check
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the cap below decides
-            warnings.filterwarnings("ignore", category=UserWarning, module="PIL")  # corrupt EXIF or TIFF tags
-            img = Image.open(path)
-    except Image.DecompressionBombError as exc:
-        found = re.search(r"\((\d+) pixels\)", str(exc))
-        pixels = f"{int(found[1]):,} pixels" if found else "too many pixels"
-        limits = f"the limit is {limit:,} (set {MAX_PIXELS_ENV} to change it)"
-        raise DataError(f"{what} {path} has {pixels}; {limits}") from None
-    except FileNotFoundError:
-        raise DataError(f"{what} not found: {path}") from None
-    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad data
-        raise DataError(f"cannot read {what} {path}: {_first_line(exc)}") from None
-    with img:
-        check_pixels(img.size, f"{what} {path}")
-        yield img
-
-
-def _decoded(path: str | Path, what: str, convert: Callable[[Image.Image], Any]) -> Any:
-    """`convert` applied to the fully decoded image file; every decoding failure is a `DataError`.
-
-    A truncated file is an error (Pillow's `ImageFile.LOAD_TRUNCATED_IMAGES` is left False), never
-    an image with a grey or missing part.
-    """
-    with _opened(path, what) as img, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
-        try:
-            img.load()
-            return convert(img)
-        except Image.DecompressionBombError:
-            raise DataError(f"{what} {path} has too many pixels to decode") from None
-        except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad data
-            raise DataError(f"cannot read {what} {path}: {_first_line(exc)}") from None
-
-
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Any Pillow mode to 8-bit RGB: 16-bit and float greys are rescaled, transparency goes on white."""
-    img = ImageOps.exif_transpose(img)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    if img.mode == "P":
-        img = img.convert("RGBA")
-    if img.mode in _ALPHA_MODES:
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, rgba)
-    if img.mode != "RGB":
-        img = img.convert("RGB")
-    return img
-
-
-def mask_from_array(arr: np.ndarray) -> np.ndarray:
-    """(H, W) bool holes from an (H, W) or channels-last (H, W, C) mask array.
-
-    Non-zero = hole. With an alpha channel (C = 2 or 4) that is not opaque everywhere, the alpha says
-    where the mask is painted: transparent pixels are never holes, and when the colour is blank
-    wherever it is painted (black strokes on transparency) the alpha alone is the mask.
-    """
-    if arr.ndim == 2:
-        return arr != 0
-    if arr.ndim != 3:
-        raise InputError(f"mask must be 2-D (H x W) or H x W x channels, got shape {arr.shape}")
-    channels = arr.shape[2]
-    if channels not in (2, 4):
-        return (arr != 0).any(axis=2)
-    colour, painted = (arr[..., : channels - 1] != 0).any(axis=2), arr[..., channels - 1] != 0
-    if painted.all():  # opaque: the colours alone say where the holes are
-        return colour
-    if not colour[painted].any():  # blank colour: the alpha is the mask
-        return painted
-    return colour & painted
-
-
-def mask_from_image(img: Image.Image) -> np.ndarray:
-    """(H, W) bool holes of a mask image in any Pillow mode, EXIF orientation applied (see `mask_from_array`)."""
-    img = ImageOps.exif_transpose(img)
-    if img.mode in ("P", "PA"):
-        img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
-    elif img.mode in ("RGBa", "La"):
-        img = img.convert(img.mode.upper())
-    elif img.mode not in _MASK_MODES and not img.mode.startswith("I;16"):
-        img = img.convert("RGB")  # CMYK, YCbCr, LAB, HSV: read as the colours they show
-    return mask_from_array(np.asarray(img))
-
-
-def load_image(path: str | Path) -> Image.Image:
-    """Open and decode an image file as RGB; raises `DataError` naming the file when it cannot.
-
-    Refused before decoding: files with more pixels than `max_pixels()` (from the header). Refused
-    while decoding: truncated or corrupt files.
-    """
-    return _decoded(path, "image", to_rgb)
-
-
-def load_mask(path: str | Path) -> Tensor:
-    """A mask image as a bool tensor (1, 1, H, W): True (the hole) where the mask is non-zero.
-
-    Same checks as `load_image`; an alpha channel is read as `mask_from_array` says.
-    """
-    return torch.from_numpy(_decoded(path, "mask", mask_from_image))[None, None]
 
 
 def list_images(root: str | Path) -> list[Path]:
@@ -202,7 +52,7 @@ def readable_images(root: str | Path) -> list[Path]:
     good, bad = [], []
     for p in paths:
         try:
-            with _opened(p, "image"):
+            with opened(p, "image"):
                 pass
             good.append(p)
         except DataError as exc:

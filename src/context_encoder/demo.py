@@ -4,12 +4,13 @@ The photographs come from scikit-image's bundled data (the `demo` extra); nothin
 none of them was used to train the shipped models. Two parts:
 
 - at each photo's own resolution, a brush stroke over an object (the shuttle model, the spoon, a
-  tower, ...) filled by the shipped model ranked best for free-form holes (`scenes128-region`) as it
-  is, by the same with `refine="patch"` (texture copied from the photo), by PatchMatch and by OpenCV
-  Telea: `demo.png` shows crops around the strokes;
+  tower, ...) filled by the shipped model ranked best for free-form holes (`scenes128-region`) with each
+  refiner of the registry (`methods.REFINERS`: the network's fill as it is, texture copied from the
+  photo) and by the featured classical methods (`featured` in `baselines.BASELINES`): `demo.png` shows
+  crops around the strokes;
 - at the models' scale, each photo resized to 256 x 256 with a centred square or free-form blobs, the
-  model ranked best for that kind of hole (`scenes128-center`, `scenes128-region`) next to Telea:
-  `demo_model_size.png`.
+  model ranked best for that kind of hole (`scenes128-center`, `scenes128-region`) next to the first
+  featured classical method: `demo_model_size.png`.
 
 Hole metrics are printed for both.
 """
@@ -24,11 +25,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .baselines import opencv_fill
+from . import methods
 from .data import pil_to_tensor
 from .errors import ContextEncoderError
-from .fullres import baseline_methods, figure_box, figure_tile, hole_scores, perceptual_backends
-from .inpaint import hole_mask
+from .fill import Filler, filler_method
+from .fullres import figure_box, figure_tile, hole_scores, perceptual_backends
 from .loading import load_model, preferred_models
 from .masks import random_region_mask
 from .metrics import l1_error, psnr
@@ -88,15 +89,8 @@ def full_resolution(out: Path) -> Path | None:
     if not best:
         return None
     model = load_model(best[0])
-    methods = {
-        "context encoder": lambda img, hole: np.asarray(model(img, hole, replace(model.options, refine="none"))),
-        "+ photo texture": lambda img, hole: np.asarray(model(img, hole, replace(model.options, refine="patch"))),
-    }
-    try:
-        methods.update({k.replace("patchmatch", "PatchMatch"): v for k, v in baseline_methods(["patchmatch"]).items()})
-    except ContextEncoderError as exc:
-        log.warning("PatchMatch left out: %s", exc)
-    methods["Telea"] = baseline_methods(["telea"])["telea"]
+    fills = {_refined_label(r): model.method(replace(model.options, refine=r.name)) for r in methods.entries("refiner")}
+    fills.update({label: filler_method(fill) for label, fill in _featured().items()})
     print(
         f"\nAt full resolution, a brush stroke over an object filled by {best[0]} and others "
         "(hole metrics; sharpness 1.0: the photo's detail; LPIPS-alex on the hole's box + 16 px, lower is closer)"
@@ -109,7 +103,7 @@ def full_resolution(out: Path) -> Path | None:
         hole = stroke(name, img.size)
         box = figure_box(hole)
         row = [figure_tile(arr, box), figure_tile(np.where(hole[..., None], 255, arr).astype(np.uint8), box)]
-        for label, method in methods.items():
+        for label, method in fills.items():
             filled = method(arr, hole)
             s = hole_scores(filled, arr, hole, scorers)
             row.append(figure_tile(filled, box))
@@ -119,51 +113,66 @@ def full_resolution(out: Path) -> Path | None:
             print(f"{name:<10} {size:>9} {label:<16} {scores}")
         rows.append(row)
     columns = [torch.stack([r[i] for r in rows]) * 2 - 1 for i in range(len(rows[0]))]
-    labels = ["original", "stroke", *methods]
+    labels = ["original", "stroke", *fills]
     path = save_png(image_grid(columns, min_tile=SIZE, labels=labels), Path(out) / "demo.png")
     print(f"figure (crops around the strokes: {' | '.join(labels)}): {path}")
     return path
 
 
+def _refined_label(refiner: methods.FillMethod) -> str:
+    return "context encoder" if refiner.name == methods.NO_REFINE else f"+ {refiner.label}"
+
+
+def _featured() -> dict[str, Filler]:
+    """The featured classical methods that can be built here, by label; the others are left out with a warning."""
+    out = {}
+    for entry in methods.entries("classical", featured=True):
+        try:
+            out[entry.label] = entry.build()
+        except ContextEncoderError as exc:
+            log.warning("%s left out: %s", entry.label, exc)
+    return out
+
+
 def model_size(out: Path) -> Path | None:
-    """demo_model_size.png: 256 px photos, the shipped models against Telea on their own kinds of hole."""
+    """demo_model_size.png: 256 px photos, the shipped models against a classical method on their own kinds of hole."""
     tasks = []
     for arbitrary_holes, hole_kind in ((False, "centre square"), (True, "free-form blobs")):
         tasks += [(name, hole_kind) for name in preferred_models(arbitrary_holes, made_for_only=True)[:1]]
-    if not tasks:
+    classical = _featured()
+    if not tasks or not classical:
         return None
+    label, baseline = next(iter(classical.items()))
     images = photos()
-    telea = opencv_fill("telea")
-    rows: dict[str, list[torch.Tensor]] = {"original": [], "masked": [], "model": [], "telea": []}
+    rows: dict[str, list[torch.Tensor]] = {"original": [], "masked": [], "model": [], "baseline": []}
     print("\nAt the models' scale: 256 x 256 photos")
-    header = ("photo", "model", "hole", "model PSNR", "Telea PSNR", "model L1", "Telea L1")
-    print("{:<10} {:<16} {:<16} {:>10} {:>10} {:>8} {:>8}".format(*header))
+    header = ("photo", "model", "hole", "model PSNR", f"{label} PSNR", "model L1", f"{label} L1")
+    wide, narrow = max(10, len(header[4])), max(8, len(header[6]))  # the baseline's columns fit its label
+    print(f"{{:<10}} {{:<16}} {{:<16}} {{:>10}} {{:>{wide}}} {{:>8}} {{:>{narrow}}}".format(*header))
     for model_name, hole_kind in tasks:
         inpainter = load_model(model_name)
         for i, (name, img) in enumerate(images.items()):
             if hole_kind == "centre square":
-                mask = hole_mask(img.size, inpainter.cfg, center=True)
+                mask = inpainter.center_hole(img.size)
             else:
                 gen = torch.Generator().manual_seed(i)
                 mask = random_region_mask(1, SIZE, gen, 0.15, 0.2, cells_per_px=6 / SIZE)[0, 0].numpy()
             filled = _tensor(inpainter(img, mask))
             x, m = _tensor(img), torch.from_numpy(mask)[None, None]
-            tel = telea(x, m)
+            other = baseline(x, m)
             rows["original"].append(x)
             rows["masked"].append(torch.where(m, torch.ones_like(x), x))
             rows["model"].append(filled)
-            rows["telea"].append(tel)
-            scores = (psnr(filled, x, m).item(), psnr(tel, x, m).item(), l1_error(filled, x, m), l1_error(tel, x, m))
+            rows["baseline"].append(other)
+            scores = (psnr(filled, x, m), psnr(other, x, m), l1_error(filled, x, m), l1_error(other, x, m))
             print(
-                f"{name:<10} {model_name:<16} {hole_kind:<16} {scores[0]:>10.2f} {scores[1]:>10.2f} "
-                f"{scores[2].item():>8.2%} {scores[3].item():>8.2%}"
+                f"{name:<10} {model_name:<16} {hole_kind:<16} {scores[0].item():>10.2f} {scores[1].item():>{wide}.2f} "
+                f"{scores[2].item():>8.2%} {scores[3].item():>{narrow}.2%}"
             )
     columns = [torch.cat(v) * 2 - 1 for v in rows.values()]
-    path = save_png(
-        image_grid(columns, min_tile=SIZE, labels=["original", "masked", "context encoder", "Telea"]),
-        Path(out) / "demo_model_size.png",
-    )
-    print(f"figure (original | masked | context encoder | OpenCV Telea): {path}")
+    labels = ["original", "masked", "context encoder", label]
+    path = save_png(image_grid(columns, min_tile=SIZE, labels=labels), Path(out) / "demo_model_size.png")
+    print(f"figure ({' | '.join(labels)}): {path}")
     return path
 
 

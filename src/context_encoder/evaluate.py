@@ -23,17 +23,18 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from . import lpips
+from . import lpips, methods
 from .baselines import build_baselines
 from .config import MaskConfig
 from .data import readable_images
 from .errors import InputError
 from .fill import Filler
 from .geometry import scaled_overlap
-from .inpaint import RAW, InferenceOptions, Inpainter
+from .inpaint import Inpainter
 from .loading import load_model
 from .masks import center_region
 from .metrics import METRICS
+from .options import RAW, InferenceOptions
 from .outputs import check_output_folder, write_text
 from .progress import Progress
 from .protocol import Metric, Results, load_images, score, scoring_set, spread
@@ -158,7 +159,7 @@ def run_evaluation(
     )
 
     def nn_database() -> Tensor:
-        return load_images(spread(readable_images(nn_folder), nn_index), size, "nn-hog index")
+        return load_images(spread(readable_images(nn_folder), nn_index), size, "neighbour index")
 
     methods.update(build_baselines(baselines, nn_database if nn_folder else None))
     regions = {"hole": masks}
@@ -188,7 +189,7 @@ def run_evaluation(
     return results
 
 
-CLASSICAL = ("telea", "navier-stokes", "biharmonic", "harmonic", "mean", "patchmatch", "fsr")  # what models are held to
+CLASSICAL = methods.reference_baselines()  # what models are held to: every classical method needing no database
 
 
 def compare_with_baselines(

@@ -45,6 +45,7 @@ from .labelled import LabelledSet, Split, load_labelled, probe_split
 from .loading import load_model
 from .logistic import LinearHead, accuracy_of, select_linear
 from .models import WholeImageEncoder, init_weights, make_generator
+from .outputs import write_text
 from .perf import Precision, resolve_speed
 from .train import training_seconds
 
@@ -321,8 +322,7 @@ def run_probe(
         "pretrain_seconds": round(pretrain_s, 1) if pretrain_s is not None else None,
     }
     if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "probe.json").write_text(json.dumps(result, indent=2) + "\n")
+        write_text(Path(out) / "probe.json", json.dumps(result, indent=2) + "\n")
     return result
 
 

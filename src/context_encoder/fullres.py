@@ -5,7 +5,8 @@ the photo, so it measures what a user sees:
 
 - images: every readable image in a folder, sorted, `limit` spread over them, at their own resolution
   with the long side capped at `max_side` (Lanczos resampling, which antialiases);
-- holes: seeded brush strokes (`masks.stroke_mask`) or one object-sized box (`masks.box_mask`); image
+- holes: seeded brush strokes (`masks.stroke_mask`) or one object-sized box (`masks.box_mask`), the kinds of
+  `masks.FULLRES_MASKS`; image
   i's hole comes from seed (seed, i), so every method, in any order, fills the same holes;
 - methods: `FullResMethod` callables, (H, W, 3) uint8 and an (H, W) bool hole in, the filled uint8
   image out; a method that changes a known pixel is an error;
@@ -34,19 +35,21 @@ from PIL import Image
 from torch import Tensor
 
 from . import lpips
-from .baselines import Filler, build_baselines
+from .baselines import build_baselines
 from .data import load_image, readable_images
 from .errors import ContextEncoderError
-from .masks import box_mask, hole_components, stroke_mask
+from .fill import FullResMethod, filler_method
+from .geometry import grow_box
+from .holes import hole_components
+from .masks import FULLRES_MASKS
 from .metrics import l1_error, psnr, sharpness_ratio, ssim_map
+from .outputs import write_text
 from .progress import Progress
 from .protocol import spread
 from .viz import hole_view, image_grid, save_png
 
 log = logging.getLogger(__name__)
 
-FullResMethod = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (H, W, 3) uint8, (H, W) bool -> (H, W, 3) uint8
-MASK_KINDS = {"stroke": stroke_mask, "box": box_mask}
 METRIC_NAMES = ("psnr", "l1", "ssim", "sharpness", "vifp", "ms_ssim", "lpips_alex", "lpips_vgg")
 LOWER_IS_BETTER = {"l1", "lpips_alex", "lpips_vgg"}  # for win rates; every other metric is higher-is-better
 MAX_SIDE = 1024  # px, long side; larger photos are downscaled
@@ -74,38 +77,14 @@ def load_fullres(path: str | Path, max_side: int = MAX_SIDE, long_side: int | No
 
 def draw_hole(kind: str, h: int, w: int, seed: int, index: int) -> np.ndarray:
     """Image `index`'s (H, W) bool hole of the given kind, from seed (seed, index) like `protocol.seeded_masks`."""
-    if kind not in MASK_KINDS:
-        raise ContextEncoderError(f"unknown mask kind '{kind}' (known: {', '.join(MASK_KINDS)})")
-    return MASK_KINDS[kind](h, w, torch.Generator().manual_seed(seed * 1_000_003 + index)).numpy()
-
-
-def filler_method(fill: Filler) -> FullResMethod:
-    """A model-size `Filler` ((B, 3, H, W) floats in [0, 1]) as a `FullResMethod`; any size works for those that
-    do not resize (every classical baseline)."""
-
-    def method(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        out = fill(_tensor(image), _tensor(hole))[0]
-        return (out.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-
-    return method
+    if kind not in FULLRES_MASKS:
+        raise ContextEncoderError(f"unknown mask kind '{kind}' (known: {', '.join(FULLRES_MASKS)})")
+    return FULLRES_MASKS[kind](h, w, torch.Generator().manual_seed(seed * 1_000_003 + index)).numpy()
 
 
 def baseline_methods(names: Sequence[str]) -> dict[str, FullResMethod]:
-    """Classical baselines (`baselines.BASELINES`, except nn-hog, which searches a database) at full resolution."""
+    """Classical baselines (`baselines.BASELINES`, but not those that search a database) at full resolution."""
     return {name: filler_method(fill) for name, fill in build_baselines(names).items()}
-
-
-def _grow(box: tuple[int, int, int, int], pad: int, min_side: int, h: int, w: int) -> tuple[int, int, int, int]:
-    """`box` (top, left, bottom, right) padded by `pad`, each side grown about its centre to `min_side`, kept inside."""
-    out = []
-    for lo, hi, size in ((box[0], box[2], h), (box[1], box[3], w)):
-        lo, hi = lo - pad, hi + pad
-        if hi - lo < min_side:
-            lo -= (min_side - (hi - lo)) // 2
-            hi = lo + min_side
-        lo, hi = max(0, lo - max(0, hi - size)), min(size, hi - min(0, lo))  # shift back inside, then clamp
-        out.append((lo, hi))
-    return out[0][0], out[1][0], out[0][1], out[1][1]
 
 
 def _tensor(a: np.ndarray) -> Tensor:
@@ -162,23 +141,23 @@ def hole_scores(filled: np.ndarray, truth: np.ndarray, hole: np.ndarray, percept
     weights = dict.fromkeys(sums, 0)
     for k, box in enumerate(boxes, start=1):
         n = int((labels == k).sum())
-        t, lft, b, r = _grow(box, SSIM_PAD, 0, h, w)
+        t, lft, b, r = grow_box(box, SSIM_PAD, 0, (h, w))
         inside = torch.from_numpy(labels[t:b, lft:r] == k)
         values = ssim_map(pred[..., t:b, lft:r], target[..., t:b, lft:r])[0].mean(0)  # float32: see the docstring
         sums["ssim"] += float(values[inside].sum())
         weights["ssim"] += n
         if "vifp" in perceptual:
-            t, lft, b, r = _grow(box, CROP_PAD, VIFP_MIN, h, w)
+            t, lft, b, r = grow_box(box, CROP_PAD, VIFP_MIN, (h, w))
             sums["vifp"] += n * float(perceptual["vifp"](truth[t:b, lft:r], filled[t:b, lft:r]))
             weights["vifp"] += n
         if "ms_ssim" in perceptual and min(h, w) >= MSSSIM_MIN:
-            t, lft, b, r = _grow(box, CROP_PAD, MSSSIM_MIN, h, w)
+            t, lft, b, r = grow_box(box, CROP_PAD, MSSSIM_MIN, (h, w))
             crop = (pred[..., t:b, lft:r], target[..., t:b, lft:r])
             sums["ms_ssim"] += n * float(perceptual["ms_ssim"](*crop, data_range=1.0))
             weights["ms_ssim"] += n
         for name in ("lpips_alex", "lpips_vgg"):
             if name in perceptual and min(h, w) >= lpips.MIN_SIDE:
-                t, lft, b, r = _grow(box, LPIPS_PAD, LPIPS_MIN, h, w)
+                t, lft, b, r = grow_box(box, LPIPS_PAD, LPIPS_MIN, (h, w))
                 sums[name] += n * float(perceptual[name](pred[..., t:b, lft:r], target[..., t:b, lft:r])[0])
                 weights[name] += n
     scores.update({m: sums[m] / weights[m] if weights[m] else math.nan for m in sums})
@@ -403,9 +382,8 @@ def markdown_tables(results: dict) -> str:
 
 def write_fullres(results: dict, figure: dict[str, list[list[Tensor]]], out: Path) -> dict[str, Path]:
     """fullres.json, fullres.md and fullres.png under `out`; `figure[kind]` holds rows of (3, S, S) crops in [0, 1]."""
-    out.mkdir(parents=True, exist_ok=True)
     meta = results["meta"]
-    (out / "fullres.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_text(out / "fullres.json", json.dumps(results, indent=2) + "\n")
     md = [f"# Full-resolution evaluation: {meta['folder']}", ""]
     md += [f"- {k}: {v}" for k, v in meta.items()]
     md += [
@@ -416,7 +394,7 @@ def write_fullres(results: dict, figure: dict[str, list[list[Tensor]]], out: Pat
         "",
         markdown_tables(results),
     ]
-    (out / "fullres.md").write_text("\n".join(md))
+    write_text(out / "fullres.md", "\n".join(md))
     rows = [row for kind in figure for row in figure[kind]]
     paths = {"json": out / "fullres.json", "md": out / "fullres.md"}
     if rows:

@@ -1,7 +1,8 @@
-"""Any-size inpainting with a trained generator, and the one recipe for it (`InferenceOptions`).
+"""Any-size inpainting with a trained generator.
 
-`Inpainter` fills holes of any shape in images of any size; `context_encoder.loading.load_model` builds
-one from a shipped model, a weights file, a checkpoint or a run directory.
+`Inpainter` fills holes of any shape in images of any size as its `InferenceOptions` (`options`) say;
+`context_encoder.loading.load_model` builds one from a shipped model, a weights file, a checkpoint or a
+run directory. Images and masks are read by `context_encoder.decode`.
 """
 
 from __future__ import annotations
@@ -9,81 +10,27 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from . import methods
 from .config import Config
-from .data import check_pixels, load_image, load_mask, mask_from_array, mask_from_image, to_rgb
-from .errors import DataError, InputError
-from .fill import Filler, predict
-from .geometry import center_bounds
-from .masks import (
-    apply_mask,
-    center_mask,
-    center_region,
-    dilate,
-    hole_components,
-    hole_fill,
-    prediction_region,
-    solve_laplace,
-)
+from .decode import ImageInput, MaskInput, hole_array, image_array
+from .decode import mask_array as mask_array  # re-exported: it was defined here before `decode`
+from .errors import InputError
+from .fill import Filler, FullResMethod, predict
+from .geometry import Box, bounding_box, center_bounds, pil_box, widen_box
+from .holes import dilate, hole_components, solve_laplace
+from .masks import apply_mask, center_mask, center_region, hole_fill, prediction_region
+from .options import RAW as RAW  # re-exported: the options were defined here before `options`
+from .options import InferenceOptions
 from .perf import inference_dtype
-from .synthesis import SynthesisSettings, synthesize
+from .synthesis import SynthesisSettings
 
 log = logging.getLogger(__name__)
-
-
-REFINERS = ("none", "patch")
-
-
-@dataclass(frozen=True)
-class InferenceOptions:
-    """How a trained generator's fill is turned into the output: the one place these defaults live.
-
-    A shipped model stores the options it was measured with beside its weights, and loading reads them
-    back; the command line, the web app, `evaluate` and the benchmarks pass one of these objects.
-    """
-
-    blend: bool = True  # seam blending: a harmonic correction in the hole so the fill meets its context
-    flip_average: bool = True  # mean of the fills of each window and of its mirror image (twice the work)
-    refine: str = "none"  # "none": the network's fill, upsampled | "patch": texture from the photo (beyond)
-
-    def __post_init__(self) -> None:
-        if self.refine not in REFINERS:
-            raise InputError(f"refine must be one of {', '.join(REFINERS)}, got '{self.refine}'")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> InferenceOptions:
-        """From `to_dict()` output (or the older `seam_blending` key); unknown keys or non-booleans raise."""
-        data = dict(data)
-        if "seam_blending" in data:
-            data["blend"] = data.pop("seam_blending")
-        types = {f.name: type(f.default) for f in dataclasses.fields(cls)}
-        for key, value in data.items():
-            if key not in types:
-                raise InputError(f"unknown inference option '{key}' (known: {', '.join(sorted(types))})")
-            if type(value) is not types[key]:
-                raise InputError(f"inference option '{key}' must be a {types[key].__name__}, got {value!r}")
-        return cls(**data)
-
-    def describe(self) -> str:
-        """A short label: 'blended, flip-averaged', 'raw' when nothing is on."""
-        words = [w for w, on in (("blended", self.blend), ("flip-averaged", self.flip_average)) if on]
-        if self.refine != "none":
-            words.append(f"{self.refine}-refined")
-        return ", ".join(words) or "raw"
-
-
-RAW = InferenceOptions(blend=False, flip_average=False)  # the generator's own output, as validation scores it
 
 
 def harmonic_offset(diff: Tensor, known: Tensor, hole: Tensor) -> Tensor:
@@ -92,7 +39,7 @@ def harmonic_offset(diff: Tensor, known: Tensor, hole: Tensor) -> Tensor:
     `diff` (B, 3, H, W) is (true - predicted) where `known` (B, 1, H, W) marks pixels whose truth is
     known and predicted; the result equals `diff` there, is harmonic inside `hole` (pixels outside both
     count as 0), and is 0 elsewhere. Adding it to the prediction removes colour casts and seams the way
-    Poisson blending does. Solved coarse to fine (`masks.solve_laplace`): the 300 plain Jacobi sweeps used
+    Poisson blending does. Solved coarse to fine (`holes.solve_laplace`): the 300 plain Jacobi sweeps used
     before gave the shipped models' fills the same pixels (at most one level apart) at about twice the cost,
     and converge far less on large holes (a ramp over a 60 px square: 0.27 off against 0.05).
     """
@@ -108,70 +55,7 @@ def harmonic_offset(diff: Tensor, known: Tensor, hole: Tensor) -> Tensor:
     return out
 
 
-def image_array(image: Image.Image | np.ndarray | str | Path) -> np.ndarray:
-    """An (H, W, 3) uint8 copy of `image`: a file (read by `load_image`), a PIL image or an array.
-
-    Every kind is held to the pixel cap (`context_encoder.data.max_pixels`); a lazily opened PIL
-    image that fails to decode (truncated, corrupt) is a `DataError`.
-    """
-    if isinstance(image, (str, Path)):
-        image = load_image(image)
-    if isinstance(image, Image.Image):
-        check_pixels(image.size, "the image")
-        try:
-            image = to_rgb(image)
-        except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad data
-            raise DataError(f"cannot decode the image: {str(exc).strip() or type(exc).__name__}") from None
-        image = np.asarray(image)
-    arr = np.asarray(image)
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=2)
-    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        raise InputError(f"image must be H x W x 3 (RGB), got shape {arr.shape}")
-    if arr.dtype != np.uint8:
-        raise InputError(f"image array must be uint8, got {arr.dtype}")
-    check_pixels((arr.shape[1], arr.shape[0]), "the image")
-    return np.array(arr[..., :3], dtype=np.uint8, order="C")  # a writable copy
-
-
-def mask_array(mask: Image.Image | np.ndarray | Tensor | str | Path) -> np.ndarray:
-    """(H, W) bool holes (True = fill) from a mask file, a PIL image, an array or a tensor.
-
-    Non-zero pixels are holes; an alpha channel that is not opaque everywhere says where the mask is
-    painted (`context_encoder.data.mask_from_array`). Arrays are (H, W) or channels-last (H, W, C);
-    tensors are (H, W), (C, H, W) or (1, C, H, W), channels first as in PyTorch.
-    """
-    if isinstance(mask, (str, Path)):
-        return load_mask(mask)[0, 0].numpy()
-    if isinstance(mask, Image.Image):
-        check_pixels(mask.size, "the mask")
-        try:
-            return mask_from_image(mask)
-        except InputError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad data
-            raise DataError(f"cannot decode the mask: {str(exc).strip() or type(exc).__name__}") from None
-    if isinstance(mask, Tensor):
-        arr = mask.detach().cpu().numpy()
-        while arr.ndim > 3 and arr.shape[0] == 1:  # (1, C, H, W) -> (C, H, W)
-            arr = arr[0]
-        if arr.ndim == 3:
-            arr = (arr != 0).any(axis=0)
-    else:
-        arr = np.asarray(mask)
-        while arr.ndim > 3 and arr.shape[0] == 1:
-            arr = arr[0]
-        if arr.ndim == 3 and arr.shape[2] not in (1, 2, 3, 4) and arr.shape[0] in (1, 3, 4):
-            arr = np.moveaxis(arr, 0, -1)  # channels first
-        if arr.ndim == 3:
-            arr = mask_from_array(arr)
-    if arr.ndim != 2:
-        raise InputError(f"mask must be 2-D (H x W), got shape {tuple(np.shape(mask))}")
-    check_pixels((arr.shape[1], arr.shape[0]), "the mask")
-    return arr != 0
-
-
-def context_window(box: tuple[int, int, int, int], cfg: Config) -> tuple[int, int, int]:
+def context_window(box: Box, cfg: Config) -> tuple[int, int, int]:
     """(top, left, side) of the square context window for a hole's bounding box, in image pixels.
 
     Centre models: the hole's longer side (plus 1 px each way) fills the model's hole square.
@@ -282,41 +166,102 @@ class Inpainter:
         return ((torch.where(model_holes, canvas, x) + 1) / 2).clamp(0, 1).cpu()
 
     def filler(self, options: InferenceOptions | None = None) -> Filler:
-        """This model as an evaluation method on model-size [0, 1] images (`context_encoder.protocol`)."""
+        """This model as an evaluation method on model-size [0, 1] images (`context_encoder.protocol`): each image
+        is one window, filled as `fill_windows` fills it."""
 
         def fill(images: Tensor, masks: Tensor) -> Tensor:
             return torch.where(masks, self.fill_windows(images, masks, options).to(images.device), images)
 
         return fill
 
+    def method(
+        self, options: InferenceOptions | None = None, synthesis: SynthesisSettings | None = None
+    ) -> FullResMethod:
+        """This model as a full-resolution method ((H, W, 3) uint8 and an (H, W) hole in, the filled uint8 out): how
+        the web app, the demo and the full-resolution benchmarks call it (`methods.NETWORK`)."""
+
+        opts = options or self.options
+        opts = opts if synthesis is None else dataclasses.replace(opts, synthesis=synthesis)
+
+        def method(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+            return np.asarray(self(image, hole, options=opts))
+
+        return method
+
+    def center_hole(self, size: tuple[int, int]) -> np.ndarray:
+        """The (H, W) bool centred square hole for an image of `size` (W, H): the model's own hole relative to
+        its input for a centre model (a whole-image model: 45% of the shorter side)."""
+        w, h = size
+        s = self.cfg.model.image_size
+        lo, hi = center_bounds(s, self.cfg.mask.overlap)
+        frac = 0.45 if self.cfg.full_image else (hi - lo) / s
+        side = max(1, round(min(w, h) * frac))
+        top, left = (h - side) // 2, (w - side) // 2
+        out = np.zeros((h, w), dtype=bool)
+        out[top : top + side, left : left + side] = True
+        return out
+
+    def context_box(self, hole: np.ndarray, options: InferenceOptions | None = None) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom): the part of the image that filling `hole` (with some hole pixels) reads.
+
+        Every hole's context window (`context_window`) is centred in the holes' bounding box and no larger
+        than the window of that whole box, so the box widened by half that window holds them all; patch
+        refinement also reads its own margin around the box (`SynthesisSettings.margin`, at least 16 px).
+        The corner is kept on a multiple of 2 (windows are placed with `round`, which rounds halves to
+        even) and, for patch refinement, of the model size (the grid `split_holes` cuts along), so filling
+        this part gives the same pixels as filling the whole image, at a fraction of its memory.
+        """
+        opts = options or self.options
+        box = bounding_box(hole)
+        reach = context_window(box, self.cfg)[2] // 2 + 2
+        if opts.refine == methods.NO_REFINE:
+            return pil_box(widen_box(box, reach, hole.shape, align=2))
+        margin = math.ceil(opts.synthesis.margin * max(box[2] - box[0], box[3] - box[1]))
+        align = math.lcm(2, self.cfg.model.image_size)
+        return pil_box(widen_box(box, max(reach, margin, 16) + 1, hole.shape, align))
+
     def __call__(
         self,
-        image: Image.Image | np.ndarray | str | Path,
-        mask: Image.Image | np.ndarray | Tensor | str | Path,
+        image: ImageInput,
+        mask: MaskInput,
         options: InferenceOptions | None = None,
         synthesis: SynthesisSettings | None = None,
     ) -> Image.Image:
         """The filled image (RGB). `mask`: non-zero = hole, the image's size; several holes are fine.
 
-        `synthesis` changes the patch synthesis of `refine="patch"` (its defaults are the measured choice).
+        `options` replace this inpainter's; `synthesis` replaces their `synthesis` (the patch synthesis of a
+        refiner such as "patch", whose defaults are the measured choice).
         """
         img = image_array(image)
-        hole = mask_array(mask)
-        if hole.shape != img.shape[:2]:
-            raise InputError(f"mask is {hole.shape[1]}x{hole.shape[0]} but the image is {img.shape[1]}x{img.shape[0]}")
+        hole = hole_array(mask, (img.shape[1], img.shape[0]))
         if not hole.any():
             log.info("the mask is empty: nothing to fill")
             return Image.fromarray(img)
         if hole.all():
             raise InputError("the mask covers the whole image: there is no context to fill from")
         opts = options or self.options
+        src = torch.from_numpy(img).permute(2, 0, 1).float() / 255  # (3, H, W)
+        holes_t = torch.from_numpy(hole)
+        out = torch.where(holes_t, self._fill_holes(src, hole, opts), src)
+        refine = methods.get(opts.refine, "refiner").build()  # e.g. texture from the photo, guided by the fill
+        if refine is not None:
+            out = refine(src, holes_t, out, synthesis or opts.synthesis)
+        filled_u8 = (out.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        return Image.fromarray(np.where(hole[..., None], filled_u8, img))
+
+    def _fill_holes(self, src: Tensor, hole: np.ndarray, opts: InferenceOptions) -> Tensor:
+        """The network's fill of every hole of `src` (3, H, W) at full resolution: (3, H, W), valid in the holes.
+
+        Each piece (`local_pieces`) gets its window (`context_window`), filled in batches and pasted back
+        with its weight (`_piece_weight`): where a hole was cut into pieces, their fills cross-fade.
+        """
         s = self.cfg.model.image_size
         labels, boxes, cut = local_pieces(*hole_components(hole), piece_side(self.cfg), s // THIN)
-        src = torch.from_numpy(img).permute(2, 0, 1).float() / 255  # (3, H, W)
         all_holes = torch.from_numpy(hole)[None].float()
         geometry = [context_window(b, self.cfg) for b in boxes]
         total, weight = torch.zeros_like(src), torch.zeros(src.shape[1:])
         holes_t = torch.from_numpy(hole)
+        h, w = hole.shape
         # a whole-image model's pieces of a cut hole overlap and cross-fade, which averages much as flip averaging
         # does (on the tuning photos' strokes flipping them gained 0.02 dB for 1.5 times the time): not flipped
         unflipped = cut if self.cfg.full_image else 0
@@ -329,18 +274,13 @@ class Inpainter:
                 filled = self.fill_windows(crops, masks, group_opts)
                 for i, (top, left, side) in enumerate(chunk):
                     label = start + i + 1
-                    t0, l0 = max(0, top), max(0, left)
-                    t1, l1 = min(img.shape[0], top + side), min(img.shape[1], left + side)
+                    t0, l0, t1, l1 = max(0, top), max(0, left), min(h, top + side), min(w, left + side)
                     piece = labels[t0:t1, l0:l1]
-                    w = _piece_weight(piece, label, boxes[label - 1], (t0, l0)) * holes_t[t0:t1, l0:l1]
+                    wt = _piece_weight(piece, label, boxes[label - 1], (t0, l0)) * holes_t[t0:t1, l0:l1]
                     big = _resize(filled[i : i + 1], side)[0]
-                    total[:, t0:t1, l0:l1] += w * big[:, t0 - top : t1 - top, l0 - left : l1 - left]
-                    weight[t0:t1, l0:l1] += w
-        out = torch.where(holes_t, total / weight.clamp(min=1e-12), src)
-        if opts.refine == "patch":  # texture from the photo, guided by the network's fill
-            out = synthesize(src, torch.from_numpy(hole), out, synthesis)
-        filled_u8 = (out.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-        return Image.fromarray(np.where(hole[..., None], filled_u8, img))
+                    total[:, t0:t1, l0:l1] += wt * big[:, t0 - top : t1 - top, l0 - left : l1 - left]
+                    weight[t0:t1, l0:l1] += wt
+        return total / weight.clamp(min=1e-12)
 
 
 SNAP = 1.1  # a whole-image model's window up to this much larger than its input is cropped to it, not resized
@@ -467,41 +407,3 @@ def split_holes(labels: np.ndarray, cell: int) -> tuple[np.ndarray, list[tuple[i
     out = np.zeros_like(labels)
     out[ys, xs] = piece + 1
     return out, [(int(a), int(b), int(c), int(d)) for a, b, c, d in zip(top, left, bottom, right)]
-
-
-def hole_mask(
-    size: tuple[int, int],
-    cfg: Config,
-    mask: str | Path | None = None,
-    center: bool = False,
-    box: str | None = None,
-) -> np.ndarray:
-    """The (H, W) bool hole mask for an image of `size` (W, H): from a mask file, `--center` or `--box X,Y,W,H`.
-
-    Without any of them, centre models get the centre hole and whole-image models an error.
-    """
-    w, h = size
-    if mask is not None:
-        arr = mask_array(mask)
-        if arr.shape != (h, w):
-            raise InputError(f"mask {mask} is {arr.shape[1]}x{arr.shape[0]} but the image is {w}x{h}")
-        return arr
-    out = np.zeros((h, w), dtype=bool)
-    if box is not None:
-        try:
-            x, y, bw, bh = (int(v) for v in box.split(","))
-        except ValueError:
-            raise InputError(f"--box must be X,Y,W,H in pixels, got '{box}'") from None
-        if bw <= 0 or bh <= 0 or x >= w or y >= h or x + bw <= 0 or y + bh <= 0:
-            raise InputError(f"--box {box} lies outside the {w}x{h} image or is empty")
-        out[max(0, y) : y + bh, max(0, x) : x + bw] = True
-        return out
-    if center or not cfg.full_image:
-        s = cfg.model.image_size
-        lo, hi = center_bounds(s, cfg.mask.overlap)
-        frac = 0.45 if cfg.full_image else (hi - lo) / s  # the model's own hole, relative to its input
-        side = max(1, round(min(w, h) * frac))
-        top, left = (h - side) // 2, (w - side) // 2
-        out[top : top + side, left : left + side] = True
-        return out
-    raise InputError("this model fills arbitrary holes: pass --mask MASK.png (non-zero = hole), --box or --center")

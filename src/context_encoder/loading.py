@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
-from torch import Tensor
 
 from .config import config_from_dict
+from .decode import ImageInput, MaskInput
 from .errors import InputError
-from .inpaint import InferenceOptions, Inpainter
+from .inpaint import Inpainter
+from .options import InferenceOptions
 from .pretrained import read_generator, read_metadata, shipped_names, shipped_path
 
 Source = Inpainter | str | Path
@@ -49,9 +49,6 @@ def load_model(
         return source if options is None else source.with_options(options)
     gen, cfg, stored = read_generator(source, ema)
     return Inpainter(gen, cfg, device, options or stored, precision)
-
-
-HOLE_KINDS = ("square", "free-form")  # the keys of a shipped model's measured "ranking"
 
 
 def preferred_models(arbitrary_holes: bool, made_for_only: bool = False) -> tuple[str, ...]:
@@ -85,8 +82,8 @@ def default_model(arbitrary_holes: bool) -> str:
 
 def inpaint(
     model: Source,
-    image: Image.Image | np.ndarray | str | Path,
-    mask: Image.Image | np.ndarray | Tensor | str | Path,
+    image: ImageInput,
+    mask: MaskInput,
     options: InferenceOptions | None = None,
 ) -> Image.Image:
     """Fill the holes of `image` (any size, any Pillow mode) where `mask` is non-zero.

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import TrainConfig
-from .errors import InputError
+from .config import INFERENCE_PRECISIONS, TrainConfig
+from .errors import ConfigError, InputError
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -90,7 +90,22 @@ def resolve_speed(t: TrainConfig, device: torch.device) -> Speed:
     return Speed(precision, _on_off(t.channels_last, cuda), compile_, fused)
 
 
-INFERENCE_PRECISIONS = ("auto", "fp32", "bf16")
+def resolve_device(name: str, setting: str = "train.device") -> torch.device:
+    """The device `name` (`config.DEVICES`) stands for: `auto` picks CUDA, then Apple's MPS, then the CPU.
+
+    An explicitly requested device that is missing is a `ConfigError` naming the `setting` it came from
+    (`train.device`, `--device`). The one resolver of training, the command line and the web app.
+    """
+    available = {
+        "cuda": torch.cuda.is_available(),
+        "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(),
+        "cpu": True,
+    }
+    if name == "auto":
+        return torch.device(next(k for k in ("cuda", "mps", "cpu") if available[k]))
+    if not available.get(name, False):
+        raise ConfigError(f"{setting}='{name}' was requested but is not available here (use 'auto' or 'cpu')")
+    return torch.device(name)
 
 
 def inference_dtype(precision: str, device: torch.device) -> torch.dtype | None:

@@ -24,8 +24,8 @@ import torch
 from .checkpoint import check_finite, checkpoint_config, generator_weights, load_checkpoint, non_finite
 from .config import Config, config_from_dict
 from .errors import CheckpointError, ContextEncoderError, InputError
-from .inpaint import InferenceOptions
 from .models import count_parameters, make_generator
+from .options import InferenceOptions
 from .outputs import atomic_write
 from .safetensors_io import load_file, metadata, save_file
 

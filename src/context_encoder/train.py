@@ -10,8 +10,9 @@ Divergence guard: a NaN or infinite loss or weight stops the run (`TrainingDiver
 checkpoint is written with it, so `last.pt` and `best.pt` keep the last good weights; a discriminator
 that stays saturated (d_real ~ 1, d_fake ~ 0) gets a warning.
 
-Over 400 lines on purpose: the loop, its checkpoints, validation and the divergence guard share the
-run's state, and splitting them would pass that state around.
+The loop is small parts around one run-state object (`training_run.TrainingRun`: the networks,
+optimizers and step, with the checkpoint and the divergence guard): setting it up (`_start`), the run's
+data (`_Feed`), one iteration (`_step`) and its records (`training_run.Logbook`).
 """
 
 from __future__ import annotations
@@ -20,21 +21,20 @@ import json
 import logging
 import math
 import signal
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 from torch import Tensor, nn
 
-from .checkpoint import check_finite, checkpoint_config, load_checkpoint, non_finite, save_checkpoint
+from .checkpoint import checkpoint_config, load_checkpoint
 from .config import Config, LossConfig
 from .data import ImageDataset, load_image, training_loader, training_paths
-from .distributed import DistInfo, barrier, init_distributed, local_batch, mean_over_ranks, unwrap, wrap
-from .errors import CheckpointError, ConfigError, ContextEncoderError, DataError
+from .distributed import DistInfo, barrier, init_distributed, local_batch, unwrap, wrap
+from .errors import ConfigError, DataError
 from .fill import generator_filler
 from .losses import (
     discriminator_loss,
@@ -44,24 +44,18 @@ from .losses import (
     reconstruction_weights,
     uses_discriminator,
 )
-from .masks import apply_mask, composite, hole_fill, prediction_region, sample_masks
+from .masks import apply_mask, hole_fill, prediction_region, sample_masks
 from .metrics import l1_error, psnr
 from .models import Discriminator, Generator, build_models
 from .optim import EMA, lr_factor, make_optimizers
-from .outputs import OutputError, append_record, check_output_folder, open_log, remove_orphans, write_text
-from .perf import Precision, Speed, resolve_speed
-from .progress import Progress
+from .outputs import OutputError, check_output_folder, remove_orphans, write_text
+from .perf import Precision, resolve_device, resolve_speed
+from .pretrained import read_generator
 from .protocol import score, scoring_set, spread
-from .tensorboard_log import TensorBoardLog, require_tensorboard
-from .viz import hole_view, image_grid, save_png
+from .tensorboard_log import require_tensorboard
+from .training_run import Logbook, TrainingDiverged, TrainingRun, check_resumable, load_resumed
 
 log = logging.getLogger(__name__)
-
-# A discriminator is saturated when it tells real from fake almost perfectly (the paper's adversarial
-# loss then gives G no useful gradient): d_real above this and d_fake below 1 minus it, for
-# SATURATED_LOGS log records in a row, gets one warning.
-SATURATION = 0.99
-SATURATED_LOGS = 3
 
 
 class Validator:
@@ -98,36 +92,12 @@ def _decodes(path: Path) -> bool:
     return True
 
 
-class TrainingDiverged(ContextEncoderError):
-    """Raised when a loss or a weight becomes NaN or infinite; no checkpoint is written with such weights."""
-
-    exit_code = 3
-
-    def __init__(self, step: int, what: str, kept: str):
-        super().__init__(f"training diverged at step {step}: {what}; {kept} (lower train.lr or check the data)")
-        self.step = step
-
-
 class TrainingInterrupted(Exception):
     """Raised after SIGINT/SIGTERM once the checkpoint of the last finished step is on disk."""
 
     def __init__(self, step: int, checkpoint: Path, signum: int):
         super().__init__(f"interrupted at step {step}; checkpoint saved to {checkpoint}")
         self.step, self.checkpoint, self.signum = step, checkpoint, signum
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA, then MPS, then CPU; an explicitly requested device that is missing is an error."""
-    available = {
-        "cuda": torch.cuda.is_available(),
-        "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(),
-        "cpu": True,
-    }
-    if name == "auto":
-        return torch.device(next(k for k in ("cuda", "mps", "cpu") if available[k]))
-    if not available.get(name, False):
-        raise ConfigError(f"train.device='{name}' was requested but is not available here (use 'auto' or 'cpu')")
-    return torch.device(name)
 
 
 def train_step(
@@ -222,34 +192,8 @@ def _fixed_batch(cfg: Config, dataset: ImageDataset) -> tuple[Tensor, Tensor]:
     return images, masks
 
 
-@torch.no_grad()
-def sample_grid(gen: Generator, images: Tensor, masks: Tensor, fill: Tensor | str) -> Image.Image:
-    """original | masked input | filled, one row per image, with `gen` in eval mode."""
-    device = next(gen.parameters()).device
-    images, masks = images.to(device), masks.to(device)
-    masked = apply_mask(images, masks, fill)
-    was_training = gen.training
-    gen.eval()
-    filled = composite(images, gen(masked, masks), masks)
-    gen.train(was_training)
-    return image_grid([images, hole_view(masked, masks), filled])
-
-
-def save_samples(gen: Generator, images: Tensor, masks: Tensor, fill: Tensor | str, path: Path) -> Path:
-    """Write `sample_grid` as a PNG."""
-    return save_png(sample_grid(gen, images, masks, fill), path)
-
-
-def _check_resumable(saved: Config, requested: Config) -> None:
-    for section in ("model", "mask", "loss"):
-        if getattr(saved, section) != getattr(requested, section):
-            raise CheckpointError(f"cannot resume: the checkpoint's [{section}] differs from the requested config")
-
-
 def _init_generator(gen: Generator, cfg: Config, source: str) -> None:
     """Load the generator weights of `source` (a shipped model, weights file, checkpoint or run) into `gen`."""
-    from .pretrained import read_generator  # here: it imports inference code that training does not need
-
     init, init_cfg, _ = read_generator(source)
     if init_cfg.model != cfg.model or init_cfg.full_image != cfg.full_image:
         raise ConfigError(
@@ -260,56 +204,147 @@ def _init_generator(gen: Generator, cfg: Config, source: str) -> None:
     log.info("generator initialised from %s", source)
 
 
-def _load_resumed(state: dict[str, Any], parts: dict[str, Any]) -> None:
-    """Load each checkpoint entry into its part (module, optimizer, generator, scaler); refuse bad ones."""
-    path = state["path"]
-    for key in ("generator", "discriminator", "generator_ema"):
-        weights = state.get(key) if key in parts else None
-        if isinstance(weights, dict) and all(isinstance(v, Tensor) for v in weights.values()):
-            check_finite(weights, f"cannot resume from {path} ({key})")
-    try:
-        for key, part in parts.items():
-            if key == "mask_rng":
-                part.set_state(state[key])
-            elif key == "grad_scalers":
-                part.load_state_dict(state.get(key, {}))
-            else:
-                part.load_state_dict(state[key])
-    except KeyError as exc:
-        raise CheckpointError(f"cannot resume from {path}: it has no {exc.args[0]!r}") from None
-    except (RuntimeError, ValueError, TypeError, AttributeError) as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot resume from {path}: {text}") from None
-
-
-class _Saturation:
-    """Counts log records in a row whose discriminator is saturated; warns once when there are enough."""
-
-    def __init__(self) -> None:
-        self.run, self.warned = 0, False
-
-    def update(self, record: dict[str, Any], step: int) -> None:
-        real, fake = record.get("d_real"), record.get("d_fake")
-        if real is None or fake is None:
-            return
-        self.run = self.run + 1 if real > SATURATION and fake < 1 - SATURATION else 0
-        if self.run >= SATURATED_LOGS and not self.warned:
-            self.warned = True
-            log.warning(
-                "the discriminator is saturated at step %d (d_real %.3f, d_fake %.3f for %d log records): the "
-                "adversarial loss no longer guides G; consider a lower train.lr or loss.lambda_adv",
-                step,
-                real,
-                fake,
-                self.run,
-            )
-
-
-def _setup(cfg: Config, info: DistInfo) -> tuple[torch.device, Speed]:
-    device = resolve_device(cfg.train.device)
+def _start(cfg: Config, run_dir: Path, resume: str | Path | dict[str, Any] | None) -> TrainingRun:
+    """Set up a run: processes, device and speed, the networks and optimizers, fresh, fine-tuned or resumed."""
+    t = cfg.train
+    if t.tensorboard:  # checked on every process, so that all of them stop, before any work
+        require_tensorboard()
+    info = init_distributed(resolve_device(t.device).type)
+    if info.is_main:  # before any work: a run directory that cannot be written is an error now, not later
+        check_output_folder(run_dir, "run directory")
+        remove_orphans(run_dir / "checkpoints")
+    device = resolve_device(t.device)
     if device.type == "cuda" and info.enabled:
         device = torch.device("cuda", info.local_rank)
-    return device, resolve_speed(cfg.train, device)
+    speed = resolve_speed(t, device)
+    state = None
+    if resume is not None:
+        state = resume if isinstance(resume, dict) else load_checkpoint(resume)
+        check_resumable(checkpoint_config(state), cfg)
+    gen, disc = build_models(cfg.model, cfg.full_image, t.seed, device)
+    opt_g, opt_d = make_optimizers(gen, disc, cfg, speed.fused_adam)
+    precision = Precision(speed, device)
+    mask_rng = torch.Generator().manual_seed(t.seed + 1)
+    step, best_psnr = 0, -math.inf
+    if state is not None:
+        parts = {"generator": gen, "discriminator": disc, "opt_g": opt_g, "opt_d": opt_d, "mask_rng": mask_rng}
+        load_resumed(state, {**parts, "grad_scalers": precision})
+        best_psnr = state.get("best_val_psnr", best_psnr)
+        step = int(state["step"])
+        log.info("resumed from %s at step %d", state["path"], step)
+    if state is None and t.init:
+        _init_generator(gen, cfg, t.init)
+    if step >= t.steps:
+        raise ConfigError(f"the checkpoint is already at step {step} >= train.steps={t.steps}; raise train.steps")
+    ema = EMA(gen, t.ema_decay) if t.ema_decay > 0 else None
+    if ema is not None and state is not None and "generator_ema" in state:
+        load_resumed(state, {"generator_ema": ema.module})
+    memory_format = torch.channels_last if speed.channels_last else torch.contiguous_format
+    gen, disc = gen.to(memory_format=memory_format), disc.to(memory_format=memory_format)
+    gen_run, disc_run = wrap(gen, info, device, t.sync_bn), wrap(disc, info, device, t.sync_bn)
+    if speed.compile:
+        gen_run, disc_run = torch.compile(gen_run, dynamic=False), torch.compile(disc_run, dynamic=False)
+    run = TrainingRun(
+        cfg, run_dir, info, device, speed, precision, gen, disc, opt_g, opt_d, mask_rng, ema, gen_run, disc_run
+    )
+    run.step, run.best_psnr = step, best_psnr
+    if state is not None and Path(state["path"]).resolve() == run.ckpt_path.resolve():
+        run.saved_step = int(state["step"])
+    return run
+
+
+@dataclass
+class _Feed:
+    """The run's data: the endless training batches, the hole masks, and (rank 0) the fixed sample batch and the
+    validator."""
+
+    batches: Iterator[Tensor]
+    fill: Tensor | str  # what the generator's input holds in the hole
+    mine: slice  # this process's slice of each global batch
+    center_masks: Tensor | None  # the fixed centre masks, when the holes are the centre square
+    fixed: tuple[Tensor, Tensor] | None  # images and masks of the sample grids
+    validator: Validator | None
+
+
+def _feed(run: TrainingRun) -> _Feed:
+    """The data of a run, from its step on; rank 0 also writes the resolved config."""
+    cfg, t, info, s = run.cfg, run.cfg.train, run.info, run.cfg.model.image_size
+    train_paths, val_paths = training_paths(cfg.data)
+    dataset = ImageDataset(
+        train_paths,
+        s,
+        cfg.load_size,
+        flip=cfg.data.flip,
+        seed=t.seed,
+        cache_max_images=cfg.data.cache_max_images,
+        zoom=cfg.data.zoom,
+        saturation=cfg.data.saturation,
+    )
+    batches = training_loader(
+        dataset,
+        t.batch_size,
+        seed=t.seed,
+        start_step=run.step,
+        workers=cfg.workers,
+        pin_memory=run.device.type == "cuda",
+        rank=info.rank,
+        world_size=info.world_size,
+    )
+    batch = local_batch(t.batch_size, info)  # images per process
+    center = cfg.mask.kind == "center"
+    center_masks = sample_masks(cfg.mask, t.batch_size, s, run.mask_rng).to(run.device) if center else None
+    feed = _Feed(
+        batches,
+        hole_fill(cfg.mask, run.device),
+        slice(info.rank * batch, (info.rank + 1) * batch),
+        center_masks,
+        None,
+        None,
+    )
+    if info.is_main:
+        log.info(
+            "%d training images, %d held out; %s on %s x%d",
+            len(train_paths),
+            len(val_paths),
+            run.speed,
+            run.device,
+            info.world_size,
+        )
+        sample_set = ImageDataset(val_paths or train_paths, s, cfg.load_size, flip=False)
+        feed.fixed = _fixed_batch(cfg, sample_set)
+        feed.validator = Validator(cfg, val_paths or train_paths, t.val_images, run.device) if t.val_every else None
+        write_text(run.run_dir / "config.json", cfg.to_json() + "\n")
+    return feed
+
+
+def _step(run: TrainingRun, feed: _Feed) -> dict[str, Tensor]:
+    """One training iteration at the run's step: the learning rates of the schedule, a batch, `train_step`."""
+    t, s = run.cfg.train, run.cfg.model.image_size
+    real = next(feed.batches).to(run.device, non_blocking=True).contiguous(memory_format=run.memory_format)
+    factor = lr_factor(run.step, t.steps, t.lr_schedule, t.lr_min_factor)
+    for opt in (run.opt_g, run.opt_d):
+        for group in opt.param_groups:
+            group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
+    mask = (
+        feed.center_masks
+        if feed.center_masks is not None
+        else sample_masks(run.cfg.mask, t.batch_size, s, run.mask_rng)
+    )
+    losses = train_step(
+        run.gen_run,
+        run.disc_run,
+        run.opt_g,
+        run.opt_d,
+        real,
+        mask[feed.mine].to(run.device),
+        feed.fill,
+        run.cfg.loss,
+        run.precision,
+    )
+    if run.ema is not None:
+        run.ema.update(unwrap(run.gen), run.step)
+    run.step += 1
+    return losses
 
 
 def train(
@@ -325,214 +360,48 @@ def train(
     When resuming, `cfg` must match the checkpoint's model, mask and loss sections; its `train`
     section (e.g. a larger `train.steps`) and data folders are taken from `cfg`.
     """
-    run_dir = Path(run_dir)
-    t = cfg.train
-    if t.tensorboard:  # checked on every process, so that all of them stop, before any work
-        require_tensorboard()
-    info = init_distributed(resolve_device(t.device).type)
-    if info.is_main:  # before any work: a run directory that cannot be written is an error now, not later
-        check_output_folder(run_dir, "run directory")
-        remove_orphans(run_dir / "checkpoints")
-    device, speed = _setup(cfg, info)
-    batch = local_batch(t.batch_size, info)  # images per process
-    state = None
-    if resume is not None:
-        state = resume if isinstance(resume, dict) else load_checkpoint(resume)
-        _check_resumable(checkpoint_config(state), cfg)
-    gen, disc = build_models(cfg.model, cfg.full_image, t.seed, device)
-    opt_g, opt_d = make_optimizers(gen, disc, cfg, speed.fused_adam)
-    precision = Precision(speed, device)
-    mask_rng = torch.Generator().manual_seed(t.seed + 1)
-    step, best_psnr = 0, -math.inf
-    if state is not None:
-        parts = {"generator": gen, "discriminator": disc, "opt_g": opt_g, "opt_d": opt_d, "mask_rng": mask_rng}
-        _load_resumed(state, {**parts, "grad_scalers": precision})
-        best_psnr = state.get("best_val_psnr", best_psnr)
-        step = int(state["step"])
-        log.info("resumed from %s at step %d", state["path"], step)
-    if state is None and t.init:
-        _init_generator(gen, cfg, t.init)
-    if step >= t.steps:
-        raise ConfigError(f"the checkpoint is already at step {step} >= train.steps={t.steps}; raise train.steps")
-    ema = EMA(gen, t.ema_decay) if t.ema_decay > 0 else None
-    if ema is not None and state is not None and "generator_ema" in state:
-        _load_resumed(state, {"generator_ema": ema.module})
-    memory_format = torch.channels_last if speed.channels_last else torch.contiguous_format
-    gen, disc = gen.to(memory_format=memory_format), disc.to(memory_format=memory_format)
-    gen_run, disc_run = wrap(gen, info, device, t.sync_bn), wrap(disc, info, device, t.sync_bn)
-    if speed.compile:
-        gen_run, disc_run = torch.compile(gen_run, dynamic=False), torch.compile(disc_run, dynamic=False)
-
-    train_paths, val_paths = training_paths(cfg.data)
-    s = cfg.model.image_size
-    dataset = ImageDataset(
-        train_paths,
-        s,
-        cfg.load_size,
-        flip=cfg.data.flip,
-        seed=t.seed,
-        cache_max_images=cfg.data.cache_max_images,
-        zoom=cfg.data.zoom,
-        saturation=cfg.data.saturation,
-    )
-    batches = training_loader(
-        dataset,
-        t.batch_size,
-        seed=t.seed,
-        start_step=step,
-        workers=cfg.workers,
-        pin_memory=device.type == "cuda",
-        rank=info.rank,
-        world_size=info.world_size,
-    )
-    fill = hole_fill(cfg.mask, device)
-    mine = slice(info.rank * batch, (info.rank + 1) * batch)  # this process's slice of each global batch
-    center_masks = sample_masks(cfg.mask, t.batch_size, s, mask_rng).to(device) if cfg.mask.kind == "center" else None
-    ckpt_path = run_dir / "checkpoints" / "last.pt"
-    validator = None
-    if info.is_main:
-        log.info(
-            "%d training images, %d held out; %s on %s x%d",
-            len(train_paths),
-            len(val_paths),
-            speed,
-            device,
-            info.world_size,
-        )
-        sample_set = ImageDataset(val_paths or train_paths, s, cfg.load_size, flip=False)
-        fixed_images, fixed_masks = _fixed_batch(cfg, sample_set)
-        validator = Validator(cfg, val_paths or train_paths, t.val_images, device) if t.val_every else None
-        write_text(run_dir / "config.json", cfg.to_json() + "\n")
-    resumed_here = state is not None and Path(state["path"]).resolve() == ckpt_path.resolve()
-    saved = {"step": int(state["step"]) if resumed_here else None}  # step of the last.pt on disk, when known
-
-    def kept() -> str:
-        if not ckpt_path.is_file():
-            return "no checkpoint was written"
-        at = f" (step {saved['step']})" if saved["step"] is not None else ""
-        return f"the last good checkpoint {ckpt_path}{at} is kept"
-
-    def guard_weights() -> None:
-        """Stop before NaN or infinite weights reach a checkpoint (same weights, same verdict on every rank)."""
-        named = [(f"generator.{k}", v) for k, v in unwrap(gen).state_dict().items()]
-        named += [(f"discriminator.{k}", v) for k, v in unwrap(disc).state_dict().items()]
-        if ema is not None:
-            named += [(f"generator_ema.{k}", v) for k, v in ema.module.state_dict().items()]
-        bad = non_finite(named)
-        if bad:
-            raise TrainingDiverged(step, f"{len(bad)} weight tensor(s) hold NaN or inf (first: {bad[0]})", kept())
-
-    def checkpoint(path: Path = ckpt_path) -> Path:
-        payload = {
-            "config": cfg.to_dict(),
-            "step": step,
-            "generator": unwrap(gen).state_dict(),
-            "discriminator": unwrap(disc).state_dict(),
-            "opt_g": opt_g.state_dict(),
-            "opt_d": opt_d.state_dict(),
-            "mask_rng": mask_rng.get_state(),
-            "grad_scalers": precision.state_dict(),
-            "world_size": info.world_size,
-            "best_val_psnr": best_psnr,
-        }
-        if ema is not None:
-            payload["generator_ema"] = ema.module.state_dict()
-        guard_weights()
-        written = save_checkpoint(path, payload)
-        if path == ckpt_path:
-            saved["step"] = step
-        return written
-
-    bar = Progress(t.steps, step, desc=f"train {cfg.name}", enabled=progress and info.is_main)
-    sums: dict[str, Tensor] = {}
-    window_start, window_steps = time.perf_counter(), 0
-    gen_run.train()
-    disc_run.train()
-    stats_file = open_log(run_dir / "stats.jsonl") if info.is_main else None
-    board = TensorBoardLog(run_dir, step) if info.is_main and t.tensorboard else None
-    saturation = _Saturation()
+    run = _start(cfg, Path(run_dir), resume)
+    feed = _feed(run)
+    t, info = cfg.train, run.info
+    book = Logbook(run, progress)
+    run.gen_run.train()
+    run.disc_run.train()
     try:
         with _stop_on_signals() as stop:
-            while step < t.steps:
-                real = next(batches).to(device, non_blocking=True).contiguous(memory_format=memory_format)
-                factor = lr_factor(step, t.steps, t.lr_schedule, t.lr_min_factor)
-                for opt in (opt_g, opt_d):
-                    for group in opt.param_groups:
-                        group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
-                mask = center_masks if center_masks is not None else sample_masks(cfg.mask, t.batch_size, s, mask_rng)
-                out = train_step(
-                    gen_run, disc_run, opt_g, opt_d, real, mask[mine].to(device), fill, cfg.loss, precision
-                )
-                if ema is not None:
-                    ema.update(unwrap(gen), step)
-                for k, v in out.items():
-                    sums[k] = sums[k] + v if k in sums else v.clone()
-                step += 1
-                window_steps += 1
-                bar.update()
-
+            while run.step < t.steps:
+                book.add(_step(run, feed))
+                step = run.step
                 log_now = step % t.log_every == 0 or step == t.steps
                 val_now = bool(t.val_every) and (step % t.val_every == 0 or step == t.steps)
-                if log_now:  # the only host sync for loss values
-                    means = mean_over_ranks({k: v / window_steps for k, v in sums.items()}, info)
-                    elapsed = time.perf_counter() - window_start
-                    record = {k: round(v.item(), 6) for k, v in means.items()}
-                    record = {"step": step, **record, "img_per_s": round(window_steps * t.batch_size / elapsed, 2)}
-                    if stats_file is not None:  # non-finite values go in as null
-                        append_record(stats_file, {**record, "time": round(time.time(), 3)})
-                    if board is not None:  # non-finite values go in as they are: the curve shows where
-                        board.scalars("train", record, step)
-                        lrs = {"generator": opt_g.param_groups[0]["lr"], "discriminator": opt_d.param_groups[0]["lr"]}
-                        board.scalars("lr", lrs, step)
-                        board.flush()
-                    diverged = [f"{k}={v}" for k, v in record.items() if not math.isfinite(v)]
-                    if diverged:
-                        raise TrainingDiverged(step, f"non-finite {', '.join(diverged)}", kept())
-                    saturation.update(record, step)
-                    shown = " ".join(
-                        f"{k}={record[k]:.4f}" for k in ("loss_d", "loss_g_adv", "loss_rec") if k in record
-                    )
-                    bar.set_postfix(f"{shown} {record['img_per_s']:.1f} img/s")
-                    sums, window_start, window_steps = {}, time.perf_counter(), 0
+                if log_now:
+                    book.write()
                 if log_now or val_now or step % t.checkpoint_every == 0:
-                    guard_weights()
-                if validator is not None and val_now:
-                    val = {"step": step, **validator(ema.module if ema is not None else unwrap(gen))}
-                    append_record(stats_file, val)
-                    if board is not None:
-                        board.scalars("val", {k.removeprefix("val_"): v for k, v in val.items()}, step)
-                    if val["val_psnr"] > best_psnr:
-                        best_psnr = val["val_psnr"]
-                        checkpoint(run_dir / "checkpoints" / "best.pt")
-                if info.is_main and (step % t.sample_every == 0 or step == t.steps):
-                    grid = sample_grid(ema.module if ema is not None else unwrap(gen), fixed_images, fixed_masks, fill)
-                    save_png(grid, run_dir / "samples" / f"step_{step:07d}.png")
-                    if board is not None:
-                        board.image("samples", grid, step)
+                    run.guard_weights()
+                if feed.validator is not None and val_now:
+                    book.validate(feed.validator)
+                if feed.fixed is not None and (step % t.sample_every == 0 or step == t.steps):
+                    book.sample(feed.fixed, feed.fill)
                 # under torchrun every rank must stop at the same step: agree on the flag at log steps
-                stopping = _agree(bool(stop), info, device) if (log_now or not info.enabled) else False
+                stopping = _agree(bool(stop), info, run.device) if (log_now or not info.enabled) else False
                 if info.is_main and (step % t.checkpoint_every == 0 or step == t.steps or stopping):
-                    checkpoint()
+                    run.checkpoint()
                 if stopping:
-                    bar.close()
+                    book.bar.close()
                     barrier(info)
-                    raise TrainingInterrupted(step, ckpt_path, stop.get("signum", signal.SIGTERM))
+                    raise TrainingInterrupted(step, run.ckpt_path, stop.get("signum", signal.SIGTERM))
     except OutputError as exc:  # a full disk: the checkpoint on disk is the last one written whole
-        bar.close()
-        raise OutputError(f"training stopped at step {step}: {exc}; {kept()}") from None
+        book.bar.close()
+        raise OutputError(f"training stopped at step {run.step}: {exc}; {run.kept()}") from None
     except TrainingDiverged:
-        bar.close()
+        book.bar.close()
         raise
     finally:
-        if stats_file is not None:
-            stats_file.close()
-        if board is not None:
-            board.close()
-    bar.close()
+        book.close()
+    book.bar.close()
     barrier(info)
     if info.is_main:
-        log.info("finished %d steps; checkpoint %s", step, ckpt_path)
-    return ckpt_path
+        log.info("finished %d steps; checkpoint %s", run.step, run.ckpt_path)
+    return run.ckpt_path
 
 
 def _agree(flag: bool, info: DistInfo, device: torch.device) -> bool:

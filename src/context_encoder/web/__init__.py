@@ -1,4 +1,4 @@
-"""Local web app: paint a hole in the browser, fill it with a model or OpenCV Telea, compare, download.
+"""Local web app: paint a hole in the browser, fill it with a model or a classical method, compare, download.
 
 Needs the `web` extra (`pip install 'context-encoder[web]'`: FastAPI, uvicorn, python-multipart); they are
 imported only when this subpackage's app module is used.

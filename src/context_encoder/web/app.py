@@ -20,7 +20,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from ..data import MAX_PIXELS
+from ..decode import MAX_PIXELS
 from ..errors import InputError
 from . import fill
 from .forms import read_form
@@ -49,7 +49,7 @@ _CSP = (
 _PAGE_HEADERS = {"Cache-Control": "no-cache", "Content-Security-Policy": _CSP}
 _PNG_HEADERS = {"Cache-Control": "no-store", "Content-Disposition": 'inline; filename="inpainted.png"'}
 _DESCRIPTION = (
-    "Paint a hole in a photo and fill it with a context encoder (Pathak et al., CVPR 2016) or OpenCV's Telea "
+    "Paint a hole in a photo and fill it with a context encoder (Pathak et al., CVPR 2016) or a classical "
     "method. The page at `/` uses this API; images are processed in memory at full resolution and never stored."
 )
 
@@ -71,7 +71,7 @@ def create_app(
 
     `models` maps names to factories that build an `Inpainter`; each is called on the first request that
     uses it, and the result is kept. The default is every model shipped with the package (possibly none:
-    the Telea method works without models). `max_bytes` bounds the request body and `max_pixels` each
+    the classical methods work without models). `max_bytes` bounds the request body and `max_pixels` each
     image; `workers` threads fill images while up to `queue_size` further requests wait. A request takes
     its place before its body is read (503 when there is none), so at most `workers + queue_size` bodies
     are in memory; a body must arrive within `read_timeout` seconds (408). Requests are answered for the
@@ -97,6 +97,15 @@ def create_app(
     app.add_middleware(Guard, policy=AccessPolicy(allowed_hosts, allowed_origins))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
+    limits = Limits(max_bytes=max_bytes, max_pixels=max_pixels, read_timeout=read_timeout)
+    _service_routes(app, queue)
+    _inpainting_routes(app, registry, queue, limits, png_level)
+    return app
+
+
+def _service_routes(app: FastAPI, queue: WorkQueue) -> None:
+    """The painting page and the liveness check."""
+
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", headers=_PAGE_HEADERS)
@@ -106,6 +115,10 @@ def create_app(
         """Answers at once, also while images are being filled, with the state of the inference queue."""
         return Health(queue=queue.stats())
 
+
+def _inpainting_routes(app: FastAPI, registry: ModelRegistry, queue: WorkQueue, limits: Limits, png_level: int) -> None:
+    """The API: the models and methods, the fill, and where a request stands in the queue."""
+
     @app.get("/api/models", response_model=ModelList, summary="List the models and fill methods", tags=["inpainting"])
     async def list_models() -> ModelList:
         """The models this server offers (name plus whatever summary is known), the fill methods and the
@@ -113,8 +126,8 @@ def create_app(
         return ModelList(
             default=registry.default,
             models=[ModelInfo(**m) for m in registry.describe()],
-            methods=fill.methods(registry),
-            limits=Limits(max_bytes=max_bytes, max_pixels=max_pixels, read_timeout=read_timeout),
+            methods=fill.method_list(registry),
+            limits=limits,
         )
 
     @app.post(
@@ -132,7 +145,8 @@ def create_app(
         /api/queue tells where the request stands. A request whose client disconnects before its turn is
         skipped; one that has started is filled to its end."""
         with queue.admit(_checked(ticket)) as place:  # before the body is read: a refused upload is never buffered
-            job = fill.prepare(await read_form(request, max_bytes, read_timeout), registry, max_pixels)
+            form = await read_form(request, limits.max_bytes, limits.read_timeout)
+            job = fill.prepare(form, registry, limits.max_pixels)
             png, headers = await place.run(
                 fill.run, job, registry, png_level, gone=functools.partial(_disconnect, request)
             )
@@ -144,8 +158,6 @@ def create_app(
         without a ticket, what a request sent now would wait for. Answers at once, also while images are
         being filled: a page polls it to show its place in the queue."""
         return QueuePosition(**queue.position(_checked(ticket)))
-
-    return app
 
 
 _WILDCARD_HOSTS = ("", "0.0.0.0", "::")
@@ -207,7 +219,7 @@ def serve(
                 raise InputError(f"unknown model '{model}' (known: {', '.join(factories) or 'none installed'})")
             factories = {model: factories[model]}
         elif not factories:
-            log.warning("no shipped models installed: only the Telea method works (pass --checkpoint CKPT)")
+            log.warning("no shipped models installed: only the classical methods work (pass --checkpoint CKPT)")
     hosts = list(allowed_hosts)
     if host in _WILDCARD_HOSTS:
         log.warning("listening on all addresses: only %s are answered; add --allow-host NAME", "/".join(LOCAL_HOSTS))

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
 import io
 import logging
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,10 +15,11 @@ import numpy as np
 from fastapi import HTTPException
 from PIL import Image
 
-from ..config import Config
 from ..errors import ContextEncoderError
-from ..inpaint import context_window
-from ..synthesis import SynthesisSettings
+from ..fill import FillMethod, filler_method
+from ..geometry import bounding_box, pil_box, widen_box
+from ..methods import NETWORK, entries, get, install_hint
+from ..methods import available as registry_available
 from .forms import Form
 from .images import check_sizes, decode_upload
 from .registry import ModelRegistry
@@ -29,24 +28,29 @@ from .schemas import InpaintFields, MethodInfo
 log = logging.getLogger(__name__)
 
 
-BASELINES = {  # method -> (the module it needs, description)
-    "telea": ("cv2", "OpenCV's Telea fast-marching fill (classical diffusion baseline)"),
-    "patchmatch": ("patchmatch", "PatchMatch (Barnes et al. 2009): copies patches of the photo (exemplar baseline)"),
-}
-
-
 @functools.cache
 def available(method: str) -> bool:
-    """Whether the package a baseline needs (the `baselines` extra) is installed (looked up once)."""
-    return importlib.util.find_spec(BASELINES[method][0]) is not None
+    """Whether the packages a classical method needs (the `baselines` extra) are installed (looked up once)."""
+    return registry_available(method)
 
 
-def methods(registry: ModelRegistry) -> list[MethodInfo]:
+def web_methods() -> list[FillMethod]:
+    """The methods a request may name: the network and the featured classical methods (`methods.REGISTRY`)."""
+    return [NETWORK, *entries("classical", featured=True)]
+
+
+def method_list(models: ModelRegistry) -> list[MethodInfo]:
     """The fill methods and whether this server can use them."""
-    model = MethodInfo(
-        name="model", available=bool(registry.names), description="the context encoder chosen with `model`"
-    )
-    return [model] + [MethodInfo(name=m, available=available(m), description=d) for m, (_, d) in BASELINES.items()]
+    return [
+        MethodInfo(
+            name=m.name,
+            kind=m.kind,
+            label=m.label,
+            available=bool(models.names) if m.kind == "network" else available(m.name),
+            description=m.description,
+        )
+        for m in web_methods()
+    ]
 
 
 @dataclass(frozen=True)
@@ -64,56 +68,21 @@ def prepare(form: Form, registry: ModelRegistry, max_pixels: int) -> FillJob:
     """Check a request where it is cheap (fields, model name, image sizes from the headers) and make its job."""
     fields = form.fields(InpaintFields)
     model = None
-    if fields.method == "model":
+    if fields.method == NETWORK.name:
         model = fields.model or registry.default
         if model is None:
-            raise HTTPException(400, "this server has no models: use method 'telea' or start it with --checkpoint")
+            others = ", ".join(m.name for m in web_methods() if m.kind != "network")
+            raise HTTPException(
+                400, f"this server has no models: use a classical method ({others}) or start it with --checkpoint"
+            )
         registry.check(model)
     elif not available(fields.method):
         raise HTTPException(
-            501, f"method '{fields.method}' needs the baselines extra: pip install 'context-encoder[baselines]'"
+            501, f"method '{fields.method}' needs the {get(fields.method).extra} extra: {install_hint(fields.method)}"
         )
     image, mask = form.file("image"), form.file("mask")
     check_sizes(image, mask, max_pixels)
     return FillJob(image, mask, fields.method, model, max_pixels, fields.options(), fields.feather)
-
-
-# px around the holes that OpenCV's Telea reads (its fast marching reaches a few times its 3 px radius beyond
-# them); the tests check that filling this part gives the whole image's pixels
-TELEA_REACH = 32
-
-
-def _hole_box(hole: np.ndarray) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right) of the holes' bounding box; bottom and right exclusive."""
-    rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
-    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
-
-
-def _widen(hole: np.ndarray, reach: int, align: int = 1) -> tuple[int, int, int, int]:
-    """(left, top, right, bottom): the holes' box widened by `reach`, clipped to the image, its corner moved
-    down to a multiple of `align`."""
-    top, left, bottom, right = _hole_box(hole)
-    h, w = hole.shape
-    top, left = max(0, top - reach) // align * align, max(0, left - reach) // align * align
-    return left, top, min(w, right + reach), min(h, bottom + reach)
-
-
-def context_box(hole: np.ndarray, cfg: Config, refine: str) -> tuple[int, int, int, int]:
-    """(left, top, right, bottom): the part of the image that filling `hole` with a model of `cfg` reads.
-
-    Every hole's context window (`inpaint.context_window`) is centred in the holes' bounding box and no larger
-    than the window of that whole box, so the box widened by half that window holds them all; patch
-    refinement also reads its own margin around the box (`SynthesisSettings.margin`, at least 16 px).
-    The corner is kept on a multiple of 2 (windows are placed with `round`, which rounds halves to
-    even) and, for patch refinement, of the model size (the grid `split_holes` cuts along), so filling
-    this part gives the same pixels as filling the whole image, at a fraction of its memory.
-    """
-    box = _hole_box(hole)
-    reach = context_window(box, cfg)[2] // 2 + 2
-    if refine != "patch":
-        return _widen(hole, reach, align=2)
-    margin = math.ceil(SynthesisSettings().margin * max(box[2] - box[0], box[3] - box[1]))
-    return _widen(hole, max(reach, margin, 16) + 1, align=math.lcm(2, cfg.model.image_size))
 
 
 def hole_distance(hole: np.ndarray, limit: int) -> np.ndarray:
@@ -143,7 +112,7 @@ def feather_weights(hole: np.ndarray, width: int) -> np.ndarray:
 
     Only the holes' box widened by `width` is computed.
     """
-    left, top, right, bottom = _widen(hole, width)
+    top, left, bottom, right = widen_box(bounding_box(hole), width, hole.shape)
     dist = np.sqrt(hole_distance(hole[top:bottom, left:right], width).astype(np.float32))
     weights = np.zeros(hole.shape, np.uint8)
     ramp = np.float32(255 / (width + 1))
@@ -154,22 +123,20 @@ def feather_weights(hole: np.ndarray, width: int) -> np.ndarray:
 def _fill(job: FillJob, registry: ModelRegistry, img: Image.Image, hole: np.ndarray) -> tuple[int, int, np.ndarray]:
     """(left, top, fill): the job's method's (h, w, 3) uint8 fill of the image's part at (left, top).
 
-    Only the part that the method reads is cut out and filled (see `context_box`); PatchMatch copies
-    patches from anywhere in the photo, so it gets all of it.
+    Only the part that the method reads is cut out and filled: a model's windows (`Inpainter.context_box`), a
+    classical method's `reach` around the holes, or all of the photo (PatchMatch copies patches from anywhere).
     """
-    if job.method == "model":
+    entry = get(job.method)
+    if entry.kind == "network":
         assert job.model is not None
         inpainter = registry.get(job.model)
-        options = dataclasses.replace(inpainter.options, **job.options) if job.options else None
-        box = context_box(hole, inpainter.cfg, (options or inpainter.options).refine)
-
-        def method(image: np.ndarray, part: np.ndarray) -> np.ndarray:
-            return np.asarray(inpainter(image, part, options=options))
+        options = dataclasses.replace(inpainter.options, **job.options) if job.options else inpainter.options
+        box = inpainter.context_box(hole, options)
+        method = entry.build(inpainter, options)
     else:
-        from ..fullres import baseline_methods
-
-        method = baseline_methods([job.method])[job.method]
-        box = _widen(hole, TELEA_REACH) if job.method == "telea" else (0, 0, img.width, img.height)
+        method = filler_method(entry.build())
+        whole = (0, 0, img.height, img.width)
+        box = pil_box(widen_box(bounding_box(hole), entry.reach, hole.shape) if entry.reach is not None else whole)
     try:
         part = img if box == (0, 0, img.width, img.height) else img.crop(box)
         fill = method(np.asarray(part), hole[box[1] : box[3], box[0] : box[2]])

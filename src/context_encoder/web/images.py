@@ -1,4 +1,8 @@
-"""Uploaded images: sizes checked from the headers, then decoded with EXIF orientation; masks as hole arrays."""
+"""Uploaded images: sizes checked from the headers, then decoded with EXIF orientation; masks as hole arrays.
+
+The HTTP side of the one decoder (`context_encoder.decode`): its answers are status codes, its work bounded in
+memory; what a pixel means (`to_rgb`, `mask_array`) is the decoder's.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,8 @@ import numpy as np
 from fastapi import HTTPException
 from PIL import Image, ImageChops, ImageOps, UnidentifiedImageError
 
-from ..data import to_rgb
+from ..decode import mask_array, to_rgb
 from ..errors import ContextEncoderError
-from ..inpaint import mask_array
 
 _EXIF_ORIENTATION = 0x0112  # values 5-8 rotate by 90 degrees: width and height swap
 

@@ -2,7 +2,8 @@
 FastAPI cannot infer for a form the app streams itself (its body and its answers' headers).
 
 This and the routes' docstrings are the one description of the HTTP API; FastAPI serves it at
-`/openapi.json` and `/docs`.
+`/openapi.json` and `/docs`. The fill methods a form may name, and the refiners, are read from the registry
+(`context_encoder.methods`): the network and the classical methods marked `featured`.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
+from ..methods import NETWORK, entries, names
 from .work import CLIENT_GONE
 
-Method = Literal["model", "telea", "patchmatch"]
-Refine = Literal["none", "patch"]
+_CLASSICAL = entries("classical", featured=True)  # the classical methods the web app offers
+Method = Literal[(NETWORK.name, *(m.name for m in _CLASSICAL))]  # type: ignore[valid-type]
+Refine = Literal[names("refiner")]  # type: ignore[valid-type]
 METHODS: tuple[str, ...] = get_args(Method)
 MAX_FEATHER = 64  # px: the widest soft edge a request may ask for (its cost grows with the width)
 TICKET_DESCRIPTION = (
@@ -34,7 +37,12 @@ class ModelInfo(BaseModel):
 
 class MethodInfo(BaseModel):
     name: Method = Field(description="the value to send as the form field `method`")
-    available: bool = Field(description="false: `model` on a server without models, `telea` without OpenCV")
+    kind: Literal["network", "classical"] = Field(description="a trained model, or a fill from the photo alone")
+    label: str = Field(description="how the page's menu names it")
+    available: bool = Field(
+        description="false: `model` on a server without models, a classical method without its packages (the "
+        "`baselines` extra)"
+    )
     description: str
 
 
@@ -86,9 +94,9 @@ class InpaintFields(BaseModel):
 
     model: str | None = Field(None, description="a name from GET /api/models (default: the first)")
     method: Method = Field(
-        "model",
-        description="`model` fills with the context encoder; `telea` (OpenCV's diffusion fill) and `patchmatch` "
-        "(PatchMatch, which copies patches of the photo) are classical baselines to compare with",
+        NETWORK.name,
+        description=f"`{NETWORK.name}` fills with the context encoder; the classical baselines to compare with: "
+        + "; ".join(f"`{m.name}`, {m.description}" for m in _CLASSICAL),
     )
     blend: bool | None = Field(
         None,
@@ -103,8 +111,9 @@ class InpaintFields(BaseModel):
 
     refine: Refine | None = Field(
         None,
-        description="method `model` only: `patch` copies texture from the photo into the network's fill "
-        "(coarse-to-fine patch synthesis guided by it), `none` keeps the network's fill; left out, the model's own",
+        description="method `model` only, what is done with the network's fill: "
+        + "; ".join(f"`{m.name}`, {m.description}" for m in entries("refiner"))
+        + "; left out, the model's own",
     )
 
     feather: int = Field(
@@ -189,7 +198,7 @@ INPAINT_RESPONSES: dict[int | str, dict[str, Any]] = {
         "a model that fails to load, or an unexpected failure: 'internal error (id ...)', the id of the traceback "
         "in the server's log"
     ),
-    501: _error("method `telea` asked for but OpenCV is not installed"),
+    501: _error("a classical method asked for whose packages (the `baselines` extra) are not installed"),
     CLIENT_GONE: _error(
         "the client closed the connection while its request waited for a thread: the job was skipped (nobody "
         "reads this answer; it is for the server's log)"

@@ -125,13 +125,23 @@ import { drawOp, maskPNG } from "./mask.js";
         opt.selected = m.name === info.default;
         els.model.append(opt);
       }
+      for (const m of info.methods) {
+        // the classical methods the server offers, after the context encoder's entries
+        if (m.kind !== "classical" || [...els.method.options].some((o) => o.value === m.name)) continue;
+        const opt = document.createElement("option");
+        opt.value = m.name;
+        opt.textContent = m.label;
+        opt.title = m.description;
+        els.method.append(opt);
+      }
       const available = Object.fromEntries(info.methods.map((m) => [m.name, m.available]));
       for (const opt of els.method.options) opt.disabled = !available[opt.value.split("+")[0]];
       state.modelsAvailable = info.models.length > 0;
-      if (!state.modelsAvailable && available.telea) els.method.value = "telea";
+      const fallback = info.methods.find((m) => m.kind === "classical" && m.available);
+      if (!state.modelsAvailable && fallback) els.method.value = fallback.name;
       updateButtons();
       if (!state.modelsAvailable) {
-        setStatus("error", "This server has no models: only OpenCV Telea works (start it with --checkpoint CKPT).");
+        setStatus("error", "This server has no models: only the classical methods work (start it with --checkpoint CKPT).");
       } else {
         setStatus("idle", "Open an image (or drop or paste one here), paint over what to remove, then press Inpaint.");
       }
@@ -608,7 +618,7 @@ import { drawOp, maskPNG } from "./mask.js";
     }
     const [method, refine] = els.method.value.split("+");
     if (method === "model" && !state.modelsAvailable) {
-      setStatus("error", "This server has no models: choose OpenCV Telea.");
+      setStatus("error", "This server has no models: choose a classical method.");
       return;
     }
     const controller = new AbortController();
