@@ -239,28 +239,29 @@ def test_search_costs_are_patch_distances_plus_the_guide_term():
     hole = torch.zeros(30, 41, dtype=torch.bool)
     hole[9:17, 12:30] = True
     r, weight = 2, 4.0
-    level = synthesis._Level(image, hole, r, dims=0, guide_weight=weight)
     estimate = torch.rand(3, 30, 41, generator=gen)
-    targets = level._target_rows(estimate)
-    norms = (targets**2).sum(1)
-    src = torch.randint(0, 30 * 41, (level.targets,), generator=gen)
-    cost = level._cost(targets, norms, src)
-
     patches, lf = synthesis._patches(image, r), synthesis._box_blur(image, r).reshape(3, -1).t()
-    target_patches = synthesis._patches(estimate, r)[level.target_index]
-    lf_distance = ((lf[level.target_index] - lf[src]) ** 2).mean(1)
-    expected = ((target_patches - patches[src]) ** 2).mean(1) + weight * lf_distance
-    valid = level.valid[src]
-    assert bool(valid.any()) and bool((~valid).any())
-    torch.testing.assert_close(cost[valid], expected[valid], rtol=1e-4, atol=1e-5)
-    assert bool(torch.isinf(cost[~valid]).all())
+    weight_map = torch.rand(30, 41, generator=gen) * 8  # a guide weight per target patch's centre
+    for guide in (weight_map, weight):  # the number last: the checks below use its level
+        level = synthesis._Level(image, hole, r, dims=0, guide_weight=guide)
+        targets = level._target_rows(estimate)
+        src = torch.randint(0, 30 * 41, (level.targets,), generator=gen)
+        cost = level._cost(targets, level._target_norms(targets), src)
+        target_patches = synthesis._patches(estimate, r)[level.target_index]
+        lf_distance = ((lf[level.target_index] - lf[src]) ** 2).mean(1)
+        w = guide if isinstance(guide, float) else guide.flatten()[level.target_index]
+        expected = ((target_patches - patches[src]) ** 2).mean(1) + w * lf_distance
+        valid = level.valid[src]
+        assert bool(valid.any()) and bool((~valid).any())
+        torch.testing.assert_close(cost[valid], expected[valid], rtol=1e-4, atol=1e-5)
+        assert bool(torch.isinf(cost[~valid]).all())
 
     full = synthesis._Level(image, hole, r, dims=3 * (2 * r + 1) ** 2 - 1, guide_weight=weight)
     torch.testing.assert_close(full.basis.t() @ full.basis, torch.eye(full.basis.shape[1]), atol=1e-4, rtol=0)
     short = synthesis._Level(image, hole, r, dims=8, guide_weight=weight)
     torch.testing.assert_close(short.table[:, :8], patches @ short.basis * short.patch_scale, atol=1e-5, rtol=1e-4)
     rows = short._target_rows(estimate)
-    short_cost = short._cost(rows, (rows**2).sum(1), src)
+    short_cost = short._cost(rows, short._target_norms(rows), src)
     assert bool((short_cost[valid] <= cost[valid] + 1e-5).all())  # a projection never lengthens a difference
 
 

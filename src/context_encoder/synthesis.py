@@ -42,12 +42,18 @@ class SynthesisSettings:
     iterations: int = 2  # EM iterations at the finer levels that are searched
     guide_weight: float = 4.0  # weight of the low-frequency distance to the network fill
     guide_decay: float = 1.0  # the guide weight is multiplied by this at each level finer than the coarsest
+    # deep inside a large hole the network's fill is a smooth average (fog), a poor guide for which patches to
+    # copy: the guide weight falls linearly from `guide_weight` at `guide_reach` px from the nearest known pixel
+    # to `guide_weight_deep` at twice that (a brush stroke lies wholly within reach; the middle of a box does not)
+    guide_weight_deep: float = 4.0
+    guide_reach: int = 32  # px at full resolution: the model's input / 4, the thin-hole reach of `inpaint`
     search_pixels: int = 250_000  # levels with more pixels are voted from the upsampled field only
     margin: float = 0.5  # context around the holes' bounding box, as a fraction of its longer side
     final_vote: str = "copy"  # at full resolution: "mean" of the covering patches | "copy" each pixel's own source
     # a finer level starts from "vote": the coarser level's field voted with this level's patches (the photo's
     # detail at this scale), or "image": the coarser estimate upsampled (smooth, so the search prefers flat patches)
     upsample: str = "image"
+    em_vote: str = "mean"  # the vote of the search iterations on levels finer than the coarsest: "mean" | "copy"
     restore_low: int = 1  # px: box radius below which the fill's low frequencies are reset to the guide's (0: off)
     # share of the harmonic membrane over the hole's border in the guide (the rest is the network's fill):
     # 0.5 helped while the network filled strokes in windows shrunk to half (20.19 to 21.56 dB on the tuning
@@ -70,6 +76,8 @@ class SynthesisSettings:
             "iterations": self.iterations >= 0,
             "guide_weight": self.guide_weight >= 0,
             "guide_decay": self.guide_decay >= 0,
+            "guide_weight_deep": self.guide_weight_deep >= 0,
+            "guide_reach": self.guide_reach >= 1,
             "search_pixels": self.search_pixels >= 0,
             "margin": self.margin >= 0,
             "restore_low": self.restore_low >= 0,
@@ -81,6 +89,8 @@ class SynthesisSettings:
                 raise ValueError(f"SynthesisSettings.{name} is out of range: {getattr(self, name)}")
         if self.upsample not in ("vote", "image"):
             raise ValueError(f"SynthesisSettings.upsample must be 'vote' or 'image', got '{self.upsample}'")
+        if self.em_vote not in ("copy", "mean"):
+            raise ValueError(f"SynthesisSettings.em_vote must be 'copy' or 'mean', got '{self.em_vote}'")
         if self.final_vote not in ("copy", "mean"):
             raise ValueError(f"SynthesisSettings.final_vote must be 'copy' or 'mean', got '{self.final_vote}'")
 
@@ -183,7 +193,7 @@ def _synthesize_crop(image: Tensor, hole: Tensor, guided: Tensor, s: SynthesisSe
     for level in range(len(levels) - 1, -1, -1):
         x, h = levels[level]
         searched = field is None or h.numel() <= s.search_pixels
-        weight = s.guide_weight * s.guide_decay ** (len(levels) - 1 - level)
+        weight = _guide_weights(h, 2**level, s) * s.guide_decay ** (len(levels) - 1 - level) if searched else 0.0
         level_s = _Level(x, h, s.radius, s.search_dims if searched else -1, weight)
         if field is None:
             field = level_s.random_field(gen)
@@ -198,12 +208,28 @@ def _synthesize_crop(image: Tensor, hole: Tensor, guided: Tensor, s: SynthesisSe
                 estimate = torch.where(h[None], up, x)
             iterations = s.iterations if searched else 0
         coarse_shape = tuple(h.shape)
+        copy_em = s.em_vote == "copy" and level < len(levels) - 1
         for _ in range(iterations):
             field = level_s.search(field, estimate, gen)
-            estimate = level_s.vote(field)
+            estimate = level_s.vote(field, copy=copy_em)
         if iterations == 0 or (level == 0 and s.final_vote == "copy"):
             estimate = level_s.vote(field, copy=level == 0 and s.final_vote == "copy")
     return estimate
+
+
+def _guide_weights(hole: Tensor, scale: int, s: SynthesisSettings) -> float | Tensor:
+    """The guide weight on a level whose pixels are `scale` full-resolution px: a number where it is the same
+    everywhere, else an (H, W) map falling from `guide_weight` within `guide_reach` px of a known pixel to
+    `guide_weight_deep` at twice that distance."""
+    if s.guide_weight_deep == s.guide_weight:
+        return s.guide_weight
+    inside = hole[None, None].float()
+    depth = torch.zeros_like(inside)
+    for _ in range(math.ceil(2 * s.guide_reach / scale)):  # erosions survived ~ Chebyshev distance to the context
+        inside = 1 - F.max_pool2d(1 - inside, 3, 1, 1)  # outside the image counts as hole: no context there
+        depth += inside
+    ramp = ((2 * s.guide_reach - (depth[0, 0] + 1) * scale) / s.guide_reach).clamp(0, 1)
+    return s.guide_weight_deep + (s.guide_weight - s.guide_weight_deep) * ramp
 
 
 VOTE_ELEMENTS = 1 << 20  # a mean vote handles about this many (pixel, patch offset) pairs at a time
@@ -218,10 +244,11 @@ class _Level:
     a target with a candidate source is one row gather and a dot product.
     """
 
-    def __init__(self, image: Tensor, hole: Tensor, radius: int, dims: int = 0, guide_weight: float = 0.0):
+    def __init__(self, image: Tensor, hole: Tensor, radius: int, dims: int = 0, guide_weight: float | Tensor = 0.0):
         """`image` (3, H, W) holds the guide in the hole, `hole` (H, W) marks it. Patches are compared by
         their first `dims` principal components (0: all their values; -1: no search on this level), plus
-        `guide_weight` times the distance of their low frequencies to the guide's."""
+        `guide_weight` (a number, or an (H, W) map read at each target patch's centre) times the distance of
+        their low frequencies to the guide's."""
         self.r = r = radius
         self.height, self.width = hole.shape
         near = _near(hole, r)  # patches that touch the hole
@@ -240,11 +267,12 @@ class _Level:
         self.basis = None  # (3 (2r+1)^2, dims): the principal directions patches are compared along
         if dims < 0:
             return
-        # one row per source: its patch and its low frequencies, scaled so that the squared distance of two rows
-        # is the cost `search` minimises (mean squared patch difference + guide_weight x mean squared low-frequency
-        # difference); a target's row carries the guide's low frequencies at the target instead
+        # one row per source: its patch and its low frequencies, scaled so that the cost `search` minimises (mean
+        # squared patch difference + the target's guide weight x mean squared low-frequency difference) comes from
+        # one dot product of rows and the two parts' norms; a target's row carries the guide's low frequencies at
+        # the target, times its weight
         size = 3 * (2 * r + 1) ** 2
-        self.patch_scale, self.lf_scale = size**-0.5, (guide_weight / 3) ** 0.5
+        self.patch_scale, self.lf_scale = size**-0.5, 3**-0.5
         if 0 < dims < size:
             sample = self.valid_index[torch.linspace(0, len(self.valid_index) - 1, 4096).long().unique()]
             self.basis = _principal_directions(self._cut(image, sample), dims)
@@ -256,9 +284,16 @@ class _Level:
         else:
             lf = _box_blur(image, r).reshape(3, -1).t()  # (H*W, 3)
             self.table = torch.cat([_patches(image, r) * self.patch_scale, lf * self.lf_scale], 1)
-        self.guide_lf = self.table[:, -3:].index_select(0, self.target_index)
-        norms = (self.table**2).sum(1)
-        self.table_norms = torch.where(self.valid, norms, torch.full_like(norms, math.inf))  # no invalid source
+        if isinstance(guide_weight, Tensor):
+            self.target_weight = guide_weight.flatten().index_select(0, self.target_index).float()
+        else:
+            self.target_weight = torch.full((self.targets,), float(guide_weight))
+        lf = self.table[:, -3:].index_select(0, self.target_index)
+        self.guide_lf = lf * self.target_weight[:, None]
+        self.guide_lf_norms = (lf**2).sum(1) * self.target_weight
+        norms = (self.table[:, :-3] ** 2).sum(1)
+        self.patch_norms = torch.where(self.valid, norms, torch.full_like(norms, math.inf))  # no invalid source
+        self.lf_norms = (self.table[:, -3:] ** 2).sum(1)
 
     def random_field(self, gen: torch.Generator) -> Tensor:
         """(H*W,) flat source index per pixel: random valid sources."""
@@ -291,7 +326,8 @@ class _Level:
         infinity."""
         rows = self.table.index_select(0, src)  # index_select: several times faster than rows[src] on a CPU
         dots = rows.mul_(targets).sum(1)  # in place: a third of the time of a product into a new tensor
-        return target_norms + self.table_norms.index_select(0, src) - 2 * dots
+        lf = self.lf_norms.index_select(0, src).mul_(self.target_weight)
+        return lf.add_(target_norms).add_(self.patch_norms.index_select(0, src)).sub_(dots.mul_(2))
 
     def _cut_index(self, at: Tensor) -> Tensor:
         """((2r+1)^2 * len(at),): the flat indices of the patches around the flat pixel indices `at`, edges
@@ -316,6 +352,10 @@ class _Level:
         patches = patches.t() * self.patch_scale if self.basis is None else patches.t() @ self.scaled_basis
         return torch.cat([patches, self.guide_lf], 1)
 
+    def _target_norms(self, targets: Tensor) -> Tensor:
+        """(targets,): the part of each target's cost that no source changes (its patch and weighted guide norms)."""
+        return (targets[:, :-3] ** 2).sum(1) + self.guide_lf_norms
+
     def _neighbour(self, dy: int, dx: int) -> Tensor:
         """(targets,) flat index of the pixel (dy, dx) from each target, clamped to the image; kept per level."""
         if (dy, dx) not in self._neighbours:
@@ -327,7 +367,7 @@ class _Level:
         """One PatchMatch pass for every target patch at once: jump-flood propagation, then random search."""
         height, width = self.height, self.width
         targets = self._target_rows(estimate)
-        target_norms = (targets**2).sum(1)
+        target_norms = self._target_norms(targets)
         src = field[self.target_index]
         best = self._cost(targets, target_norms, src)
         field = field.clone()
