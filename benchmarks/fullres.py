@@ -112,7 +112,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-side", type=int, default=1024, help="long side cap in px")
     parser.add_argument("--reference", default=REFERENCE, help="method the win rates are counted against")
-    parser.add_argument("--no-perceptual", action="store_true", help="skip VIF-P and MS-SSIM (the slow scores)")
+    parser.add_argument("--no-perceptual", action="store_true", help="skip VIF-P, MS-SSIM and LPIPS (the slow scores)")
+    parser.add_argument(
+        "--perceptual",
+        nargs="+",
+        choices=["vifp", "ms_ssim", "lpips_alex", "lpips_vgg"],
+        help="compute only these of the slow scores (default: all that are available)",
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/results/fullres"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -134,7 +140,7 @@ def main() -> None:
             max_side=args.max_side,
             reference=reference,
             out=args.out / set_name,
-            perceptual=not args.no_perceptual,
+            perceptual=False if args.no_perceptual else (args.perceptual or True),
             paths=paths,
             long_side=long_side,
             meta={"set": set_name, "model": model, "synthesis": args.synthesis},

@@ -275,7 +275,7 @@ def run_fullres(
     max_side: int = MAX_SIDE,
     reference: str | None = None,
     out: str | Path | None = None,
-    perceptual: bool = True,
+    perceptual: bool | Sequence[str] = True,
     progress: bool = True,
     paths: Sequence[Path] | None = None,
     long_side: int | None = None,
@@ -286,7 +286,8 @@ def run_fullres(
     Returns {"meta": {...}, "kinds": {kind: {"summary": `summarize(...)`, "images": [{"file", "size",
     "hole", "methods": {name: {metric: value, "seconds": s}}}]}}}; a metric that could not be computed
     is None. `reference` names the method the others' per-image win rates are counted against;
-    `perceptual=False` skips VIF-P and MS-SSIM (the slow part of scoring). With `out`, writes
+    `perceptual=False` skips VIF-P, MS-SSIM and LPIPS (the slow part of scoring), a list of names keeps only
+    those (e.g. `["lpips_alex", "lpips_vgg"]`). With `out`, writes
     fullres.json, fullres.md (`markdown_tables`) and fullres.png (the same crops from every method,
     `FIGURE_ROWS` images per mask kind) there. `paths` (files under `folder`) replaces the folder's listing;
     `long_side` resizes every image to that long side (`load_fullres`); `meta` adds fields to the results' meta.
@@ -299,6 +300,8 @@ def run_fullres(
     folder = Path(folder)
     paths = spread(list(paths) if paths is not None else readable_images(folder), limit)
     backends = perceptual_backends() if perceptual else {}
+    if not isinstance(perceptual, bool):
+        backends = {k: v for k, v in backends.items() if k in perceptual}
     shown = set(spread(list(range(len(paths))), FIGURE_ROWS))
     per_kind: dict[str, list[dict]] = {k: [] for k in kinds}
     figure: dict[str, list[list[Tensor]]] = {k: [] for k in kinds}
