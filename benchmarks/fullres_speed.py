@@ -32,9 +32,12 @@ from context_encoder import methods as registry
 from context_encoder.fullres import baseline_methods
 from context_encoder.loading import default_model
 from context_encoder.masks import stroke_mask
+from context_encoder.synthesis import SynthesisSettings
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval" / "kodak24" / "kodim05.png"
 METHODS = (*NETWORKS, *registry.names("classical", featured=True))  # the default: the web app's methods
+# the patch synthesis as it was before LPIPS chose its settings, timed beside today's as `net+patch-previous`
+PREVIOUS = SynthesisSettings(iterations=2, upsample="image", restore_low=1, guide_weight_thick=4.0, final_vote="copy")
 SIZES_MP = (0.4, 1.0, 4.0)
 HOLE = (0.095, 0.105)  # stroke coverage: 10% of the image
 
@@ -61,7 +64,9 @@ def peak_rss_mb() -> float:
 
 def worker(name: str, sizes: list[float], repeats: int, big_repeats: int, model: str) -> dict:
     """Time one method on every size in this process; {"skipped": reason} when it is unavailable."""
-    if name in NETWORKS:
+    if name == "net+patch-previous":
+        method = network_method(model, "patch", PREVIOUS)
+    elif name in NETWORKS:
         method = network_method(model, NETWORKS[name])
     else:
         method = baseline_methods([name])[name]
@@ -96,7 +101,9 @@ def run_worker(name: str, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=[*NETWORKS, *BASELINES])
+    parser.add_argument(
+        "--methods", nargs="+", default=list(METHODS), choices=[*NETWORKS, "net+patch-previous", *BASELINES]
+    )
     parser.add_argument("--sizes", nargs="+", type=float, default=list(SIZES_MP), help="megapixels")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per size (median)")
     parser.add_argument("--big-repeats", type=int, default=1, help="timed calls per size above 2 MP")
@@ -118,16 +125,16 @@ def main() -> None:
     print(f"# {source} photo, 10% stroke hole, model {args.model}, {threads} torch thread(s); median s/image")
     print("# (seconds per megapixel); peak RSS of the method's process, and its peak after loading and warm-up")
     head = " ".join(f"{f'{mp:g} MP':>16}" for mp in args.sizes)
-    print(f"{'method':<11} {head} {'peak RSS':>9} {'warm-up':>10}")
+    print(f"{'method':<18} {head} {'peak RSS':>9} {'warm-up':>10}")
     results = {}
     for name in args.methods:
         r = results[name] = run_worker(name, args)
         if "skipped" in r or "failed" in r:
-            print(f"{name:<11} ({'skipped' if 'skipped' in r else 'failed'}: {r.get('skipped') or r['failed']})")
+            print(f"{name:<18} ({'skipped' if 'skipped' in r else 'failed'}: {r.get('skipped') or r['failed']})")
             continue
         cells = [f"{s['seconds']:.2f} ({s['seconds'] / s['megapixels']:.2f})" for s in r["sizes"].values()]
         rss = f"{r['peak_rss_mb']:>6.0f} MB {r['loaded_rss_mb']:>7.0f} MB"
-        print(f"{name:<11} {' '.join(f'{c:>16}' for c in cells)} {rss}", flush=True)
+        print(f"{name:<18} {' '.join(f'{c:>16}' for c in cells)} {rss}", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         setup = {"photo": source, "model": args.model, "threads": threads, "repeats": args.repeats}
