@@ -69,6 +69,15 @@ def test_inpaint_any_size_and_bad_input(trained, tmp_path, capsys):
     assert "no shipped model or file named 'no-such-model'" in capsys.readouterr().err
     assert main(["inpaint", str(big), "--checkpoint", str(trained), "--box", "50,50,3,3", "-o", str(out)]) == 2
     assert "outside the 40x40 image" in capsys.readouterr().err
+    before = big.read_bytes()  # -o onto the photo or the mask is refused, and neither is touched
+    assert main(["inpaint", str(big), "--checkpoint", str(trained), "--box", "2,3,5,4", "-o", str(big)]) == 2
+    assert "is the input image" in capsys.readouterr().err and big.read_bytes() == before
+    mask = tmp_path / "m.png"
+    Image.fromarray(np.full((40, 40), 255, np.uint8)).save(mask)
+    assert main(["inpaint", str(big), "--checkpoint", str(trained), "--mask", str(mask), "-o", str(mask)]) == 2
+    assert "is the input mask" in capsys.readouterr().err
+    assert main(["inpaint", str(big), "--model", "", "--box", "2,3,5,4", "-o", str(out)]) == 2
+    assert "--model is empty" in capsys.readouterr().err
     exact = tmp_path / "exact.png"
     args = ["inpaint", str(big), "--checkpoint", str(trained), "--box", "2,3,5,4"]
     assert main([*args, "--precision", "fp32", "-o", str(exact)]) == 0

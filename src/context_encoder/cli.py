@@ -157,6 +157,13 @@ def _inpaint(args: argparse.Namespace) -> int:
     for name, path in (("image", args.image if not args.batch else None), ("mask", args.mask)):
         if path is not None and not Path(path).is_file():
             raise InputError(f"{name} not found: {path}")
+        if path is not None and not args.batch and Path(path).resolve() == Path(targets[0]).resolve():
+            raise InputError(
+                f"-o {targets[0]} is the input {name}: writing there would overwrite it; choose another path"
+            )
+    for flag, value in (("--model", args.model), ("--checkpoint", args.checkpoint)):
+        if value is not None and not str(value).strip():
+            raise InputError(f"{flag} is empty: name a shipped model (context-encoder models) or a file")
     source = args.checkpoint or args.model or default_model(arbitrary_holes=not args.center)
     inpainter = load_model(source, device=_device(args.device), precision=args.precision)
     options = InferenceOptions(
