@@ -105,6 +105,8 @@ def test_overrides_required_names_and_types():
         ("data.zoom=0.5", "data.zoom"),
         ("data.workers=many", "data.workers"),
         ("train.steps", "section.key=value"),
+        ("train.lr=inf", "train.lr must be a finite number, got inf"),
+        ("train.lr=nan", "train.lr must be a finite number, got nan"),
     ],
 )
 def test_bad_overrides_are_one_clear_error(override, message):

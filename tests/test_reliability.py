@@ -289,9 +289,12 @@ def _strict_json(line: str) -> dict:
 def test_non_finite_training_stops_without_a_checkpoint(photo_dir, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--config", "tiny", "--data", str(photo_dir), "--out", str(out), "-q"]
-    assert main([*args, "--set", "train.steps=4", "--set", "train.lr=inf", "--set", "train.log_every=1"]) == 3
+    assert main([*args, "--set", "train.steps=4", "--set", "train.lr=inf"]) == 2  # refused before any step
+    assert "train.lr must be a finite number" in _one_line_error(capsys)
+    # a finite learning rate so large that the first update overflows the forward pass that follows it
+    assert main([*args, "--set", "train.steps=4", "--set", "train.lr=3e38", "--set", "train.log_every=1"]) == 3
     line = _one_line_error(capsys)
-    assert "training diverged at step 1" in line and "no checkpoint was written" in line
+    assert "training diverged at step" in line and "no checkpoint was written" in line
     assert not (out / "checkpoints" / "last.pt").exists()
     records = [_strict_json(x) for x in (out / "stats.jsonl").read_text().splitlines()]
     assert records and any(v is None for v in records[-1].values())  # null, not a bare NaN token

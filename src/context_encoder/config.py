@@ -355,9 +355,12 @@ def validate(cfg: Config) -> Config:
 
 
 def _check_choices(section: Any, where: str) -> None:
-    """Every `Literal` field of a section holds one of its choices."""
+    """Every `Literal` field of a section holds one of its choices, and every number is finite."""
     hints = typing.get_type_hints(type(section))
     for f in fields(section):
+        value = getattr(section, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where}.{f.name} must be a finite number, got {value}")
         if typing.get_origin(hints[f.name]) is Literal:
             choices, value = get_args(hints[f.name]), getattr(section, f.name)
             if value not in choices:
