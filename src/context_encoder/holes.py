@@ -95,6 +95,15 @@ def _or_window(x: np.ndarray, radius: int) -> np.ndarray:
     return m[:n] | m[length - span : length - span + n]  # two windows of `span` rows cover the 2r + 1
 
 
+def thick_holes(labels: np.ndarray, count: int, reach: int) -> np.ndarray:
+    """(count + 1,) bool per label of `labels` (0 = known, 1..count = holes): True for a thick hole, one with a
+    pixel farther than `reach` px (Chebyshev) from every known pixel; a brush stroke is thin, a box is not."""
+    thick = np.zeros(count + 1, dtype=bool)
+    thick[np.unique(labels[~dilate(labels == 0, reach)])] = True
+    thick[0] = False
+    return thick
+
+
 def hole_components(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """Label the 8-connected holes of a bool (H, W) mask.
 

@@ -23,7 +23,7 @@ from .decode import mask_array as mask_array  # re-exported: it was defined here
 from .errors import InputError
 from .fill import Filler, FullResMethod, predict
 from .geometry import Box, bounding_box, center_bounds, pil_box, widen_box
-from .holes import dilate, hole_components, solve_laplace
+from .holes import hole_components, solve_laplace, thick_holes
 from .masks import apply_mask, center_mask, center_region, hole_fill, prediction_region
 from .options import RAW as RAW  # re-exported: the options were defined here before `options`
 from .options import InferenceOptions
@@ -331,10 +331,7 @@ def local_pieces(
     reach = cell // THIN if reach is None else reach
     if not boxes or reach < 1:
         return labels, boxes, 0
-    near = dilate(labels == 0, reach)  # within `reach` px of a known pixel
-    thick = np.zeros(len(boxes) + 1, dtype=bool)
-    thick[np.unique(labels[~near])] = True  # a pixel farther than `reach` from every known one
-    thick[0] = False
+    thick = thick_holes(labels, len(boxes), reach)
     if thick.sum() == len(boxes):
         return labels, boxes, 0
     is_thick = thick[labels]

@@ -12,8 +12,9 @@ a patch) lie from the guide's, `guide_weight` times in thin holes (brush strokes
 its context at 1:1 and is right about colour and layout) and `guide_weight_thick` times in thick ones (a
 box over an object, where the network's fill is a smooth average and a strong pull towards it copies fog).
 Each finer level starts from the coarser level's patch field voted with its own, sharper patches, and the
-last vote copies each pixel from its own patch's source, so the layout is the network's (through the coarse
-levels) and the texture the photo's. The guide is the network's fill, optionally averaged with the harmonic
+last vote copies each pixel from its own patch's source (the mean of the covering patches where that level
+was too large to search), so the layout is the network's (through the coarse levels) and the texture the
+photo's. The guide is the network's fill, optionally averaged with the harmonic
 membrane over the hole's border (`membrane`; off by default, see `SynthesisSettings`). Known pixels are
 never changed.
 
@@ -34,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .holes import dilate, harmonic_fill, hole_components
+from .holes import dilate, harmonic_fill, hole_components, thick_holes
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,9 @@ def _synthesize_crop(image: Tensor, hole: Tensor, guided: Tensor, s: SynthesisSe
         x, h = levels[level]
         small = field is None or h.numel() <= s.search_pixels
         searched = small or s.large_iterations > 0
-        weight = _level_weights(weights, tuple(h.shape)) * s.guide_decay ** (len(levels) - 1 - level)
+        weight = 0.0  # a level that is not searched compares no patches
+        if searched:
+            weight = _level_weights(weights, tuple(h.shape)) * s.guide_decay ** (len(levels) - 1 - level)
         level_s = _Level(x, h, s.radius, s.search_dims if searched else -1, weight)
         if field is None:
             field = level_s.random_field(gen)
@@ -251,10 +254,8 @@ def _guide_weights(hole: Tensor, s: SynthesisSettings) -> float | Tensor:
     `guide_weight` elsewhere."""
     if s.guide_weight_thick == s.guide_weight:
         return s.guide_weight
-    labels, _ = hole_components(hole.numpy())
-    thick = np.zeros(int(labels.max()) + 1, dtype=bool)
-    thick[np.unique(labels[~dilate(labels == 0, s.guide_reach)])] = True
-    thick[0] = False
+    labels, boxes = hole_components(hole.numpy())
+    thick = thick_holes(labels, len(boxes), s.guide_reach)  # the thin/thick rule of `inpaint.local_pieces`
     if not thick.any():
         return s.guide_weight
     return torch.from_numpy(np.where(thick[labels], s.guide_weight_thick, s.guide_weight).astype(np.float32))
