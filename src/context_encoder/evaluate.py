@@ -63,18 +63,17 @@ LABELS = {"lpips_alex": "LPIPS-alex", "lpips_vgg": "LPIPS-vgg"}
 def lpips_metrics() -> dict[str, Metric]:
     """LPIPS-alex and LPIPS-vgg as protocol metrics (whole image, per image) where their weights are available;
     one warning naming how to get them if not."""
-    found = {}
-    for net in ("alex", "vgg"):
-        if lpips.available(net):
-            found[f"lpips_{net}"] = _whole_image_lpips(net)
+    found = {name: _whole_image(score) for name, score in lpips.scorers().items()}
     if not found:
         log.warning("LPIPS skipped: %s", lpips.INSTALL_HINT)
     return found
 
 
-def _whole_image_lpips(net: str) -> Metric:
+def _whole_image(score) -> Metric:
+    """A (pred, target) score as a protocol metric, which also takes the region: LPIPS sees the whole image."""
+
     def metric(pred: Tensor, target: Tensor, region: Tensor) -> Tensor:
-        return lpips.lpips_distance(pred, target, net)
+        return score(pred, target)
 
     return metric
 

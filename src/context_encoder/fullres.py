@@ -20,7 +20,6 @@ the photo, so it measures what a user sees:
 
 from __future__ import annotations
 
-import functools
 import importlib
 import json
 import logging
@@ -97,11 +96,8 @@ def perceptual_backends() -> dict[str, Callable]:
     """VIF-P (`sewar.full_ref.vifp`), MS-SSIM (`pytorch_msssim.ms_ssim`) and LPIPS (AlexNet, VGG16) where
     available; one warning for what is not."""
     found, missing = {}, []
-    for net in ("alex", "vgg"):
-        if lpips.available(net):
-            found[f"lpips_{net}"] = functools.partial(lpips.lpips_distance, net=net)
-        else:
-            missing.append(f"LPIPS-{net} ({lpips.INSTALL_HINT})")
+    found.update(lpips.scorers())
+    missing += [f"LPIPS-{net} ({lpips.INSTALL_HINT})" for net in lpips.NETS if f"lpips_{net}" not in found]
     for name, module, attr, package in (
         ("vifp", "sewar.full_ref", "vifp", "sewar"),
         ("ms_ssim", "pytorch_msssim", "ms_ssim", "pytorch-msssim"),

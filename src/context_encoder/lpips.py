@@ -263,6 +263,12 @@ def available(net: str = "alex") -> bool:
     return True
 
 
+def scorers() -> dict:
+    """{"lpips_alex": f, "lpips_vgg": f} for the networks whose weights are available here; f(pred, target) is
+    `lpips_distance` with that network."""
+    return {f"lpips_{net}": functools.partial(lpips_distance, net=net) for net in NETS if available(net)}
+
+
 def lpips_distance(pred: Tensor, target: Tensor, net: str = "alex") -> Tensor:
     """LPIPS between (B, 3, H, W) images in [0, 1] (as the project's other metrics take them) -> (B,)."""
     model = load_lpips(net)
