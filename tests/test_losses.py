@@ -7,9 +7,11 @@ from context_encoder.losses import (
     discriminator_loss,
     generator_adversarial_loss,
     generator_loss,
+    perceptual_loss,
     reconstruction_loss,
     reconstruction_weights,
 )
+from context_encoder.lpips import LPIPS
 
 
 def _ring_patch():
@@ -54,3 +56,26 @@ def test_joint_weights_and_modes():
     assert math.isclose(generator_loss(rec, adv, LossConfig()).item(), 0.999 * 2 + 0.001 * 3, rel_tol=1e-6)
     assert generator_loss(rec, None, LossConfig(mode="l2")).item() == 2.0
     assert generator_loss(rec, adv, LossConfig(mode="adv")).item() == 3.0
+    # the perceptual term is added at its weight in every mode
+    p = torch.tensor(5.0)
+    assert math.isclose(generator_loss(rec, None, LossConfig(mode="l2", perceptual=0.5), p).item(), 4.5, rel_tol=1e-6)
+    assert math.isclose(generator_loss(rec, adv, LossConfig(perceptual=0.1), p).item(), 2.501, rel_tol=1e-6)
+
+
+def test_perceptual_loss_sees_only_the_hole():
+    torch.manual_seed(0)
+    distance = LPIPS("alex")
+    for head in distance.heads:  # random backbone, unit heads: a distance that is not zero everywhere
+        head.data.fill_(1.0)
+    target = torch.rand(2, 3, 40, 40) * 2 - 1
+    hole = torch.zeros(2, 1, 40, 40, dtype=torch.bool)
+    hole[..., 10:30, 12:28] = True
+    pred = (torch.rand(2, 3, 40, 40) * 2 - 1).requires_grad_(True)
+    loss = perceptual_loss(pred, target, hole, distance)
+    loss.backward()
+    assert loss.item() > 0
+    grad = pred.grad.abs().sum(1, keepdim=True)
+    assert float(grad[~hole].abs().max()) == 0 and float(grad[hole].sum()) > 0
+    # a prediction that equals the photo in the hole costs nothing, whatever it holds elsewhere
+    elsewhere = torch.where(hole, target, pred.detach())
+    assert perceptual_loss(elsewhere, target, hole, distance).item() == 0

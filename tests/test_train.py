@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from context_encoder import lpips
 from context_encoder.checkpoint import load_checkpoint
 from context_encoder.errors import CheckpointError, ConfigError, InputError
 from context_encoder.loading import load_model
@@ -219,7 +220,7 @@ def test_ema_schedule_validation_and_best_checkpoint(tiny_cfg, tmp_path):
     vals = [json.loads(x) for x in (tmp_path / "run" / "stats.jsonl").read_text().splitlines() if "val_psnr" in x]
     assert [v["step"] for v in vals] == [3, 6] and all(v["val_psnr"] > 5 for v in vals)
     best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
-    assert best["best_val_psnr"] == max(v["val_psnr"] for v in vals)
+    assert best["best_val"] == max(v["val_psnr"] for v in vals)
     ema_gen, raw_gen = load_model(ckpt).gen, load_model(ckpt, ema=False).gen
     assert any(not torch.equal(a, b) for a, b in zip(ema_gen.parameters(), raw_gen.parameters()))
 
@@ -296,3 +297,24 @@ def test_tensorboard_without_the_package_is_one_line_before_any_work(photo_dir, 
     ]
     assert "Traceback" not in err
     assert not (out / "stats.jsonl").exists()
+
+
+@pytest.mark.skipif(not (lpips.available("alex") and lpips.available("vgg")), reason="LPIPS weights not installed")
+def test_perceptual_term_validation_and_selection_by_lpips(tiny_cfg, tmp_path):
+    cfg = tiny_cfg(
+        "mask.kind=random-block",  # a whole-image model: 32 px predictions, the least LPIPS takes
+        "loss.perceptual=0.5",
+        "train.select=lpips_vgg",
+        "train.steps=4",
+        "train.val_every=2",
+        "train.val_images=4",
+    )
+    _run(cfg, tmp_path / "run")
+    records = [json.loads(x) for x in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    losses = [r for r in records if "loss_g" in r]
+    assert losses and all(r["loss_perceptual"] > 0 for r in losses)
+    assert all(r["loss_g"] > r["loss_rec"] for r in losses)  # the term is in G's objective
+    vals = [r for r in records if "val_psnr" in r]
+    assert [v["step"] for v in vals] == [2, 4] and all(0 < v["val_lpips_alex"] and 0 < v["val_lpips_vgg"] for v in vals)
+    best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert best["best_val_metric"] == "lpips_vgg" and best["best_val"] == min(v["val_lpips_vgg"] for v in vals)

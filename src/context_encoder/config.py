@@ -41,6 +41,8 @@ TrainPrecision = Literal["auto", "fp32", "bf16", "fp16"]  # autocast dtype in tr
 InferencePrecision = Literal["auto", "fp32", "bf16"]  # the generator's arithmetic at inference (perf.inference_dtype)
 Device = Literal["auto", "cpu", "cuda", "mps"]  # where a model runs (perf.resolve_device)
 LrSchedule = Literal["constant", "cosine"]
+LpipsNet = Literal["alex", "vgg"]  # the LPIPS backbones (`context_encoder.lpips`)
+Selection = Literal["psnr", "lpips_alex", "lpips_vgg"]  # the validation number best.pt is chosen by
 
 TRAINING_MASK_KINDS: tuple[str, ...] = get_args(MaskKind)
 HOLE_MASK_KINDS = tuple(k for k in TRAINING_MASK_KINDS if k != "none")  # the kinds that hide something
@@ -95,6 +97,11 @@ class LossConfig:
     lambda_rec: float = 0.999  # weight of the reconstruction loss in joint mode
     lambda_adv: float = 0.001  # weight of the adversarial loss in joint mode
     overlap_weight: float = 10.0  # reconstruction weight of the overlap ring / known pixels vs the hole
+    # beyond the paper: weight of a perceptual term added to G's loss, the LPIPS distance (Zhang et al. 2018) of
+    # `perceptual_net` between the photo and the photo with G's prediction in the hole (0: off). The network in
+    # the loss is no fair judge of the model it trains: report the other one (validation records both)
+    perceptual: float = 0.0
+    perceptual_net: LpipsNet = "alex"
     # (no effect with model.residual: a residual G passes the known pixels through, so their error is zero)
 
 
@@ -149,6 +156,9 @@ class TrainConfig:
     lr_min_factor: float = 0.1  # final lr as a fraction of the initial one, for the cosine schedule
     val_every: int = 0  # steps between hole-PSNR validations on held-out images; best.pt keeps the best (0: off)
     val_images: int = 256  # held-out images used for validation
+    # the validation number best.pt keeps the best of: hole PSNR, or the LPIPS distance of the filled image
+    # (lpips_alex | lpips_vgg, lower is better; validation then records both networks)
+    select: Selection = "psnr"
     # TensorBoard event files in <run dir>/tensorboard: the stats.jsonl numbers, learning rates, validation
     # and sample grids, for `tensorboard --logdir runs` (rank 0 writes; needs the `tensorboard` extra)
     tensorboard: bool = False
@@ -406,7 +416,7 @@ def _validate_mask(k: MaskConfig, image_size: int) -> None:
 
 
 def _validate_loss(lo: LossConfig) -> None:
-    for name in ("lambda_rec", "lambda_adv", "overlap_weight"):
+    for name in ("lambda_rec", "lambda_adv", "overlap_weight", "perceptual"):
         value = getattr(lo, name)
         if not math.isfinite(value) or value < 0:
             raise ConfigError(f"loss.{name} must be a finite number >= 0, got {value}")

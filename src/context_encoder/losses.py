@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from .config import LossConfig
 
@@ -42,14 +42,26 @@ def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     return real + fake
 
 
-def generator_loss(rec: Tensor, adv: Tensor | None, cfg: LossConfig) -> Tensor:
-    """The objective G minimises: `l2` -> rec, `adv` -> adv, `joint` -> lambda_rec * rec + lambda_adv * adv."""
+def perceptual_loss(pred: Tensor, target: Tensor, hole: Tensor, distance: nn.Module) -> Tensor:
+    """Mean `distance` (an LPIPS module, inputs in [-1, 1]) between `target` and `target` with `pred` in `hole`.
+
+    Only the hole's pixels come from the prediction, so the known pixels (which `inpaint` keeps) cost nothing
+    and the gradient reaches G through the hole alone.
+    """
+    return distance(torch.where(hole, pred, target), target).mean()
+
+
+def generator_loss(rec: Tensor, adv: Tensor | None, cfg: LossConfig, perceptual: Tensor | None = None) -> Tensor:
+    """The objective G minimises: `l2` -> rec, `adv` -> adv, `joint` -> lambda_rec * rec + lambda_adv * adv;
+    plus `cfg.perceptual` times the perceptual term where one is given."""
     if cfg.mode == "l2":
-        return rec
-    assert adv is not None, f"loss mode '{cfg.mode}' needs the adversarial term"
-    if cfg.mode == "adv":
-        return adv
-    return cfg.lambda_rec * rec + cfg.lambda_adv * adv
+        loss = rec
+    else:
+        assert adv is not None, f"loss mode '{cfg.mode}' needs the adversarial term"
+        loss = adv if cfg.mode == "adv" else cfg.lambda_rec * rec + cfg.lambda_adv * adv
+    if perceptual is not None:
+        loss = loss + cfg.perceptual * perceptual
+    return loss
 
 
 def uses_discriminator(cfg: LossConfig) -> bool:

@@ -17,21 +17,21 @@ data (`_Feed`), one iteration (`_step`) and its records (`training_run.Logbook`)
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-import math
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import torch
 from torch import Tensor, nn
 
 from .checkpoint import checkpoint_config, load_checkpoint
-from .config import Config, LossConfig
+from .config import Config, LossConfig, LpipsNet
 from .data import ImageDataset, load_image, training_loader, training_paths
 from .distributed import DistInfo, barrier, init_distributed, local_batch, unwrap, wrap
 from .errors import ConfigError, DataError
@@ -40,10 +40,12 @@ from .losses import (
     discriminator_loss,
     generator_adversarial_loss,
     generator_loss,
+    perceptual_loss,
     reconstruction_loss,
     reconstruction_weights,
     uses_discriminator,
 )
+from .lpips import available, load_lpips, lpips_distance
 from .masks import apply_mask, hole_fill, prediction_region, sample_masks
 from .metrics import l1_error, psnr
 from .models import Discriminator, Generator, build_models
@@ -51,7 +53,7 @@ from .optim import EMA, lr_factor, make_optimizers
 from .outputs import OutputError, check_output_folder, remove_orphans, write_text
 from .perf import Precision, resolve_device, resolve_speed
 from .pretrained import read_generator
-from .protocol import score, scoring_set, spread
+from .protocol import Metric, score, scoring_set, spread
 from .tensorboard_log import require_tensorboard
 from .training_run import Logbook, TrainingDiverged, TrainingRun, check_resumable, load_resumed
 
@@ -75,13 +77,21 @@ class Validator:
         self.images, self.masks = scoring_set(usable, cfg.model.image_size, cfg.mask, None, cfg.train.seed + 3, False)
         self.images, self.masks = self.images.to(device), self.masks.to(device)
         self.cfg = cfg
+        self.metrics: dict[str, Metric] = {"psnr": psnr, "l1": l1_error}
+        if cfg.loss.perceptual > 0 or cfg.train.select != "psnr":  # both networks: the trained-on one and a judge
+            for net in (n for n in get_args(LpipsNet) if available(n)):
+                self.metrics[f"lpips_{net}"] = functools.partial(_whole_image_lpips, net=net)
 
     @torch.no_grad()
     def __call__(self, gen: nn.Module) -> dict[str, float]:
-        metrics = {"psnr": psnr, "l1": l1_error}
-        results, _ = score({"model": generator_filler(gen, self.cfg)}, self.images, self.masks, metrics=metrics)
+        results, _ = score({"model": generator_filler(gen, self.cfg)}, self.images, self.masks, metrics=self.metrics)
         r = results["model"]["hole"]
-        return {"val_psnr": round(r["psnr"], 4), "val_l1": round(r["l1"], 5)}
+        return {f"val_{k}": round(v, 5 if k != "psnr" else 4) for k, v in r.items()}
+
+
+def _whole_image_lpips(out: Tensor, target: Tensor, region: Tensor, net: str) -> Tensor:
+    """LPIPS of the filled image against the photo (the hole's pixels are the only ones that differ)."""
+    return lpips_distance(out, target, net)
 
 
 def _decodes(path: Path) -> bool:
@@ -146,7 +156,13 @@ def train_step(
         with precision.autocast():
             adv = generator_adversarial_loss(plain_d(fake).float())
         stats["loss_g_adv"] = adv.detach()
-    loss_g = generator_loss(rec, adv, loss_cfg)
+    perceptual = None
+    if loss_cfg.perceptual > 0:
+        distance = load_lpips(loss_cfg.perceptual_net).to(fake.device)
+        hole = prediction_region(mask, full_image)
+        perceptual = perceptual_loss(fake.float(), target, hole, distance)
+        stats["loss_perceptual"] = perceptual.detach()
+    loss_g = generator_loss(rec, adv, loss_cfg, perceptual)
     precision.step(loss_g, opt_g, "g")
     stats["loss_rec"] = rec.detach()
     stats["loss_g"] = loss_g.detach()
@@ -213,6 +229,8 @@ def _start(cfg: Config, run_dir: Path, resume: str | Path | dict[str, Any] | Non
     if info.is_main:  # before any work: a run directory that cannot be written is an error now, not later
         check_output_folder(run_dir, "run directory")
         remove_orphans(run_dir / "checkpoints")
+    if cfg.loss.perceptual > 0:  # missing LPIPS weights are refused before any work, not at the first step
+        load_lpips(cfg.loss.perceptual_net)
     device = resolve_device(t.device)
     if device.type == "cuda" and info.enabled:
         device = torch.device("cuda", info.local_rank)
@@ -225,11 +243,12 @@ def _start(cfg: Config, run_dir: Path, resume: str | Path | dict[str, Any] | Non
     opt_g, opt_d = make_optimizers(gen, disc, cfg, speed.fused_adam)
     precision = Precision(speed, device)
     mask_rng = torch.Generator().manual_seed(t.seed + 1)
-    step, best_psnr = 0, -math.inf
+    step, best_val = 0, None
     if state is not None:
         parts = {"generator": gen, "discriminator": disc, "opt_g": opt_g, "opt_d": opt_d, "mask_rng": mask_rng}
         load_resumed(state, {**parts, "grad_scalers": precision})
-        best_psnr = state.get("best_val_psnr", best_psnr)
+        if state.get("best_val_metric", "psnr") == t.select:  # a best kept by another number starts over
+            best_val = state.get("best_val", state.get("best_val_psnr"))
         step = int(state["step"])
         log.info("resumed from %s at step %d", state["path"], step)
     if state is None and t.init:
@@ -247,7 +266,7 @@ def _start(cfg: Config, run_dir: Path, resume: str | Path | dict[str, Any] | Non
     run = TrainingRun(
         cfg, run_dir, info, device, speed, precision, gen, disc, opt_g, opt_d, mask_rng, ema, gen_run, disc_run
     )
-    run.step, run.best_psnr = step, best_psnr
+    run.step, run.best_val = step, best_val
     if state is not None and Path(state["path"]).resolve() == run.ckpt_path.resolve():
         run.saved_step = int(state["step"])
     return run

@@ -140,7 +140,7 @@ class TrainingRun:
     gen_run: nn.Module  # the networks as they run: DDP-wrapped and compiled where asked for
     disc_run: nn.Module
     step: int = 0
-    best_psnr: float = -math.inf
+    best_val: float | None = None  # the best validation number `train.select` names so far
     saved_step: int | None = None
 
     @property
@@ -186,7 +186,8 @@ class TrainingRun:
             "mask_rng": self.mask_rng.get_state(),
             "grad_scalers": self.precision.state_dict(),
             "world_size": self.info.world_size,
-            "best_val_psnr": self.best_psnr,
+            "best_val": self.best_val,
+            "best_val_metric": self.cfg.train.select,
         }
         if self.ema is not None:
             payload["generator_ema"] = self.ema.module.state_dict()
@@ -236,19 +237,22 @@ class Logbook:
         if diverged:
             raise TrainingDiverged(step, f"non-finite {', '.join(diverged)}", run.kept())
         self.saturation.update(record, step)
-        shown = " ".join(f"{k}={record[k]:.4f}" for k in ("loss_d", "loss_g_adv", "loss_rec") if k in record)
+        shown_keys = ("loss_d", "loss_g_adv", "loss_rec", "loss_perceptual")
+        shown = " ".join(f"{k}={record[k]:.4f}" for k in shown_keys if k in record)
         self.bar.set_postfix(f"{shown} {record['img_per_s']:.1f} img/s")
         self.sums, self.window_start, self.window_steps = {}, time.perf_counter(), 0
 
     def validate(self, validator: Callable[[nn.Module], dict[str, float]]) -> None:
-        """Validate the sampled generator; a new best PSNR writes best.pt."""
+        """Validate the sampled generator; a new best of `train.select` writes best.pt."""
         run = self.run
         val = {"step": run.step, **validator(run.sampled())}
         append_record(self.stats, val)
         if self.board is not None:
             self.board.scalars("val", {k.removeprefix("val_"): v for k, v in val.items()}, run.step)
-        if val["val_psnr"] > run.best_psnr:
-            run.best_psnr = val["val_psnr"]
+        value = val[f"val_{run.cfg.train.select}"]
+        lower_better = run.cfg.train.select != "psnr"
+        if run.best_val is None or (value < run.best_val if lower_better else value > run.best_val):
+            run.best_val = value
             run.checkpoint(run.run_dir / "checkpoints" / "best.pt")
 
     def sample(self, fixed: tuple[Tensor, Tensor], fill: Tensor | str) -> None:
