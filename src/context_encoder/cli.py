@@ -96,24 +96,6 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _batch_plan(folder: Path, output: str) -> tuple[list[Path], list[Path]]:
-    """The images of `inpaint --batch` and their outputs `<output>/<stem>.png`, checked before any work.
-
-    Inputs whose stems differ only in suffix (a.jpg, a.png) keep their full names (a.jpg.png,
-    a.png.png) so neither result is lost; an output that would replace an input, or two inputs that
-    still share an output, are refused.
-    """
-    from .data import IMAGE_SUFFIXES
-    from .outputs import batch_targets, check_output_folder
-
-    if not folder.is_dir():
-        raise InputError(f"--batch folder not found: {folder}")
-    sources = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not sources:
-        raise InputError(f"no images in {folder}")
-    return sources, batch_targets(sources, check_output_folder(output, "output folder"))
-
-
 def box_hole(size: tuple[int, int], box: str) -> np.ndarray:
     """`--box X,Y,W,H`: the (H, W) bool rectangular hole in an image of `size` (W, H), clipped to it."""
     w, h = size
@@ -143,24 +125,36 @@ def _hole(args: argparse.Namespace, size: tuple[int, int], inpainter: Inpainter)
 
 
 def _inpaint(args: argparse.Namespace) -> int:
-    from .decode import load_image
+    from .batch import parse_shard, plan_batch, run_batch
     from .loading import default_model, load_model
     from .options import InferenceOptions
-    from .viz import check_image_output, save_image
+    from .photo_file import read_photo_file
+    from .viz import check_image_output
 
+    for flag, given in (("--masks", args.masks), ("--skip-existing", args.skip_existing), ("--shard", args.shard)):
+        if given and not args.batch:
+            raise InputError(f"{flag} goes with --batch DIR")
+    if args.masks and (args.mask or args.box or args.center):
+        raise InputError("--masks DIR gives each photo its own mask: leave out --mask, --box and --center")
     if args.batch:
-        sources, targets = _batch_plan(Path(args.batch), args.output)
+        masks = Path(args.masks) if args.masks else None
+        shard = parse_shard(args.shard) if args.shard else None
+        plan = plan_batch(Path(args.batch), args.output, masks, shard, args.skip_existing)
     elif args.image:
-        sources, targets = [Path(args.image)], [check_image_output(args.output)]
+        plan = None
+        if not Path(args.image).is_file():
+            raise InputError(f"image not found: {args.image}")
+        output = check_image_output(args.output, default=read_photo_file(args.image).format)
     else:
         raise InputError("pass an IMAGE or --batch DIR")
-    for name, path in (("image", args.image if not args.batch else None), ("mask", args.mask)):
-        if path is not None and not Path(path).is_file():
-            raise InputError(f"{name} not found: {path}")
-        if path is not None and not args.batch and Path(path).resolve() == Path(targets[0]).resolve():
-            raise InputError(
-                f"-o {targets[0]} is the input {name}: writing there would overwrite it; choose another path"
-            )
+    if args.mask is not None and not Path(args.mask).is_file():
+        raise InputError(f"mask not found: {args.mask}")
+    if plan is None:
+        for name, path in (("image", args.image), ("mask", args.mask)):
+            if path is not None and Path(path).resolve() == output.resolve():
+                raise InputError(
+                    f"-o {output} is the input {name}: writing there would overwrite it; choose another path"
+                )
     for flag, value in (("--model", args.model), ("--checkpoint", args.checkpoint)):
         if value is not None and not str(value).strip():
             raise InputError(f"{flag} is empty: name a shipped model (context-encoder models) or a file")
@@ -171,14 +165,34 @@ def _inpaint(args: argparse.Namespace) -> int:
     )
     inpainter = inpainter.with_options(options)
     print(f"model: {source} ({options.describe()}, {inpainter.device})", file=sys.stderr)
-    for src, dst in zip(sources, targets):
-        image = load_image(src)
-        mask = _hole(args, image.size, inpainter)
-        if not mask.any():
-            print(f"notice: the mask is empty; {dst} equals the input", file=sys.stderr)
-        save_image(inpainter(image, mask), dst)
-        print(dst)
-    return 0
+    if plan is None:
+        _fill_file(args, inpainter, Path(args.image), args.mask, output)
+        print(output)
+        return 0
+    if plan.skipped:
+        print(f"--skip-existing: {plan.skipped} outputs exist already", file=sys.stderr)
+    result = run_batch(plan, lambda item: _fill_file(args, inpainter, item.photo, item.mask or args.mask, item.output))
+    return 1 if result.failed else 0
+
+
+def _fill_file(args: argparse.Namespace, inpainter: Inpainter, photo: Path, mask: str | Path | None, dst: Path) -> None:
+    """Fill one photo file into `dst`, keeping what the file carries besides its pixels (`photo_file`)."""
+    from .decode import hole_array, load_image
+    from .photo_file import read_photo_file, save_filled
+    from .viz import image_format
+
+    image = load_image(photo)
+    carried = read_photo_file(photo)
+    fmt = image_format(dst, default=carried.format)
+    if mask is not None:
+        hole = hole_array(mask, image.size, f"mask {mask}")
+    else:
+        hole = _hole(args, image.size, inpainter)
+    if not hole.any():
+        print(f"notice: the mask is empty; {dst} equals the input", file=sys.stderr)
+    for line in carried.notices(fmt):
+        print(f"notice: {photo.name}: {line}", file=sys.stderr)
+    save_filled(inpainter(image, hole), hole, dst, fmt, carried)
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -420,7 +434,24 @@ def _add_inpaint(sub: _Commands) -> None:
     group.add_argument("--mask", help="mask image of the same size; non-zero pixels are holes (several are fine)")
     group.add_argument("--center", action="store_true", help="a centred square hole (default for centre models)")
     group.add_argument("--box", help="a rectangular hole X,Y,W,H in pixels")
-    p.add_argument("--batch", help="fill every image in this folder (with --center, --box or a same-size --mask)")
+    p.add_argument(
+        "--batch",
+        metavar="DIR",
+        help="fill every image in this folder (with --masks DIR, --center, --box or one same-size --mask)",
+    )
+    p.add_argument(
+        "--masks",
+        metavar="DIR",
+        help="with --batch: each photo's mask is the image of the same name (any image suffix) in this folder",
+    )
+    p.add_argument(
+        "--skip-existing", action="store_true", help="with --batch: leave photos whose output exists (resume a run)"
+    )
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="with --batch: fill only the K-th of N equal shares of the sorted photos (photo i goes to share i mod N)",
+    )
     p.add_argument("--no-blend", action="store_true", help="paste the raw prediction without seam blending")
     p.add_argument(
         "--no-flip-average", action="store_true", help="one fill per hole (default: mean of it and its mirror image's)"
@@ -436,8 +467,8 @@ def _add_inpaint(sub: _Commands) -> None:
         "-o",
         "--output",
         required=True,
-        help="output image, format by suffix (.png, .jpg, ...); with --batch a folder, where each input's "
-        "result is <name>.png (<name>.<ext>.png when two inputs share a name)",
+        help="output image, format by suffix (.png, .jpg, ...; none: the input's); with --batch a folder, where each "
+        "result has its input's name and format. EXIF, ICC profile, DPI, JPEG quality and alpha are kept",
     )
     p.add_argument(
         "--device", choices=DEVICES, default="auto", help="where the model runs (default auto: a GPU if any)"

@@ -166,15 +166,20 @@ def check_output_folder(path: str | Path, what: str = "output folder") -> Path:
     return p
 
 
-def batch_targets(sources: Sequence[Path], folder: Path, suffix: str = ".png") -> list[Path]:
-    """One output per input in `folder`: `<stem><suffix>`, or `<name><suffix>` for inputs sharing a stem.
+def batch_targets(sources: Sequence[Path], folder: Path, suffix: str | None = ".png") -> list[Path]:
+    """One output per input in `folder`: `<stem><suffix>`, or `<name><suffix>` for inputs sharing a stem;
+    with `suffix=None` each input's own name (and so its format).
 
-    Stems are compared case-insensitively (as macOS and Windows file systems do), so a.jpg and a.PNG
+    Names are compared case-insensitively (as macOS and Windows file systems do), so a.jpg and a.PNG
     give a.jpg.png and a.PNG.png. Raises `OutputError` naming both files when two inputs would still
     share an output, or when an output would replace one of the inputs.
     """
     stems = Counter(p.stem.lower() for p in sources)
-    targets = [folder / (f"{p.stem}{suffix}" if stems[p.stem.lower()] == 1 else f"{p.name}{suffix}") for p in sources]
+    targets = [
+        folder
+        / (p.name if suffix is None else f"{p.stem}{suffix}" if stems[p.stem.lower()] == 1 else f"{p.name}{suffix}")
+        for p in sources
+    ]
     first: dict[str, Path] = {}
     for src, dst in zip(sources, targets):
         other = first.setdefault(dst.name.lower(), src)

@@ -49,10 +49,13 @@ def _writes_rgb(fmt: str) -> bool:
     return True
 
 
-def image_format(path: str | Path) -> str:
-    """The Pillow format that writes RGB images to `path`, from its suffix; an unknown one is an `OutputError`."""
+def image_format(path: str | Path, default: str | None = None) -> str:
+    """The Pillow format that writes RGB images to `path`, from its suffix; without a suffix, `default` (the
+    input's format) where one is given. An unknown or unwritable format is an `OutputError`."""
     suffix = Path(path).suffix.lower()
     if not suffix:
+        if default is not None and default in Image.SAVE and _writes_rgb(default):
+            return default
         raise OutputError(f"the output {path} has no file extension (e.g. .png): it says which format to write")
     fmt = Image.registered_extensions().get(suffix)
     if fmt is None or fmt not in Image.SAVE or not _writes_rgb(fmt):
@@ -60,10 +63,11 @@ def image_format(path: str | Path) -> str:
     return fmt
 
 
-def check_image_output(path: str | Path) -> Path:
-    """Check, before any work, that an RGB image can be written to `path` (format, folder); returns the `Path`."""
+def check_image_output(path: str | Path, default: str | None = None) -> Path:
+    """Check, before any work, that an RGB image can be written to `path` (format, folder); returns the `Path`.
+    `default` is the format used where `path` has no suffix (the input's)."""
     p = check_output_file(path)
-    image_format(p)
+    image_format(p, default)
     return p
 
 
