@@ -122,6 +122,28 @@ def test_cli_config_error_is_one_line_and_exit_code_2(capsys):
     assert "config file not found" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\xff\xfe[train]\nsteps = 3\n", "not UTF-8 text (byte 0); TOML files are UTF-8"),
+        (b"a = " + b"[" * 5000 + b"]" * 5000 + b"\n", "invalid TOML: nested too deeply"),
+        (b"[train]\nsteps = \n", "invalid TOML"),
+    ],
+)
+def test_unreadable_config_files_are_one_line(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.toml"
+    path.write_bytes(content)
+    assert main(["config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_a_huge_bad_value_is_shown_cut_short(capsys):
+    assert main(["config", "tiny", "--set", "train.steps=" + "[" * 3000 + "]" * 3000]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "expected int, got '[[[" in err and err.endswith("...") and len(err) < 200
+
+
 def test_config_round_trips_through_json():
     cfg = load_config("paper_random", ["train.steps=5"])
     again = config_from_dict(json.loads(cfg.to_json()))

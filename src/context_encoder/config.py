@@ -260,7 +260,7 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             except ConfigError:
                 pass
     name = getattr(annotation, "__name__", str(annotation))
-    raise ConfigError(f"{where}: expected {name}, got {value!r}")
+    raise ConfigError(f"{where}: expected {name}, got {_shown(value)}")
 
 
 def _section_from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
@@ -285,7 +285,7 @@ def config_from_dict(data: dict[str, Any]) -> Config:
             kwargs["name"] = _coerce(value, str, "name")
         elif key in _SECTIONS:
             if not isinstance(value, dict):
-                raise ConfigError(f"config section '{key}' must be a table, got {value!r}")
+                raise ConfigError(f"config section '{key}' must be a table, got {_shown(value)}")
             kwargs[key] = _section_from_dict(_SECTIONS[key], value, f"{key}.")
         else:
             raise ConfigError(f"unknown config section '{key}' (known: name, {', '.join(_SECTIONS)})")
@@ -311,18 +311,30 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
     """Read a TOML preset or file and apply `section.key=value` overrides."""
     path = resolve_config_path(name_or_path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
     data.setdefault("name", path.stem)
     return apply_overrides(config_from_dict(data), overrides)
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """`repr(value)` cut to `limit` characters, so that an error about a huge value stays a readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _parse_value(text: str) -> Any:
     """A TOML literal (`3`, `2e-4`, `true`, `[1, 2]`, `"x"`), or the bare text as a string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return text
 
 
