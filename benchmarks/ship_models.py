@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from pathlib import Path
 
@@ -57,8 +58,13 @@ def recipe(config: dict, name: str) -> str:
     """
 
     def shown(folder: str) -> str:
-        path = (ROOT / folder).resolve()  # an absolute `folder` stays as it is
-        return f"../shared/data/{path.relative_to(SHARED).as_posix()}" if path.is_relative_to(SHARED) else "DIR"
+        # an absolute `folder` stays as it is; ../shared may be a symbolic link, so the folder is compared as
+        # written and with links resolved, against the shared folder as written and resolved
+        for path in (Path(os.path.normpath(ROOT / folder)), (ROOT / folder).resolve()):
+            for base in (Path(os.path.normpath(SHARED)), SHARED.resolve()):
+                if path.is_relative_to(base):
+                    return f"../shared/data/{path.relative_to(base).as_posix()}"
+        return "DIR"
 
     data_cfg = config["data"]
     data = " ".join(f"--data {shown(f)}" for f in (data_cfg["train_dir"], *data_cfg["extra_dirs"]))

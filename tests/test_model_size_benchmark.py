@@ -69,6 +69,24 @@ def test_recipe_names_what_differs_from_the_preset():
     assert "--set" not in ship_models.recipe(plain, "plain")  # the preset's own values are not repeated
 
 
+def test_recipe_shows_shared_data_behind_a_symbolic_link(tmp_path, monkeypatch):
+    import json
+
+    from benchmarks import ship_models
+
+    from context_encoder.config import load_config
+
+    (tmp_path / "elsewhere" / "data" / "sun-scenes" / "train").mkdir(parents=True)
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "shared").symlink_to(tmp_path / "elsewhere")  # a clone whose ../shared is a link
+    monkeypatch.setattr(ship_models, "ROOT", tmp_path / "repo")
+    monkeypatch.setattr(ship_models, "SHARED", tmp_path / "repo" / ".." / "shared" / "data")
+    config = json.loads(json.dumps(load_config("scenes128_region").to_dict()))
+    for folder in ("../shared/data/sun-scenes/train", str(tmp_path / "elsewhere" / "data" / "sun-scenes" / "train")):
+        config["data"]["train_dir"], config["data"]["extra_dirs"] = folder, []
+        assert "--data ../shared/data/sun-scenes/train --out" in ship_models.recipe(config, "x")
+
+
 def test_a_second_fine_tune_starts_from_the_first_fine_tunes_run():
     from benchmarks.ship_models import previous_stage
 
