@@ -1,5 +1,7 @@
 """Any image, any mask: windows around each hole, seam blending, known pixels bit-identical."""
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -257,3 +259,24 @@ def test_window_crops_repeat_the_edge_outside_the_image(top, left, side):
     ys = (torch.arange(top, top + side)).clamp(0, 44)
     xs = (torch.arange(left, left + side)).clamp(0, 69)
     assert torch.equal(crop, arr[:, ys][:, :, xs])  # each pixel is the nearest one of the image
+
+
+@pytest.mark.parametrize(("top", "left", "side"), [(-40, 30, 300), (10, -5, 257), (200, 150, 180)])
+def test_large_windows_are_resampled_as_the_small_ones(monkeypatch, top, left, side):
+    """The banded resampling of windows above LARGE_WINDOW gives what cropping and resizing gives."""
+    inpaint_mod = importlib.import_module("context_encoder.inpaint")
+    gen = torch.Generator().manual_seed(0)
+    photo = torch.randint(0, 256, (3, 333, 311), dtype=torch.uint8, generator=gen)
+    holes = torch.rand(1, 333, 311, generator=gen) > 0.7
+    small = [inpaint_mod._window(a, (top, left, side), 64) for a in (photo, holes)]
+    filled = torch.rand(3, 64, 64, generator=gen)
+    t0, l0 = max(0, top), max(0, left)
+    t1, l1 = min(333, top + side), min(311, left + side)
+    inside = holes[0, t0:t1, l0:l1].numpy()
+    region = (t0 - top, l0 - left, t1 - top, l1 - left)
+    values = inpaint_mod._window_values(filled, side, region, inside)
+    monkeypatch.setattr(inpaint_mod, "LARGE_WINDOW", 100)  # the same windows through the banded path
+    large = [inpaint_mod._window(a, (top, left, side), 64) for a in (photo, holes)]
+    for a, b in zip(small, large):
+        torch.testing.assert_close(b, a, atol=2e-5, rtol=0)
+    torch.testing.assert_close(inpaint_mod._window_values(filled, side, region, inside), values, atol=2e-5, rtol=0)

@@ -178,8 +178,9 @@ def load_mask(path: str | Path) -> Tensor:
     return torch.from_numpy(_decoded(path, "mask", mask_from_image))[None, None]
 
 
-def image_array(image: ImageInput) -> np.ndarray:
-    """An (H, W, 3) uint8 copy of `image`: a file (read by `load_image`), a PIL image or an array.
+def image_array(image: ImageInput, copy: bool = True) -> np.ndarray:
+    """An (H, W, 3) uint8 copy of `image`: a file (read by `load_image`), a PIL image or an array; with
+    `copy=False` a writable C-ordered uint8 (H, W, 3) array is returned as it is (for callers that only read it).
 
     Every kind is held to the pixel cap (`max_pixels`); a lazily opened PIL
     image that fails to decode (truncated, corrupt) is a `DataError`.
@@ -201,6 +202,8 @@ def image_array(image: ImageInput) -> np.ndarray:
     if arr.dtype != np.uint8:
         raise InputError(f"image array must be uint8, got {arr.dtype}")
     check_pixels((arr.shape[1], arr.shape[0]), "the image")
+    if not copy and arr.shape[2] == 3 and arr.flags.c_contiguous and arr.flags.writeable and arr is image:
+        return arr
     return np.array(arr[..., :3], dtype=np.uint8, order="C")  # a writable copy
 
 

@@ -8,6 +8,7 @@ run directory. Images and masks are read by `context_encoder.decode`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 
@@ -80,13 +81,23 @@ def context_window(box: Box, cfg: Config) -> tuple[int, int, int]:
 
 
 def _crop(arr: Tensor, top: int, left: int, side: int) -> Tensor:
-    """`side` x `side` crop of a (C, H, W) tensor at (top, left); outside the image the edge repeats."""
+    """`side` x `side` crop of a (C, H, W) tensor at (top, left) as float; outside the image the edge repeats.
+    A uint8 tensor (a photo) comes out in [0, 1], a bool one (a mask) as 0 / 1."""
     _, h, w = arr.shape
     pads = (max(0, -left), max(0, left + side - w), max(0, -top), max(0, top + side - h))
     inside = arr[:, max(0, top) : min(h, top + side), max(0, left) : min(w, left + side)]
+    inside = inside.float().div_(255) if arr.dtype == torch.uint8 else inside.float()
     if any(pads):  # pad the crop, not the image: a window over a 1 MP photo's edge cost a copy of the photo
         inside = torch.nn.functional.pad(inside[None], pads, mode="replicate")[0]
     return inside
+
+
+def _window(arr: Tensor, geometry: tuple[int, int, int], size: int) -> Tensor:
+    """The window `geometry` (top, left, side) of `arr` (C, H, W) resized to `size` px: (C, size, size) floats."""
+    top, left, side = geometry
+    if side > LARGE_WINDOW:
+        return _window_down(arr, top, left, side, size)
+    return _resize(_crop(arr, top, left, side)[None], size)[0]
 
 
 def _resize(x: Tensor, size: int) -> Tensor:
@@ -96,6 +107,70 @@ def _resize(x: Tensor, size: int) -> Tensor:
     if x.shape[-1] > size:
         return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
     return torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)
+
+
+LARGE_WINDOW = 2048  # px: context windows larger than this are resampled a band of rows at a time
+
+
+@functools.lru_cache(maxsize=16)
+def _resample_matrix(n_in: int, n_out: int) -> Tensor:
+    """(n_out, n_in): the weights `_resize` applies along one axis (antialiased bilinear down, bicubic up)."""
+    rows = []
+    for start in range(0, n_in, 512):  # the resize of each unit vector, 512 at a time
+        count = min(512, n_in - start)
+        basis = torch.zeros(count, n_in)
+        basis[torch.arange(count), torch.arange(start, start + count)] = 1.0
+        basis = basis[:, None, :, None].expand(-1, 1, n_in, 2)
+        # a width of 2, not 1: torch's antialiased resize treats an axis of one pixel differently
+        rows.append(_resize_to(basis, (n_out, 2))[:, 0, :, 0])
+    return torch.cat(rows).t().contiguous()
+
+
+def _resize_to(x: Tensor, size: tuple[int, int]) -> Tensor:
+    if x.shape[-2] > size[0]:
+        return torch.nn.functional.interpolate(x, size=size, mode="bilinear", antialias=True)
+    return torch.nn.functional.interpolate(x, size=size, mode="bicubic", align_corners=False)
+
+
+def _folded(weights: Tensor, start: int, length: int) -> tuple[Tensor, int]:
+    """`weights` (n, side) over window positions start..start+side-1, folded onto the image's positions
+    0..length-1 (a position outside repeats the edge, as `_crop` pads): (n, covered) and the first covered one."""
+    side = weights.shape[1]
+    first, last = max(0, start), min(length, start + side)
+    at = (torch.arange(start, start + side).clamp(0, length - 1) - first).clamp(0, last - first - 1)
+    folded = torch.zeros(weights.shape[0], last - first)
+    return folded.index_add_(1, at, weights), first
+
+
+def _window_down(arr: Tensor, top: int, left: int, side: int, size: int) -> Tensor:
+    """`_resize(_crop(arr, top, left, side)[None], size)[0]` without the float crop: the resize's weights as two
+    matrices, applied a band of rows at a time (a window over a 48 MP photo is 1.7 GB of floats)."""
+    _, h, w = arr.shape
+    down = _resample_matrix(side, size)
+    rows, r0 = _folded(down, top, h)
+    cols, c0 = _folded(down, left, w)
+    out = torch.zeros(arr.shape[0], size, cols.shape[1])
+    for start in range(0, rows.shape[1], 256):
+        band = arr[:, r0 + start : r0 + min(start + 256, rows.shape[1]), c0 : c0 + cols.shape[1]]
+        band = band.float().div_(255) if arr.dtype == torch.uint8 else band.float()
+        out += torch.matmul(rows[:, start : start + 256], band)
+    return torch.matmul(out, cols.t())
+
+
+def _window_values(filled: Tensor, side: int, region: tuple[int, int, int, int], inside: np.ndarray) -> Tensor:
+    """(C, n): `_resize(filled[None], side)[0]` at the window's pixels `region` (top, left, bottom, right,
+    relative to the window) where `inside` is True, computed a band of rows at a time for a large window."""
+    top, left, bottom, right = region
+    if side <= LARGE_WINDOW:
+        return _resize(filled[None], side)[0][:, top:bottom, left:right][:, torch.from_numpy(inside)]
+    up = _resample_matrix(filled.shape[-1], side)
+    cols = up[left:right].t()
+    parts = []
+    for start in range(top, bottom, 256):
+        stop = min(bottom, start + 256)
+        band = torch.matmul(torch.matmul(up[start:stop], filled), cols)  # (C, rows, columns)
+        parts.append(band[:, torch.from_numpy(inside[start - top : stop - top])])
+    return torch.cat(parts, 1)
 
 
 class Inpainter:
@@ -232,7 +307,7 @@ class Inpainter:
         `options` replace this inpainter's; `synthesis` replaces their `synthesis` (the patch synthesis of a
         refiner such as "patch", whose defaults are the measured choice).
         """
-        img = image_array(image)
+        img = image_array(image, copy=False)  # only read: the output is a copy
         hole = hole_array(mask, (img.shape[1], img.shape[0]))
         if not hole.any():
             log.info("the mask is empty: nothing to fill")
@@ -240,27 +315,32 @@ class Inpainter:
         if hole.all():
             raise InputError("the mask covers the whole image: there is no context to fill from")
         opts = options or self.options
-        src = torch.from_numpy(img).permute(2, 0, 1).float() / 255  # (3, H, W)
         holes_t = torch.from_numpy(hole)
-        out = torch.where(holes_t, self._fill_holes(src, hole, opts), src)
+        # one float copy of the photo: the network's fill goes into its holes, then the refiner's (in place)
+        guided = self._fill_holes(img, hole, opts)
         refine = methods.get(opts.refine, "refiner").build()  # e.g. texture from the photo, guided by the fill
         if refine is not None:
-            out = refine(src, holes_t, out, synthesis or opts.synthesis)
-        filled_u8 = (out.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-        return Image.fromarray(np.where(hole[..., None], filled_u8, img))
+            guided = refine(guided, holes_t, guided, synthesis or opts.synthesis)
+        out = img.copy()  # known pixels bit-identical; only the holes' values are converted
+        out[hole] = guided[:, holes_t].clamp_(0, 1).mul_(255).round_().byte().t().numpy()
+        return Image.fromarray(out)
 
-    def _fill_holes(self, src: Tensor, hole: np.ndarray, opts: InferenceOptions) -> Tensor:
-        """The network's fill of every hole of `src` (3, H, W) at full resolution: (3, H, W), valid in the holes.
+    def _fill_holes(self, img: np.ndarray, hole: np.ndarray, opts: InferenceOptions) -> Tensor:
+        """The photo `img` (H, W, 3) uint8 as (3, H, W) floats in [0, 1] with the network's fill in every hole.
 
         Each piece (`local_pieces`) gets its window (`context_window`), filled in batches and pasted back
-        with its weight (`_piece_weight`): where a hole was cut into pieces, their fills cross-fade.
+        with its weight (`_piece_weight`): where a hole was cut into pieces, their fills cross-fade. Windows
+        are cut from the uint8 photo and the fills summed per hole pixel, so beyond the one float copy of the
+        photo that is returned, memory grows with the holes, not with the photo.
         """
         s = self.cfg.model.image_size
         labels, boxes, cut = local_pieces(*hole_components(hole), piece_side(self.cfg), s // THIN)
-        all_holes = torch.from_numpy(hole)[None].float()
-        geometry = [context_window(b, self.cfg) for b in boxes]
-        total, weight = torch.zeros_like(src), torch.zeros(src.shape[1:])
+        photo = torch.from_numpy(img).permute(2, 0, 1)  # (3, H, W) uint8, a view
         holes_t = torch.from_numpy(hole)
+        rank = np.full(hole.shape, -1, dtype=np.int32)  # each hole pixel's place in the per-hole-pixel sums
+        rank[hole] = np.arange(int(hole.sum()), dtype=np.int32)
+        geometry = [context_window(b, self.cfg) for b in boxes]
+        total, weight = torch.zeros(3, int(hole.sum())), torch.zeros(int(hole.sum()))
         h, w = hole.shape
         # a whole-image model's pieces of a cut hole overlap and cross-fade, which averages much as flip averaging
         # does (on the tuning photos' strokes flipping them gained 0.02 dB for 1.5 times the time): not flipped
@@ -269,18 +349,22 @@ class Inpainter:
         for first, end, group_opts in groups:
             for start in range(first, end, 32):  # windows in batches
                 chunk = geometry[start : min(start + 32, end)]
-                crops = torch.stack([_resize(_crop(src, *g)[None], s)[0] for g in chunk])
-                masks = torch.stack([_resize(_crop(all_holes, *g)[None], s)[0] > 0.01 for g in chunk])
+                crops = torch.stack([_window(photo, g, s) for g in chunk])
+                masks = torch.stack([_window(holes_t[None], g, s) > 0.01 for g in chunk])
                 filled = self.fill_windows(crops, masks, group_opts)
                 for i, (top, left, side) in enumerate(chunk):
                     label = start + i + 1
                     t0, l0, t1, l1 = max(0, top), max(0, left), min(h, top + side), min(w, left + side)
-                    piece = labels[t0:t1, l0:l1]
-                    wt = _piece_weight(piece, label, boxes[label - 1], (t0, l0)) * holes_t[t0:t1, l0:l1]
-                    big = _resize(filled[i : i + 1], side)[0]
-                    total[:, t0:t1, l0:l1] += wt * big[:, t0 - top : t1 - top, l0 - left : l1 - left]
-                    weight[t0:t1, l0:l1] += wt
-        return total / weight.clamp(min=1e-12)
+                    inside = hole[t0:t1, l0:l1]
+                    wt = _piece_weight(labels[t0:t1, l0:l1], label, boxes[label - 1], (t0, l0))[inside]
+                    values = _window_values(filled[i], side, (t0 - top, l0 - left, t1 - top, l1 - left), inside)
+                    at = torch.from_numpy(rank[t0:t1, l0:l1][inside]).long()
+                    total.index_add_(1, at, wt * values)
+                    weight.index_add_(0, at, wt)
+        del labels, rank
+        guided = photo.float().div_(255)
+        guided[:, holes_t] = total / weight.clamp(min=1e-12)
+        return guided
 
 
 SNAP = 1.1  # a whole-image model's window up to this much larger than its input is cropped to it, not resized

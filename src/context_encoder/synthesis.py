@@ -124,7 +124,8 @@ def synthesize(image: Tensor, hole: Tensor, guide: Tensor, settings: SynthesisSe
     """Fill `hole` (H, W) bool of `image` (3, H, W) in [0, 1] with patches of the image, guided by `guide`.
 
     `guide` (3, H, W) is the network's fill (its values outside the hole are ignored). Returns the filled
-    (3, H, W) image; pixels outside the hole are `image`'s own.
+    (3, H, W) image; pixels outside the hole are `image`'s own. Passing one float tensor as both `image` and
+    `guide` (the photo with the network's fill in the hole) fills it in place and returns it.
     """
     s = settings or SynthesisSettings()
     if not bool(hole.any()):
@@ -139,6 +140,11 @@ def synthesize(image: Tensor, hole: Tensor, guide: Tensor, settings: SynthesisSe
     else:
         return torch.where(hole[None], guide, image)  # no patches to copy: the network's fill as it is
     crop, h = image[:, top:bottom, left:right], hole[top:bottom, left:right]
+    if guide is image and image.dtype == torch.float32 and not s.membrane and not s.restore_low:
+        # the caller's image already holds the guide in the hole (as `Inpainter` passes it): the hole is filled in
+        # place, and no copy of the photo is made (a 48 MP photo is 576 MB of floats)
+        _synthesize_crop(crop, h, crop, s, seed, in_place=True)
+        return image
     x = crop.float()
     g = guide[:, top:bottom, left:right].float()
     if s.membrane:
@@ -168,12 +174,20 @@ def _pyramid(image: Tensor, hole: Tensor, coarse_side: int, radius: int) -> list
     levels = [(image, hole)]
     while max(levels[-1][1].shape) > coarse_side and min(levels[-1][1].shape) >= 4 * radius:
         x, h = levels[-1]
-        h2 = F.max_pool2d(h[None, None].float(), 2, 2, ceil_mode=True)[0, 0] > 0
+        h2 = _halve_hole(h)
         if int(_valid_sources(h2, radius).sum()) < 16:
             break
         x2 = F.interpolate(x[None], size=h2.shape, mode="bilinear", antialias=True, align_corners=False)[0]
         levels.append((x2, h2))
     return levels
+
+
+def _halve_hole(hole: Tensor) -> Tensor:
+    """(ceil(H/2), ceil(W/2)) bool: a coarse pixel is in the hole when any of its 2x2 fine pixels is (a max pool
+    with ceil_mode, without its float copy of the mask)."""
+    height, width = hole.shape
+    padded = F.pad(hole[None], (0, width % 2, 0, height % 2))[0] if height % 2 or width % 2 else hole
+    return padded.reshape(-(-height // 2), 2, -(-width // 2), 2).any(3).any(1)
 
 
 def _valid_sources(hole: Tensor, r: int) -> Tensor:
@@ -209,12 +223,22 @@ def _box_blur(x: Tensor, r: int) -> Tensor:
     return out.mul_(1 / (2 * r + 1) ** 2)
 
 
-def _synthesize_crop(image: Tensor, hole: Tensor, guided: Tensor, s: SynthesisSettings, seed: int) -> Tensor:
-    """`guided` is the image with the guide in the hole; returns the synthesised image (hole filled)."""
+def _synthesize_crop(
+    image: Tensor, hole: Tensor, guided: Tensor, s: SynthesisSettings, seed: int, in_place: bool = False
+) -> Tensor:
+    """`guided` is the image with the guide in the hole; returns the synthesised image (hole filled), with
+    `in_place` `guided` itself."""
     gen = torch.Generator().manual_seed(seed)
+    weights = _guide_weights(hole, s)  # before the pyramid: its full-resolution map goes once that is built
     # one pyramid of the image with the guide in the hole: the hole's own pixels never leak into a level
     levels = _pyramid(guided, hole, s.coarse_side, s.radius)
-    weights = _guide_weights(hole, s)
+    searched_levels = [
+        level
+        for level, (_, h) in enumerate(levels)
+        if level == len(levels) - 1 or h.numel() <= s.search_pixels or s.large_iterations > 0
+    ]
+    level_weights = {level: _level_weights(weights, tuple(levels[level][1].shape)) for level in searched_levels}
+    del weights
     field, estimate, coarse_shape, field_voted = None, None, (0, 0), False
     for level in range(len(levels) - 1, -1, -1):
         x, h = levels[level]
@@ -222,8 +246,9 @@ def _synthesize_crop(image: Tensor, hole: Tensor, guided: Tensor, s: SynthesisSe
         searched = small or s.large_iterations > 0
         weight = 0.0  # a level that is not searched compares no patches
         if searched:
-            weight = _level_weights(weights, tuple(h.shape)) * s.guide_decay ** (len(levels) - 1 - level)
+            weight = level_weights.pop(level) * s.guide_decay ** (len(levels) - 1 - level)
         level_s = _Level(x, h, s.radius, s.search_dims if searched else -1, weight)
+        into = x if in_place and level == 0 else None  # where this level's votes go (else a copy of `x`)
         if field is None:
             field = level_s.random_field(gen)
             estimate = x
@@ -231,20 +256,25 @@ def _synthesize_crop(image: Tensor, hole: Tensor, guided: Tensor, s: SynthesisSe
         else:
             field = level_s.repair(level_s.upsample_field(field, coarse_shape), gen)
             field_voted = s.upsample == "vote"
-            if field_voted:
-                estimate = level_s.vote(field)
-            else:
+            iterations = s.iterations if small else s.large_iterations
+            if field_voted and (level == 0 or iterations > 0):  # an estimate no search or output reads: not voted
+                estimate = level_s.vote(field, into=into)
+            elif not field_voted:
                 up = F.interpolate(estimate[None], size=h.shape, mode="bilinear", align_corners=False)[0]
                 estimate = torch.where(h[None], up, x)
-            iterations = s.iterations if small else s.large_iterations
         coarse_shape = tuple(h.shape)
         copy_em = s.em_vote == "copy" and level < len(levels) - 1
         for _ in range(iterations):
             field = level_s.search(field, estimate, gen)
-            estimate = level_s.vote(field, copy=copy_em)
+            estimate = level_s.vote(field, copy=copy_em, into=into)
         copy = level == 0 and (s.final_vote == "copy" or (s.final_vote == "auto" and iterations > 0))
         if copy or (iterations == 0 and not field_voted):
-            estimate = level_s.vote(field, copy=copy)
+            estimate = level_s.vote(field, copy=copy, into=into)
+        if level:
+            levels[level] = None  # type: ignore[call-overload]  # finer levels read its field, not its image
+    if in_place and estimate is not guided:
+        guided[:, hole] = estimate[:, hole]
+        return guided
     return estimate
 
 
@@ -258,7 +288,10 @@ def _guide_weights(hole: Tensor, s: SynthesisSettings) -> float | Tensor:
     thick = thick_holes(labels, len(boxes), s.guide_reach)  # the thin/thick rule of `inpaint.local_pieces`
     if not thick.any():
         return s.guide_weight
-    return torch.from_numpy(np.where(thick[labels], s.guide_weight_thick, s.guide_weight).astype(np.float32))
+    is_thick = thick[labels]
+    del labels
+    weights = np.where(is_thick, np.float32(s.guide_weight_thick), np.float32(s.guide_weight))  # float32 at once
+    return torch.from_numpy(weights)
 
 
 def _level_weights(weights: float | Tensor, shape: tuple[int, int]) -> float | Tensor:
@@ -289,16 +322,16 @@ class _Level:
         self.height, self.width = hole.shape
         near = _near(hole, r)  # patches that touch the hole
         self.valid = _inside_image(~near, r).flatten()  # per pixel: can a patch centred there be a source?
-        self.valid_index = self.valid.nonzero().flatten()
+        self._valid_index: Tensor | None = None
         self.hole = hole
-        self.target_index = near.flatten().nonzero().flatten()
-        self.ty, self.tx = self.target_index // self.width, self.target_index % self.width
+        self.searched = dims >= 0
+        # int32 on a level that is not searched (half the memory of a 48 MP photo's target indices)
+        self.target_index = _flat_nonzero(near.flatten(), torch.int64 if self.searched else torch.int32)
         self.targets = len(self.target_index)
         self._neighbours: dict[tuple[int, int], Tensor] = {}
         self._target_index_cut: Tensor | None = None  # `_cut_index` of the targets, kept
         self._hole_pixels: tuple[Tensor, Tensor] | None = None  # `vote`'s (rows, columns) of the hole, kept
         self._geometry: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []  # `vote`'s, kept on searched levels
-        self.searched = dims >= 0
         self.image = image
         self.basis = None  # (3 (2r+1)^2, dims): the principal directions patches are compared along
         if dims < 0:
@@ -331,14 +364,36 @@ class _Level:
         self.patch_norms = torch.where(self.valid, norms, torch.full_like(norms, math.inf))  # no invalid source
         self.lf_norms = (self.table[:, -3:] ** 2).sum(1)
 
+    @property
+    def valid_index(self) -> Tensor:
+        """The flat indices of the valid sources (int32 on a level that is not searched: a quarter of the memory
+        of int64 per pixel at 48 MP)."""
+        if self._valid_index is None:
+            self._valid_index = _flat_nonzero(self.valid, torch.int64 if self.searched else torch.int32)
+        return self._valid_index
+
     def random_field(self, gen: torch.Generator) -> Tensor:
         """(H*W,) flat source index per pixel: random valid sources."""
         pick = torch.randint(0, len(self.valid_index), (self.height * self.width,), generator=gen)
         return self.valid_index[pick]
 
     def upsample_field(self, field: Tensor, coarse_shape: tuple[int, int]) -> Tensor:
-        """A coarser level's field at this level's size: each source doubled plus the pixel's offset in its cell."""
+        """A coarser level's field at this level's size: each source doubled plus the pixel's offset in its cell.
+
+        On a level that is not searched only the target patches' sources are read (by the vote), so only they
+        are computed, as int32: the parent of a target is a target of the coarser level (a hole pixel's parent
+        is a hole pixel there, and r px here are at most r px there), which holds its source."""
         ch, cw = coarse_shape
+        if not self.searched:
+            out = torch.zeros(self.height * self.width, dtype=torch.int32)
+            for start in range(0, self.targets, 1 << 20):
+                at = self.target_index[start : start + (1 << 20)]
+                yy, xx = at // self.width, at % self.width
+                src = field[(yy // 2).clamp(max=ch - 1) * cw + (xx // 2).clamp(max=cw - 1)].long()
+                sy = (2 * (src // cw) + yy % 2).clamp(0, self.height - 1)
+                sx = (2 * (src % cw) + xx % 2).clamp(0, self.width - 1)
+                out[at] = (sy * self.width + sx).int()
+            return out
         yy, xx = torch.meshgrid(torch.arange(self.height), torch.arange(self.width), indexing="ij")
         cy, cx = (yy // 2).clamp(max=ch - 1), (xx // 2).clamp(max=cw - 1)
         src = field[(cy * cw + cx).flatten()]
@@ -395,7 +450,8 @@ class _Level:
     def _neighbour(self, dy: int, dx: int) -> Tensor:
         """(targets,) flat index of the pixel (dy, dx) from each target, clamped to the image; kept per level."""
         if (dy, dx) not in self._neighbours:
-            ny, nx = (self.ty + dy).clamp(0, self.height - 1), (self.tx + dx).clamp(0, self.width - 1)
+            ty, tx = self.target_index // self.width, self.target_index % self.width
+            ny, nx = (ty + dy).clamp(0, self.height - 1), (tx + dx).clamp(0, self.width - 1)
             self._neighbours[dy, dx] = ny * self.width + nx
         return self._neighbours[dy, dx]
 
@@ -445,20 +501,24 @@ class _Level:
         use = (inside & is_target[centre]).float()
         return centre, dy * width + dx, use, use.sum(0).clamp(min=1)
 
-    def vote(self, field: Tensor, copy: bool = False) -> Tensor:
+    def vote(self, field: Tensor, copy: bool = False, into: Tensor | None = None) -> Tensor:
         """Each hole pixel: the mean of what the target patches covering it copy there (Wexler et al.), or
-        with `copy` what its own patch's source holds at its centre."""
+        with `copy` what its own patch's source holds at its centre. Written into `into` (this level's image,
+        whose hole the vote never reads: sources are known pixels), else into a copy of this level's image."""
         r, height, width = self.r, self.height, self.width
         if self._hole_pixels is None:
-            self._hole_pixels = self.hole.nonzero(as_tuple=True)
+            flat = _flat_nonzero(self.hole.flatten(), torch.int64 if self.searched else torch.int32)
+            self._hole_pixels = flat // width, flat % width
         hy, hx = self._hole_pixels
         if copy:
-            out = self.image.clone()
-            out[:, hy, hx] = self.image.reshape(3, -1).index_select(1, field[hy * width + hx])
+            values = _gather(_pixels(self.image), field[hy * width + hx].long())
+            out = self.image.clone() if into is None else into
+            out[:, hy, hx] = values
             return out
         # in chunks of hole pixels, so that a large hole's (2r+1)^2 copies stay small; a searched level, voted
         # after each search, keeps the chunks' geometry
-        flat, total = self.image.reshape(3, -1), torch.zeros(3, len(hy))
+        total = torch.zeros(3, len(hy))
+        pixels = _pixels(self.image)
         chunk = max(1, VOTE_ELEMENTS // (2 * r + 1) ** 2)
         is_target = None
         for i, start in enumerate(range(0, len(hy), chunk)):
@@ -475,11 +535,35 @@ class _Level:
             # a target's source lies r px or more inside the image (a valid source), so source + shift stays in it;
             # the clamp only guards the entries `use` zeroes, whose centre is no target
             copied = (field[centre] + shift).clamp_(0, height * width - 1)  # ((2r+1)^2, pixels)
-            values = flat.index_select(1, copied.flatten()).reshape(3, *copied.shape)
+            values = _gather(pixels, copied.flatten()).reshape(3, *copied.shape)
             total[:, start : start + chunk] = values.mul_(use).sum(1) / count
-        out = self.image.clone()
+        out = self.image.clone() if into is None else into
         out[:, hy, hx] = total
         return out
+
+
+def _pixels(image: Tensor) -> tuple[Tensor, bool]:
+    """`image` (3, H, W) as one row per pixel, (H*W, 3) and True, where its memory is laid out so (channels
+    last: a photo converted from an (H, W, 3) array), else as its planes, (3, H*W) and False; a view either
+    way when it can be."""
+    if image.stride(0) == 1 and image.stride(2) == 3:
+        return image.permute(1, 2, 0).reshape(-1, 3), True
+    return image.reshape(3, -1), False
+
+
+def _gather(pixels: tuple[Tensor, bool], at: Tensor) -> Tensor:
+    """(3, len(at)): the pixels (from `_pixels`) at the flat indices `at`, gathered along the memory's own
+    layout: in a channels-last image a pixel's three values are one read, where gathering its planes was twenty
+    times slower (strided reads over a 24 MP photo)."""
+    values, rows = pixels
+    return values.index_select(0, at).t() if rows else values.index_select(1, at)
+
+
+def _flat_nonzero(mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """The indices of the True entries of the 1-D `mask` as `dtype`, found in chunks (no int64 copy of them all)."""
+    step = 1 << 22
+    parts = [mask[i : i + step].nonzero().flatten().add_(i).to(dtype) for i in range(0, len(mask), step)]
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=dtype)
 
 
 def _principal_directions(patches: Tensor, dims: int) -> Tensor:
