@@ -3,6 +3,7 @@
     python -m benchmarks.fullres_speed                      # from the repository root
     python -m benchmarks.fullres_speed --methods net --repeats 1
     python -m benchmarks.fullres_speed --threads 1          # one core (default: torch's, all cores)
+    python -m benchmarks.fullres_speed --phone --methods net+patch   # 12, 24, 48 MP: time and peak memory
 
 The photo is a Kodak image resized (Lanczos) to each size at 3:2 (a smooth synthetic image when the
 shared data is missing), with a seeded 10% brush-stroke hole. Each method runs in a fresh process (so
@@ -39,6 +40,7 @@ METHODS = (*NETWORKS, *registry.names("classical", featured=True))  # the defaul
 # the patch synthesis as it was before LPIPS chose its settings, timed beside today's as `net+patch-previous`
 PREVIOUS = SynthesisSettings(iterations=2, upsample="image", restore_low=1, guide_weight_thick=4.0, final_vote="copy")
 SIZES_MP = (0.4, 1.0, 4.0)
+PHONE_MP = (12.0, 24.0, 48.0)  # `--phone`: phone-camera sizes, each in a process of its own (its own peak memory)
 HOLE = (0.095, 0.105)  # stroke coverage: 10% of the image
 
 
@@ -87,10 +89,11 @@ def worker(name: str, sizes: list[float], repeats: int, big_repeats: int, model:
     return result
 
 
-def run_worker(name: str, args: argparse.Namespace) -> dict:
+def run_worker(name: str, args: argparse.Namespace, sizes: list[float] | None = None) -> dict:
     """`worker` in a fresh Python process (its own peak memory); {"failed": last error line} when it crashes."""
+    sizes = args.sizes if sizes is None else sizes
     cmd = [sys.executable, "-m", "benchmarks.fullres_speed", "--worker", name, "--model", args.model]
-    cmd += ["--sizes", *map(str, args.sizes), "--repeats", str(args.repeats), "--big-repeats", str(args.big_repeats)]
+    cmd += ["--sizes", *map(str, sizes), "--repeats", str(args.repeats), "--big-repeats", str(args.big_repeats)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)} if args.threads else None
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], env=env)
     if proc.returncode != 0:
@@ -105,6 +108,11 @@ def main() -> None:
         "--methods", nargs="+", default=list(METHODS), choices=[*NETWORKS, "net+patch-previous", *BASELINES]
     )
     parser.add_argument("--sizes", nargs="+", type=float, default=list(SIZES_MP), help="megapixels")
+    parser.add_argument(
+        "--phone",
+        action="store_true",
+        help=f"sizes {' / '.join(f'{mp:g}' for mp in PHONE_MP)} MP, each in its own process: peak memory per size",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per size (median)")
     parser.add_argument("--big-repeats", type=int, default=1, help="timed calls per size above 2 MP")
     parser.add_argument("--model", help="shipped model or .safetensors file (default: best ranked for free-form holes)")
@@ -117,6 +125,8 @@ def main() -> None:
         parser.error(f"--threads must be at least 1, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.phone:
+        args.sizes = list(PHONE_MP)
     if args.worker:
         print(json.dumps(worker(args.worker, args.sizes, args.repeats, args.big_repeats, args.model)))
         return
@@ -128,13 +138,24 @@ def main() -> None:
     print(f"{'method':<18} {head} {'peak RSS':>9} {'warm-up':>10}")
     results = {}
     for name in args.methods:
-        r = results[name] = run_worker(name, args)
+        if args.phone:  # one process per size: each size's own peak
+            runs = [run_worker(name, args, [mp]) for mp in args.sizes]
+            failed = [r for r in runs if "skipped" in r or "failed" in r]
+            r = results[name] = failed[0] if failed else {"sizes": {k: v for r in runs for k, v in r["sizes"].items()}}
+            if not failed:
+                r["peak_rss_mb_per_size"] = {str(mp): run["peak_rss_mb"] for mp, run in zip(args.sizes, runs)}
+                r["peak_rss_mb"], r["loaded_rss_mb"] = max(x["peak_rss_mb"] for x in runs), runs[0]["loaded_rss_mb"]
+        else:
+            r = results[name] = run_worker(name, args)
         if "skipped" in r or "failed" in r:
             print(f"{name:<18} ({'skipped' if 'skipped' in r else 'failed'}: {r.get('skipped') or r['failed']})")
             continue
         cells = [f"{s['seconds']:.2f} ({s['seconds'] / s['megapixels']:.2f})" for s in r["sizes"].values()]
         rss = f"{r['peak_rss_mb']:>6.0f} MB {r['loaded_rss_mb']:>7.0f} MB"
         print(f"{name:<18} {' '.join(f'{c:>16}' for c in cells)} {rss}", flush=True)
+        if "peak_rss_mb_per_size" in r:
+            peaks = " ".join(f"{f'{v:.0f} MB':>16}" for v in r["peak_rss_mb_per_size"].values())
+            print(f"{'  peak RSS':<18} {peaks}", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         setup = {"photo": source, "model": args.model, "threads": threads, "repeats": args.repeats}

@@ -370,7 +370,7 @@ def test_the_pixel_cap_refuses_images_before_decoding(bombs, run, tmp_path, caps
     huge, big = bombs
     for path in (huge, big):
         for read in (load_image, load_mask):
-            with pytest.raises(DataError, match="the limit is 40,000,000"):
+            with pytest.raises(DataError, match="the limit is 70,000,000"):
                 read(path)
         with pytest.raises(DataError, match="pixels; the limit"):
             inpaint(run, path, np.zeros((1, 1), bool))

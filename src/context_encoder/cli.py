@@ -177,22 +177,21 @@ def _inpaint(args: argparse.Namespace) -> int:
 
 def _fill_file(args: argparse.Namespace, inpainter: Inpainter, photo: Path, mask: str | Path | None, dst: Path) -> None:
     """Fill one photo file into `dst`, keeping what the file carries besides its pixels (`photo_file`)."""
-    from .decode import hole_array, load_image
+    from .decode import hole_array
     from .photo_file import read_photo_file, save_filled
     from .viz import image_format
 
-    image = load_image(photo)
-    carried = read_photo_file(photo)
+    carried = read_photo_file(photo)  # the header: size, format, metadata (the pixels are read by the fill)
     fmt = image_format(dst, default=carried.format)
     if mask is not None:
-        hole = hole_array(mask, image.size, f"mask {mask}")
+        hole = hole_array(mask, carried.size, f"mask {mask}")
     else:
-        hole = _hole(args, image.size, inpainter)
+        hole = _hole(args, carried.size, inpainter)
     if not hole.any():
         print(f"notice: the mask is empty; {dst} equals the input", file=sys.stderr)
     for line in carried.notices(fmt):
         print(f"notice: {photo.name}: {line}", file=sys.stderr)
-    save_filled(inpainter(image, hole), hole, dst, fmt, carried)
+    save_filled(inpainter(photo, hole), hole, dst, fmt, carried)
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -27,9 +27,10 @@ from .errors import ConfigError, DataError, InputError
 ImageInput = Image.Image | np.ndarray | str | Path  # a file, a Pillow image or an (H, W[, C]) uint8 array
 MaskInput = Image.Image | np.ndarray | Tensor | str | Path  # also a tensor, channels first
 IMAGE_SUFFIXES = frozenset(ext.lower() for ext in Image.registered_extensions())
-# The one pixel cap of every image read (files, uploads, data folders): 40 MP, about an 8000 x 5000 photo;
-# larger images are refused before decoding. The environment variable CONTEXT_ENCODER_MAX_PIXELS sets another.
-MAX_PIXELS = 40_000_000
+# The pixel cap of every image read (files, data folders): 70 MP, a 64 MP phone camera's 9248 x 6936 with room
+# (a 48 MP photo with a long brush stroke fills in about 1.9 GB; docs/performance.md); larger images are refused
+# before decoding. The environment variable CONTEXT_ENCODER_MAX_PIXELS sets another; the web app has its own.
+MAX_PIXELS = 70_000_000
 MAX_PIXELS_ENV = "CONTEXT_ENCODER_MAX_PIXELS"
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _MASK_MODES = ("1", "L", "LA", "RGB", "RGBA", "I", "F")
@@ -185,15 +186,16 @@ def image_array(image: ImageInput, copy: bool = True) -> np.ndarray:
     Every kind is held to the pixel cap (`max_pixels`); a lazily opened PIL
     image that fails to decode (truncated, corrupt) is a `DataError`.
     """
+    own = False  # whether `arr` below is already a copy made here
     if isinstance(image, (str, Path)):
         image = load_image(image)
     if isinstance(image, Image.Image):
         check_pixels(image.size, "the image")
         try:
-            image = to_rgb(image)
+            image = np.array(to_rgb(image))  # writable: this copy can be the one returned
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad data
             raise DataError(f"cannot decode the image: {str(exc).strip() or type(exc).__name__}") from None
-        image = np.asarray(image)
+        own = True
     arr = np.asarray(image)
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
@@ -202,7 +204,7 @@ def image_array(image: ImageInput, copy: bool = True) -> np.ndarray:
     if arr.dtype != np.uint8:
         raise InputError(f"image array must be uint8, got {arr.dtype}")
     check_pixels((arr.shape[1], arr.shape[0]), "the image")
-    if not copy and arr.shape[2] == 3 and arr.flags.c_contiguous and arr.flags.writeable and arr is image:
+    if (own or not copy) and arr.shape[2] == 3 and arr.flags.c_contiguous and arr.flags.writeable and arr is image:
         return arr
     return np.array(arr[..., :3], dtype=np.uint8, order="C")  # a writable copy
 

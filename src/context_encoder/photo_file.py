@@ -33,6 +33,7 @@ class PhotoFile:
     """What `read_photo_file` found in a file besides the pixels `decode.load_image` returns."""
 
     format: str | None  # Pillow's name of the input's format ("JPEG", "PNG", ...)
+    size: tuple[int, int]  # (W, H) of the upright pixels (EXIF orientation applied, as `decode.load_image` does)
     grey: bool  # one channel (L, I;16, ...): the result is written grey
     exif: bytes | None  # the EXIF block with the orientation tag removed
     icc_profile: bytes | None  # only a profile for RGB (or grey, for a grey photo) pixels
@@ -63,6 +64,8 @@ def read_photo_file(path: str | Path) -> PhotoFile:
 
 def _read(img: Image.Image) -> PhotoFile:
     exif = img.getexif()
+    turned = exif.get(ORIENTATION) in (5, 6, 7, 8)  # a quarter turn: width and height swap
+    size = (img.height, img.width) if turned else img.size
     exif.pop(ORIENTATION, None)
     grey = img.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F") or (
         img.mode == "P" and img.palette is not None and img.palette.mode == "L"
@@ -79,6 +82,7 @@ def _read(img: Image.Image) -> PhotoFile:
             rgba = None  # an alpha channel that hides nothing: nothing to keep
     return PhotoFile(
         format=img.format,
+        size=size,
         grey=grey,
         exif=exif.tobytes() if len(exif) else None,
         icc_profile=icc,

@@ -166,19 +166,24 @@ def _crop_box(hole: Tensor, margin: float) -> tuple[int, int, int, int]:
     return max(0, top - pad), max(0, left - pad), min(height, bottom + pad), min(width, right + pad)
 
 
-def _pyramid(image: Tensor, hole: Tensor, coarse_side: int, radius: int) -> list[tuple[Tensor, Tensor]]:
-    """[(image, hole)] from fine to coarse; a coarse pixel is in the hole when any of its fine pixels is.
-
-    It stops at `coarse_side`, or earlier where a coarser level would keep fewer than 16 source patches.
-    """
-    levels = [(image, hole)]
-    while max(levels[-1][1].shape) > coarse_side and min(levels[-1][1].shape) >= 4 * radius:
-        x, h = levels[-1]
-        h2 = _halve_hole(h)
+def _hole_pyramid(hole: Tensor, coarse_side: int, radius: int) -> list[Tensor]:
+    """The hole at each pyramid level, fine to coarse; a coarse pixel is in the hole when any of its fine pixels
+    is. It stops at `coarse_side`, or earlier where a coarser level would keep fewer than 16 source patches."""
+    holes = [hole]
+    while max(holes[-1].shape) > coarse_side and min(holes[-1].shape) >= 4 * radius:
+        h2 = _halve_hole(holes[-1])
         if int(_valid_sources(h2, radius).sum()) < 16:
             break
-        x2 = F.interpolate(x[None], size=h2.shape, mode="bilinear", antialias=True, align_corners=False)[0]
-        levels.append((x2, h2))
+        holes.append(h2)
+    return holes
+
+
+def _pyramid(image: Tensor, holes: list[Tensor]) -> list[tuple[Tensor, Tensor]]:
+    """[(image, hole)] from fine to coarse, at the sizes of `holes` (from `_hole_pyramid`)."""
+    levels = [(image, holes[0])]
+    for h2 in holes[1:]:
+        x2 = F.interpolate(levels[-1][0][None], size=h2.shape, mode="bilinear", antialias=True, align_corners=False)
+        levels.append((x2[0], h2))
     return levels
 
 
@@ -229,16 +234,19 @@ def _synthesize_crop(
     """`guided` is the image with the guide in the hole; returns the synthesised image (hole filled), with
     `in_place` `guided` itself."""
     gen = torch.Generator().manual_seed(seed)
-    weights = _guide_weights(hole, s)  # before the pyramid: its full-resolution map goes once that is built
-    # one pyramid of the image with the guide in the hole: the hole's own pixels never leak into a level
-    levels = _pyramid(guided, hole, s.coarse_side, s.radius)
+    holes = _hole_pyramid(hole, s.coarse_side, s.radius)
     searched_levels = [
         level
-        for level, (_, h) in enumerate(levels)
-        if level == len(levels) - 1 or h.numel() <= s.search_pixels or s.large_iterations > 0
+        for level, h in enumerate(holes)
+        if level == len(holes) - 1 or h.numel() <= s.search_pixels or s.large_iterations > 0
     ]
-    level_weights = {level: _level_weights(weights, tuple(levels[level][1].shape)) for level in searched_levels}
+    # the guide weights of the levels that compare patches, made and their full-resolution map gone before the
+    # image pyramid is built (a 48 MP photo's map is 192 MB)
+    weights = _guide_weights(hole, s)
+    level_weights = {level: _level_weights(weights, tuple(holes[level].shape)) for level in searched_levels}
     del weights
+    # one pyramid of the image with the guide in the hole: the hole's own pixels never leak into a level
+    levels = _pyramid(guided, holes)
     field, estimate, coarse_shape, field_voted = None, None, (0, 0), False
     for level in range(len(levels) - 1, -1, -1):
         x, h = levels[level]
