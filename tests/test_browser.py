@@ -16,6 +16,7 @@ import re
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -480,40 +481,81 @@ def test_options_grow_and_feather_reach_the_request(page, server: Server, tmp_pa
     page.fill("#feather", "0")
 
 
-def test_queue_position_and_cancel(page, server: Server, tmp_path: Path) -> None:
-    """A running fill shows 'Filling', one behind it 'Waiting — 1 ahead'; both are cancelled from the page. The
-    server finishes the started one and skips the waiting one (499 in its log)."""
+def post_fill(server: Server, model: str, ticket: str, out: list[int]) -> None:
+    """POST /api/inpaint as a script would (a gradient photo, a box hole), the status appended to `out`."""
+    img = gradient()
+    mask = np.zeros(img.shape[:2], np.uint8)
+    mask[100:140, 100:200] = 255
+    boundary = "browser-test-boundary"
+    body = b""
+    for name, arr in (("image", img), ("mask", mask)):
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, "PNG")
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}.png"\r\n\r\n'
+        body += head.encode() + buf.getvalue() + b"\r\n"
+    body += f'--{boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\n{model}\r\n--{boundary}--\r\n'.encode()
+    request = urllib.request.Request(
+        f"{server.url}/api/inpaint?ticket={ticket}",
+        data=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as res:
+            out.append(res.status)
+    except urllib.error.HTTPError as exc:
+        out.append(exc.code)
+
+
+def test_cancel_then_fill_and_the_queue_position(page, server: Server, tmp_path: Path) -> None:
+    """Cancel stops a running fill on the server: the next fill starts at once, while the cancelled one is still
+    stuck (it stops at its next torch operation, 499). A fill waiting behind another shows 'Waiting — 1 ahead'
+    and, cancelled with Esc, is dropped from the queue."""
     fresh(page, server)
     open_photo(page, tmp_path / "queue.png", gradient())
     drag(page, [(0.4, 0.4), (0.6, 0.5)])
     status, cancel, inpaint = page.locator("#status"), page.locator("#cancel"), page.locator("#inpaint")
     seen = len(server.recorder.statuses)
+    background: list[int] = []
+    script = threading.Thread(target=post_fill, args=(server, "slow", "background-0001", background))
     try:
         page.select_option("#model", "slow")
         inpaint.click()
         expect(status).to_contain_text("Filling with slow", timeout=10_000)
         expect(inpaint).to_be_disabled()
         cancel.click()
-        expect(status).to_contain_text("Cancelled")
+        expect(status).to_contain_text("Cancelled: the server stopped the fill")
         expect(status).to_have_attribute("data-state", "idle")
         expect(cancel).to_be_hidden()
         expect(inpaint).to_be_enabled()
+        server.wait_for_queue(running=0, stopping=1)  # still stuck in the slow model, without a worker
 
         page.select_option("#model", "tiny")
+        start = time.perf_counter()
+        inpaint.click()
+        expect(status).to_have_attribute("data-state", "ok", timeout=10_000)
+        second_fill_s = time.perf_counter() - start
+        assert server.get("/healthz")["queue"]["stopping"] == 1, "the cancelled fill is still stuck"
+        assert second_fill_s < 5, f"the fill after a cancel took {second_fill_s:.1f} s"
+
+        script.start()  # a script's slow fill takes the worker; the page's next fill waits behind it
+        server.wait_for_queue(running=1, stopping=1)
         inpaint.click()
         expect(status).to_contain_text("Waiting — 1 ahead", timeout=10_000)
         server.wait_for_queue(running=1, waiting=1)
         page.keyboard.press("Escape")
-        expect(status).to_contain_text("Cancelled; the server skips the request")
+        expect(status).to_contain_text("Cancelled: the server dropped the request from its queue")
         server.wait_for_queue("/api/queue", running=1, waiting=0)  # noticed at once: the job no longer counts
     finally:
-        server.gate.release()
-    server.wait_for_queue(running=0, waiting=0, uploading=0)
+        server.gate.release(2)  # the stuck cancelled fill, which now stops at its first torch operation, and the script's
+        if script.is_alive() or background:
+            script.join(30)
+    server.wait_for_queue(running=0, waiting=0, stopping=0, uploading=0)
     for _ in range(100):
-        if len(server.recorder.statuses) >= seen + 2:
+        if len(server.recorder.statuses) >= seen + 4:
             break
         time.sleep(0.02)
-    assert server.recorder.statuses[seen:] == [200, 499]
+    assert background == [200]
+    assert sorted(server.recorder.statuses[seen:]) == [200, 200, 499, 499]
 
 
 def touch(cdp, kind: str, points: list[tuple[float, float]]) -> None:
