@@ -1,6 +1,7 @@
 """End to end in headless Chromium: open a photo, paint a hole, inpaint, download, check the pixels; zoom and pan,
-redo, brush-size keys, paste, inference options, grow and feather, the queue position and cancelling a fill,
-and a phone-sized touch screen.
+redo, brush-size keys, paste, inference options, grow and feather, the queue position, cancel-then-fill, the
+slider's start, focus, Use result, the download's format, box drags from outside the image, the large-mask
+warning, mask files, and a phone-sized touch screen (tap targets, menus, the result scrolled into view).
 
 Needs the web extra, Playwright for Python (only its driver: the browser is Debian's /usr/bin/chromium,
 so `playwright install` is not needed) and `apt-get install chromium`; skipped when one is missing.

@@ -1,4 +1,5 @@
-"""The web app's HTTP API with an in-process client: results, limits, bad input, the queue under load.
+"""The web app's HTTP API with an in-process client: results, limits, bad input, the queue under load, cancelling
+a request, the answer's format, and `serve`'s check of its models before it listens.
 
 Over 400 lines on purpose: one module per surface under test, the HTTP API, with the fixtures it shares.
 """
@@ -1067,7 +1068,8 @@ def test_the_answer_takes_the_input_format_when_asked(client: TestClient) -> Non
 
 def test_a_transparent_png_keeps_its_alpha_and_colours(client: TestClient) -> None:
     """The methods read an RGBA photo on white, but the answer (PNG, or WebP) is RGBA with the photo's alpha and
-    its stored colours outside the hole; its colour profile goes with it. As JPEG it is the photo on white."""
+    its stored colours outside the hole; its colour profile goes with it (an RGB one only). As JPEG it is the
+    photo on white."""
     from PIL import ImageCms
 
     img, m = photo(seed=12), hole()
@@ -1092,3 +1094,6 @@ def test_a_transparent_png_keeps_its_alpha_and_colours(client: TestClient) -> No
     flat = Image.open(io.BytesIO(client.post("/api/inpaint", **form(data, mask_png(m), format="jpeg")).content))
     assert flat.mode == "RGB"
     assert np.asarray(flat)[5, 5].min() > 240, "a transparent pixel is white in a JPEG"
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # a profile of another colour space
+    grey = client.post("/api/inpaint", **form(png(Image.fromarray(img[..., 0]), icc_profile=lab), mask_png(m)))
+    assert "icc_profile" not in Image.open(io.BytesIO(grey.content)).info, "no RGB answer carries a non-RGB profile"

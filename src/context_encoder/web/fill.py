@@ -186,8 +186,7 @@ def _encode(up: Upload, fmt: str, png_level: int) -> bytes:
     options: dict = {"compress_level": png_level} if name == "PNG" else {"quality": LOSSY_QUALITY}
     if name == "WEBP" and up.alpha is not None:
         options["exact"] = True  # keep the colours of transparent pixels, as PNG does
-    if up.icc_profile:
-        options["icc_profile"] = up.icc_profile
+    options["icc_profile"] = up.icc_profile  # None: none, also where the image's own info holds an unfit one
     buf = io.BytesIO()
     img.save(buf, name, **options)
     return buf.getvalue()

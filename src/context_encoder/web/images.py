@@ -118,7 +118,7 @@ class Upload:
     hole: np.ndarray  # (H, W) bool
     canvas: Image.Image  # RGB, the answer: the fill is pasted into it; `image` itself unless the alpha is kept
     alpha: Image.Image | None  # "L": the photo's transparency, put back on `canvas`; None: opaque, or not kept
-    icc_profile: bytes | None  # the photo's colour profile, given to the answer
+    icc_profile: bytes | None  # the photo's RGB colour profile, given to the answer
 
 
 def _alpha(img: Image.Image) -> Image.Image | None:
@@ -142,6 +142,8 @@ def decode_upload(
     hole = decode_hole(mask, max_pixels)
     opened = open_image(image, "image", max_pixels)
     icc = opened.info.get("icc_profile") or None
+    if icc is not None and icc[16:20] != b"RGB ":  # the profile's colour space: a grey or CMYK one fits no RGB answer
+        icc = None
     decoded = _decode(opened, "image")
     alpha = None
     if keep_alpha and decoded.mode != "RGB":
