@@ -1,5 +1,5 @@
 // Context Encoder web app: paint a hole, send image + full-resolution mask to /api/inpaint, compare, download.
-// One file of 1000 lines on purpose: the page is one closure over shared state (image, mask history, view
+// One file of about 1050 lines on purpose: the page is one closure over shared state (image, mask history, view
 // transform, request), and splitting it would mean passing that state through every module. Mask pixel work,
 // which needs none of it, lives in mask.js.
 import { drawOp, maskFromImage, maskPNG } from "./mask.js";
