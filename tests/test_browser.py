@@ -1,6 +1,7 @@
 """End to end in headless Chromium: open a photo, paint a hole, inpaint, download, check the pixels; zoom and pan,
-redo, brush-size keys, paste, inference options, grow and feather, the queue position and cancelling a fill,
-and a phone-sized touch screen.
+redo, brush-size keys, paste, inference options, grow and feather, the queue position, cancel-then-fill, the
+slider's start, focus, Use result, the download's format, box drags from outside the image, the large-mask
+warning, mask files, and a phone-sized touch screen (tap targets, menus, the result scrolled into view).
 
 Needs the web extra, Playwright for Python (only its driver: the browser is Debian's /usr/bin/chromium,
 so `playwright install` is not needed) and `apt-get install chromium`; skipped when one is missing.
@@ -16,6 +17,7 @@ import re
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -480,40 +482,110 @@ def test_options_grow_and_feather_reach_the_request(page, server: Server, tmp_pa
     page.fill("#feather", "0")
 
 
-def test_queue_position_and_cancel(page, server: Server, tmp_path: Path) -> None:
-    """A running fill shows 'Filling', one behind it 'Waiting — 1 ahead'; both are cancelled from the page. The
-    server finishes the started one and skips the waiting one (499 in its log)."""
+def post_fill(server: Server, model: str, ticket: str, out: list[int]) -> None:
+    """POST /api/inpaint as a script would (a gradient photo, a box hole), the status appended to `out`."""
+    img = gradient()
+    mask = np.zeros(img.shape[:2], np.uint8)
+    mask[100:140, 100:200] = 255
+    boundary = "browser-test-boundary"
+    body = b""
+    for name, arr in (("image", img), ("mask", mask)):
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, "PNG")
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}.png"\r\n\r\n'
+        body += head.encode() + buf.getvalue() + b"\r\n"
+    body += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\n{model}\r\n--{boundary}--\r\n'.encode()
+    )
+    request = urllib.request.Request(
+        f"{server.url}/api/inpaint?ticket={ticket}",
+        data=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as res:
+            out.append(res.status)
+    except urllib.error.HTTPError as exc:
+        out.append(exc.code)
+
+
+def test_cancel_then_fill_and_the_queue_position(page, server: Server, tmp_path: Path) -> None:
+    """Cancel stops a running fill on the server: the next fill starts at once, while the cancelled one is still
+    stuck (it stops at its next torch operation, 499). A fill waiting behind another shows 'Waiting — 1 ahead'
+    and, cancelled with Esc, is dropped from the queue."""
     fresh(page, server)
     open_photo(page, tmp_path / "queue.png", gradient())
     drag(page, [(0.4, 0.4), (0.6, 0.5)])
     status, cancel, inpaint = page.locator("#status"), page.locator("#cancel"), page.locator("#inpaint")
     seen = len(server.recorder.statuses)
+    background: list[int] = []
+    script = threading.Thread(target=post_fill, args=(server, "slow", "background-0001", background))
     try:
         page.select_option("#model", "slow")
         inpaint.click()
         expect(status).to_contain_text("Filling with slow", timeout=10_000)
         expect(inpaint).to_be_disabled()
         cancel.click()
-        expect(status).to_contain_text("Cancelled")
+        expect(status).to_contain_text("Cancelled: the server stopped the fill")
         expect(status).to_have_attribute("data-state", "idle")
         expect(cancel).to_be_hidden()
         expect(inpaint).to_be_enabled()
+        server.wait_for_queue(running=0, stopping=1)  # still stuck in the slow model, without a worker
 
         page.select_option("#model", "tiny")
+        start = time.perf_counter()
+        inpaint.click()
+        expect(status).to_have_attribute("data-state", "ok", timeout=10_000)
+        second_fill_s = time.perf_counter() - start
+        assert server.get("/healthz")["queue"]["stopping"] == 1, "the cancelled fill is still stuck"
+        assert second_fill_s < 5, f"the fill after a cancel took {second_fill_s:.1f} s"
+
+        script.start()  # a script's slow fill takes the worker; the page's next fill waits behind it
+        server.wait_for_queue(running=1, stopping=1)
         inpaint.click()
         expect(status).to_contain_text("Waiting — 1 ahead", timeout=10_000)
         server.wait_for_queue(running=1, waiting=1)
         page.keyboard.press("Escape")
-        expect(status).to_contain_text("Cancelled; the server skips the request")
+        expect(status).to_contain_text("Cancelled: the server dropped the request from its queue")
         server.wait_for_queue("/api/queue", running=1, waiting=0)  # noticed at once: the job no longer counts
     finally:
-        server.gate.release()
-    server.wait_for_queue(running=0, waiting=0, uploading=0)
+        server.gate.release(
+            2
+        )  # the stuck cancelled fill, which now stops at its first torch operation, and the script's
+        if script.is_alive() or background:
+            script.join(30)
+    server.wait_for_queue(running=0, waiting=0, stopping=0, uploading=0)
     for _ in range(100):
-        if len(server.recorder.statuses) >= seen + 2:
+        if len(server.recorder.statuses) >= seen + 4:
             break
         time.sleep(0.02)
-    assert server.recorder.statuses[seen:] == [200, 499]
+    assert background == [200]
+    assert sorted(server.recorder.statuses[seen:]) == [200, 200, 499, 499]
+
+
+# The controls a finger presses, as [id or text, width, height]: all of them and those under 44 x 44 CSS px.
+TAP_TARGETS = """() => {
+    const controls = document.querySelectorAll(
+        "button, a.button, label.button, label.tool, select, input[type=number], input[type=range]:not(#split), summary"
+    );
+    const all = [...controls].filter((e) => e.getClientRects().length).map((e) => {
+        const r = e.getBoundingClientRect();
+        return [e.id || e.textContent.trim().split(/\\s+/)[0], Math.round(r.width), Math.round(r.height)];
+    });
+    return { all, small: all.filter(([, w, h]) => w < 44 || h < 44) };
+}"""
+# The options of the method and model menus whose text does not fit their menu (padding and arrow included).
+CLIPPED_MENUS = """() => {
+    const ctx = document.createElement("canvas").getContext("2d");
+    const clipped = [];
+    for (const select of document.querySelectorAll("#method, #model")) {
+        const style = getComputedStyle(select);
+        ctx.font = style.font;
+        const room = select.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) - 20;
+        for (const option of select.options) if (ctx.measureText(option.text).width > room) clipped.push(option.text);
+    }
+    return clipped;
+}"""
 
 
 def touch(cdp, kind: str, points: list[tuple[float, float]]) -> None:
@@ -523,8 +595,9 @@ def touch(cdp, kind: str, points: list[tuple[float, float]]) -> None:
 
 
 def test_phone_layout_and_touch(browser, server: Server, tmp_path: Path) -> None:
-    """At 390 x 844 (and 360 px) nothing scrolls sideways and every control is reachable; a finger paints, two
-    pinch-zoom without painting, and the fill works."""
+    """At 390 x 844 (and 360 px) nothing scrolls sideways, every control is reachable and at least 44 x 44 px, no
+    menu option is cut off; a finger paints, two pinch-zoom without painting, the fill works and its result is
+    scrolled into view."""
     context = browser.new_context(
         viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True
     )
@@ -540,6 +613,11 @@ def test_phone_layout_and_touch(browser, server: Server, tmp_path: Path) -> None
         for selector in ("#open", "#undo", "#redo", "#clear", "#model", "#method", "#options summary", "#inpaint"):
             box = pg.locator(selector).bounding_box()
             assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, selector
+        pg.locator("#options summary").tap()
+        small = pg.evaluate(TAP_TARGETS)
+        assert len(small["all"]) >= 20 and not small["small"], small["small"]
+        assert not pg.evaluate(CLIPPED_MENUS), "a menu's option is wider than the menu"
+        pg.locator("#options summary").tap()
         stage = pg.locator("#stage").bounding_box()
         assert stage["x"] >= 0 and stage["x"] + stage["width"] <= 390
 
@@ -572,6 +650,11 @@ def test_phone_layout_and_touch(browser, server: Server, tmp_path: Path) -> None
         expect(inpaint).to_be_visible()
         inpaint.tap()
         expect(pg.locator("#status")).to_have_attribute("data-state", "ok", timeout=30_000)
+        pg.wait_for_function(  # the result, below the image on a phone, is scrolled into view
+            """() => { const r = document.getElementById("compare").getBoundingClientRect();
+                       return r.top >= 0 && r.bottom <= window.innerHeight; }""",
+            timeout=5_000,
+        )
         hole = sent_hole(server)
         assert hole.shape == (400, 600) and hole[200, 200:350].all() and hole.mean() < 0.1
         assert width() <= 390
@@ -582,3 +665,134 @@ def test_phone_layout_and_touch(browser, server: Server, tmp_path: Path) -> None
     finally:
         context.close()
     assert not errors, errors
+
+
+def download_bytes(page) -> tuple[str, bytes]:
+    with page.expect_download() as download:
+        page.click("#download")
+    return download.value.suggested_filename, Path(download.value.path()).read_bytes()
+
+
+def test_the_slider_shows_the_fill_focus_and_use_result(page, server: Server, tmp_path: Path) -> None:
+    """A hole in the left half shows on the 'after' side; Enter on Inpaint leaves the focus on Download; a
+    disabled Inpaint says why; Use result makes the fill the photo with an empty mask, sent as it is next time."""
+    fresh(page, server)
+    why, inpaint = page.locator("#inpaint-why"), page.locator("#inpaint")
+    expect(why).to_have_text("Open a photo first.")
+    assert inpaint.get_attribute("aria-describedby") == "inpaint-why"
+    open_photo(page, tmp_path / "left.png", gradient())
+    expect(why).to_contain_text("Paint over what to remove first")
+    page.check('input[name="tool"][value="box"]')
+    drag(page, [(0.15, 0.3), (0.35, 0.6)])
+    expect(why).to_have_text("")
+    inpaint.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_have_attribute("data-state", "ok", timeout=30_000)
+    assert page.evaluate("document.activeElement.id") == "download", "focus stays on the controls"
+    hole = sent_hole(server)
+    x0 = np.nonzero(hole.any(axis=0))[0][0]
+    split = float(page.locator("#split").input_value())
+    assert split * 320 / 100 <= x0, "the whole hole is right of the divider, on the 'after' side"
+    assert split > 5, "and the divider is near it, not at the image's edge"
+    expect(page.locator("#download")).to_have_text("Download PNG")
+    name, first = download_bytes(page)
+    assert name == "left-inpainted.png"
+
+    page.click("#reuse")
+    expect(page.locator("#reuse")).to_be_disabled()
+    expect(inpaint).to_be_disabled()
+    expect(why).to_contain_text("Paint over what to remove first")
+    expect(page.locator("#image-info")).to_contain_text("left-inpainted.png")
+    assert page.locator("#source").get_attribute("src") == page.locator("#after").get_attribute("src")
+    expect(page.locator("#undo")).to_be_disabled()
+    page.check('input[name="tool"][value="brush"]')
+    drag(page, [(0.6, 0.7), (0.8, 0.7)])
+    inpaint_and_wait(page)
+    assert server.last_form()["image"] == first, "the result is sent as the photo, as it was downloaded"
+    assert download_bytes(page)[0] == "left-inpainted.png", "the name keeps the photo's"
+
+
+def test_a_jpeg_comes_back_as_a_jpeg(page, server: Server, tmp_path: Path) -> None:
+    fresh(page, server)
+    Image.fromarray(gradient()).save(tmp_path / "photo.jpg", quality=90)
+    page.set_input_files("#file", str(tmp_path / "photo.jpg"))
+    expect(page.locator("#download")).to_have_text("Download JPEG")
+    drag(page, [(0.3, 0.5), (0.6, 0.5)])
+    inpaint_and_wait(page)
+    assert server.last_form()["format"] == b"input"
+    name, data = download_bytes(page)
+    assert name == "photo-inpainted.jpg" and data[:3] == b"\xff\xd8\xff"
+    assert Image.open(io.BytesIO(data)).size == (320, 240)
+
+
+def test_box_drags_start_outside_the_image_and_large_masks_warn(page, server: Server, tmp_path: Path) -> None:
+    """A box begun a few px outside the image starts at its edge and selects no text; a mask over 90% of the
+    photo only warns on the first press; one over all of it is refused in the page."""
+    fresh(page, server)
+    open_photo(page, tmp_path / "edge.png", gradient())
+    page.keyboard.press("r")
+    box = page.locator("#source").bounding_box()
+    page.mouse.move(box["x"] - 10, box["y"] - 6)  # in the pane's margin, left of and above the image
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.97, box["y"] + box["height"] * 0.96, steps=6)
+    page.mouse.move(box["x"] + box["width"] * 0.97, box["y"] + box["height"] + 80, steps=3)  # over the hint text
+    page.mouse.move(box["x"] + box["width"] * 0.97, box["y"] + box["height"] * 0.96, steps=3)
+    page.mouse.up()
+    assert page.evaluate("window.getSelection().toString()") == ""
+    status, inpaint = page.locator("#status"), page.locator("#inpaint")
+    inpaint.click()
+    expect(status).to_have_attribute("data-state", "warn")
+    expect(status).to_contain_text("The mask covers 93% of the photo")
+    inpaint.click()
+    expect(status).to_have_attribute("data-state", "ok", timeout=30_000)
+    hole = sent_hole(server)
+    assert hole[0, 0] and hole[:230, :310].all() and not hole[:, 312:].any() and not hole[232:].any()
+
+    page.click("#clear")
+    page.mouse.move(box["x"] - 10, box["y"] - 10)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] + 10, box["y"] + box["height"] + 10, steps=6)
+    page.mouse.up()
+    seen = len(server.recorder.requests)
+    inpaint.click()
+    expect(status).to_contain_text("The mask covers the whole photo")
+    assert len(server.recorder.requests) == seen, "nothing was sent"
+    assert page.evaluate("window.getSelection().toString()") == ""
+
+
+def test_a_mask_can_be_loaded_from_a_file(page, server: Server, tmp_path: Path) -> None:
+    """White = hole; a mask of the photo's shape but another size is scaled; another shape, or no white, is one
+    line in the status; a loaded mask replaces the painted one, and Undo brings that back."""
+    fresh(page, server)
+    open_photo(page, tmp_path / "masked.png", gradient())
+    drag(page, [(0.1, 0.9), (0.3, 0.9)])  # a painted stroke, replaced by the file's mask
+    status = page.locator("#status")
+    m = np.zeros((240, 320), np.uint8)
+    m[60:120, 200:280] = 255
+    Image.fromarray(m).save(tmp_path / "same.png")
+    page.set_input_files("#mask-file", str(tmp_path / "same.png"))
+    expect(status).to_contain_text("Loaded the mask same.png: 6.3% of the photo")
+    inpaint_and_wait(page)
+    np.testing.assert_array_equal(sent_hole(server), m > 0)
+
+    Image.fromarray(m[::2, ::2]).convert("RGB").save(tmp_path / "half.jpg", quality=85)  # JPEG noise, half size
+    page.set_input_files("#mask-file", str(tmp_path / "half.jpg"))
+    expect(status).to_contain_text("(scaled from 160×120)")
+    inpaint_and_wait(page)
+    scaled = sent_hole(server)
+    assert scaled[62:118, 202:278].all() and scaled.sum() == pytest.approx(m.astype(bool).sum(), rel=0.05)
+
+    Image.fromarray(np.zeros((100, 100), np.uint8)).save(tmp_path / "square.png")
+    page.set_input_files("#mask-file", str(tmp_path / "square.png"))
+    expect(status).to_have_text(
+        "The mask square.png is 100×100 but the photo is 320×240: a mask needs the photo's size, or at least its shape."
+    )
+    Image.fromarray(np.zeros((240, 320), np.uint8)).save(tmp_path / "black.png")
+    page.set_input_files("#mask-file", str(tmp_path / "black.png"))
+    expect(status).to_contain_text("has no white pixels")
+
+    page.click("#undo")
+    page.click("#undo")  # back before the first loaded mask: the painted stroke
+    inpaint_and_wait(page)
+    painted = sent_hole(server)
+    assert painted[216, 40:90].all() and not painted[60:120, 200:280].any()

@@ -1,4 +1,5 @@
-"""The web app's HTTP API with an in-process client: results, limits, bad input, the queue under load.
+"""The web app's HTTP API with an in-process client: results, limits, bad input, the queue under load, cancelling
+a request, the answer's format, and `serve`'s check of its models before it listens.
 
 Over 400 lines on purpose: one module per surface under test, the HTTP API, with the fixtures it shares.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import io
+import json
 import logging
 import re
 import socket
@@ -311,14 +313,15 @@ def test_models_healthz_and_page(client: TestClient) -> None:
 
 def test_openapi_documents_the_routes(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    assert {"/api/inpaint", "/api/models", "/api/queue", "/healthz"} <= set(paths)
-    for path, method in (("/api/inpaint", "post"), ("/api/models", "get"), ("/api/queue", "get"), ("/healthz", "get")):
+    assert {"/api/inpaint", "/api/models", "/api/queue", "/api/cancel", "/healthz"} <= set(paths)
+    routes = [("/api/inpaint", "post"), ("/api/models", "get"), ("/api/queue", "get"), ("/api/cancel", "post")]
+    for path, method in [*routes, ("/healthz", "get")]:
         route = paths[path][method]
         assert route["summary"] and route["description"]
     inpaint = paths["/api/inpaint"]["post"]
     form_schema = inpaint["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert set(form_schema["required"]) == {"image", "mask"}
-    fields = {"image", "mask", "model", "method", "blend", "flip_average", "refine", "feather"}
+    fields = {"image", "mask", "model", "method", "blend", "flip_average", "refine", "feather", "format"}
     assert set(form_schema["properties"]) == fields
     assert form_schema["properties"]["method"]["enum"] == ["model", "telea", "patchmatch"]
     assert form_schema["properties"]["flip_average"]["type"] == "boolean"
@@ -327,12 +330,13 @@ def test_openapi_documents_the_routes(client: TestClient) -> None:
         "type": "integer",
         "default": 0,
     }
-    for route in (inpaint, paths["/api/queue"]["get"]):
+    assert form_schema["properties"]["format"]["enum"] == ["png", "jpeg", "webp", "input"]
+    for route in (inpaint, paths["/api/queue"]["get"], paths["/api/cancel"]["post"]):
         assert [(p["name"], p["in"]) for p in route["parameters"]] == [("ticket", "query")]
     position = paths["/api/queue"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     assert position.endswith("/QueuePosition")
     assert "Retry-After" in inpaint["responses"]["503"]["headers"]
-    assert "image/png" in inpaint["responses"]["200"]["content"]
+    assert {"image/png", "image/jpeg", "image/webp"} <= set(inpaint["responses"]["200"]["content"])
     assert {"400", "413", "503"} <= set(inpaint["responses"])
 
 
@@ -444,25 +448,35 @@ def test_20_concurrent_requests_answer_200_or_503_never_500(tiny: Inpainter) -> 
         else:
             assert r.headers["retry-after"].isdigit()
     assert during.status_code == 200 and after.status_code == 200
-    assert after.json()["queue"] == {"workers": 2, "running": 0, "waiting": 0, "uploading": 0, "queue_size": 3}
+    idle = {"workers": 2, "running": 0, "waiting": 0, "stopping": 0, "uploading": 0, "queue_size": 3}
+    assert after.json()["queue"] == idle
 
 
-def test_serve_builds_the_app_and_prints_its_url(monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path) -> None:
+def tiny_checkpoint(path: Path, model: Inpainter) -> Path:
+    """A training checkpoint holding `model`'s generator and config, as `train` writes one."""
+    from context_encoder.checkpoint import save_checkpoint
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save_checkpoint(path, {"step": 1, "config": model.cfg.to_dict(), "generator": model.gen.state_dict()})
+
+
+def test_serve_builds_the_app_and_prints_its_url(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path, tiny: Inpainter
+) -> None:
     from context_encoder.cli import main
     from context_encoder.errors import InputError
     from context_encoder.web import serve
 
     started = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.update(app=app, **kw))
-    ckpt = tmp_path / "exp" / "checkpoints" / "best.pt"
-    ckpt.parent.mkdir(parents=True)
-    ckpt.write_bytes(b"not loaded until the first request")
+    ckpt = tiny_checkpoint(tmp_path / "exp" / "checkpoints" / "best.pt", tiny)
     serve(checkpoint=str(ckpt), port=8123, max_pixels=1000)
     assert "http://127.0.0.1:8123/" in capsys.readouterr().out
     assert started["host"] == "127.0.0.1" and started["port"] == 8123 and started["limit_concurrency"] == 64
     with local(started["app"]) as c:
         info = c.get("/api/models").json()
         assert [m["name"] for m in info["models"]] == ["exp-best"] and info["limits"]["max_pixels"] == 1000
+        assert info["models"][0]["loaded"], "loaded before the server listens"
     with pytest.raises(InputError):
         serve(checkpoint=str(tmp_path / "missing.pt"))
     with pytest.raises(InputError, match="unknown model"):
@@ -479,6 +493,43 @@ def test_serve_builds_the_app_and_prints_its_url(monkeypatch: pytest.MonkeyPatch
             assert c.post("/api/inpaint", **body, headers={"Origin": origin}).status_code == status, origin
     with pytest.raises(InputError, match="origin"):
         serve(checkpoint=str(ckpt), allowed_origins=["not a url"])
+
+
+def test_serve_refuses_a_damaged_model_before_it_listens(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path, tiny: Inpainter
+) -> None:
+    """A checkpoint that cannot be loaded stops `serve` with one line naming the file and the problem, exit
+    code 2, and uvicorn never starts (before, the server started and answered the first fill with 500)."""
+    from context_encoder.cli import main
+    from context_encoder.errors import CheckpointError
+    from context_encoder.safetensors_io import save_file
+    from context_encoder.web import serve
+
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append(app))
+    garbage = tmp_path / "damaged.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    truncated = tmp_path / "run" / "checkpoints" / "last.pt"
+    truncated.parent.mkdir(parents=True)
+    truncated.write_bytes(tiny_checkpoint(tmp_path / "whole.pt", tiny).read_bytes()[:5000])
+    other = load_config("tiny", ["model.nef=16"])  # weights that do not fit the config they come with
+    mismatched = tmp_path / "mismatched.safetensors"
+    save_file(tiny.gen.state_dict(), mismatched, {"config": json.dumps(other.to_dict())})
+    for path, problem in [
+        (garbage, "damaged, or not a PyTorch file"),
+        (truncated, "cannot read checkpoint"),
+        (mismatched, "do not match"),
+    ]:
+        with pytest.raises(CheckpointError, match=re.escape(str(path))) as caught:
+            serve(checkpoint=str(path))
+        assert problem in str(caught.value) and "\n" not in str(caught.value)
+        capsys.readouterr()
+        assert main(["serve", "--checkpoint", str(path)]) == 2
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: model ") and str(path) in lines[0], captured.err
+        assert "http://" not in captured.out
+    assert not started, "uvicorn must not start with a model it cannot load"
 
 
 # --- limits and safety: memory bounds, slow uploads, other sites, headers, errors -----------------------------
@@ -861,7 +912,7 @@ def test_a_job_whose_client_left_before_its_turn_is_skipped(tiny: Inpainter) -> 
     assert after == {"state": None, "ahead": 1, "running": 1, "waiting": 0, "workers": 1}
     assert first.status_code == 200 and statuses == [499]
     assert len(calls) == 1, "the skipped job never reached the model"
-    assert queue == {"workers": 1, "running": 0, "waiting": 0, "uploading": 0, "queue_size": 1}
+    assert queue == {"workers": 1, "running": 0, "waiting": 0, "stopping": 0, "uploading": 0, "queue_size": 1}
 
 
 def test_hole_distance_is_the_euclidean_distance_up_to_its_limit() -> None:
@@ -895,3 +946,154 @@ def test_feather_blends_a_soft_edge_around_the_hole(client: TestClient) -> None:
     for bad in ("-1", "65", "wide"):
         res = client.post("/api/inpaint", **form(png(img), mask_png(m), feather=bad))
         assert res.status_code == 400 and "feather" in res.json()["detail"]
+
+
+# --- cancelling a request, the answer's format ------------------------------------------------------------------
+
+
+def test_cancel_drops_a_waiting_request_and_frees_the_worker_of_a_running_one(tiny: Inpainter) -> None:
+    """POST /api/cancel: a waiting request is dropped at once (499, the model never called); a running one gives
+    its worker to the next request at once, which is filled while the cancelled one is still stuck, and stops
+    at its first torch operation after that (499)."""
+    gate, calls = threading.Event(), []
+
+    class Counted(_Gated):
+        def __call__(self, image, mask, options=None):
+            calls.append(1)
+            return super().__call__(image, mask, options)
+
+    app = create_app({"gated": lambda: Counted(tiny, gate), "tiny": lambda: tiny}, workers=1, queue_size=2)
+    img, m = photo(), hole()
+
+    async def run():
+        async with _async_client(app) as client:
+
+            async def cancel(ticket: str) -> dict:
+                res = await client.post("/api/cancel", params={"ticket": ticket})
+                assert res.status_code == 200, res.text
+                return res.json()
+
+            first = asyncio.create_task(client.post("/api/inpaint?ticket=first-0001", **form(png(img), mask_png(m))))
+            await _wait_for(client, running=1, waiting=0)
+            second = asyncio.create_task(client.post("/api/inpaint?ticket=second-0002", **form(png(img), mask_png(m))))
+            await _wait_for(client, running=1, waiting=1)
+            dropped = await cancel("second-0002")
+            second = await second  # answered at once, while the first still runs
+            stopped = await cancel("first-0001")
+            queue = (await client.get("/healthz")).json()["queue"]
+            start = time.perf_counter()
+            third = await client.post("/api/inpaint", **form(png(img), mask_png(m), model="tiny"))
+            third_s = time.perf_counter() - start
+            unknown, bad = await cancel("nobody-has-this"), await client.post("/api/cancel?ticket=x")
+            still_stuck = not first.done()
+            gate.set()
+            first = await first
+            return dropped, second, stopped, queue, third, third_s, unknown, bad, still_stuck, first
+
+    try:
+        dropped, second, stopped, queue, third, third_s, unknown, bad, still_stuck, first = asyncio.run(run())
+    finally:
+        gate.set()
+    assert dropped == {"state": "waiting"} and second.status_code == 499 and "cancelled" in second.json()["detail"]
+    assert stopped == {"state": "running"}
+    assert queue == {"workers": 1, "running": 0, "waiting": 0, "stopping": 1, "uploading": 0, "queue_size": 2}
+    assert_filled(decode(third), img, m)
+    assert still_stuck and third_s < 10, "the next request did not wait for the cancelled one"
+    assert first.status_code == 499 and "cancelled" in first.json()["detail"]
+    assert len(calls) == 1, "the dropped request never reached the model"
+    assert unknown == {"state": None} and bad.status_code == 400
+    with local(app) as c:
+        assert c.get("/healthz").json()["queue"]["stopping"] == 0
+        assert c.post("/api/cancel").status_code == 422  # a ticket is required
+
+
+class _Endless(Inpainter):
+    """The tiny model, but it first computes with torch for up to 30 s, counting its steps."""
+
+    steps = 0
+
+    def __call__(self, image, mask, options=None):
+        x, deadline = torch.ones(64), time.monotonic() + 30
+        while time.monotonic() < deadline:
+            x = x * 1.0001
+            _Endless.steps += 1
+        return super().__call__(image, mask, options)
+
+
+def test_a_cancelled_fill_stops_at_its_next_torch_operation(tiny: Inpainter) -> None:
+    app = create_app({"endless": lambda: _Endless(tiny.gen, tiny.cfg)}, workers=1, queue_size=1)
+
+    async def run():
+        async with _async_client(app) as client:
+            fill = asyncio.create_task(
+                client.post("/api/inpaint?ticket=endless-01", **form(png(photo()), mask_png(hole())))
+            )
+            while _Endless.steps < 100:  # it is computing
+                await asyncio.sleep(0.01)
+            start = time.perf_counter()
+            assert (await client.post("/api/cancel?ticket=endless-01")).json() == {"state": "running"}
+            res = await fill
+            return res, time.perf_counter() - start, (await client.get("/healthz")).json()["queue"]
+
+    res, seconds, queue = asyncio.run(run())
+    assert res.status_code == 499 and seconds < 5, seconds
+    assert queue["running"] == queue["stopping"] == queue["waiting"] == 0
+
+
+def test_the_answer_takes_the_input_format_when_asked(client: TestClient) -> None:
+    """format=input: a JPEG gives a JPEG (quality 95), a PNG a PNG, a WebP a WebP; the default stays PNG."""
+    img, m = photo(seed=11), hole()
+    jpeg = png(img, "JPEG", quality=90)
+    decoded = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
+    res = client.post("/api/inpaint", **form(jpeg, mask_png(m), format="input"))
+    assert res.status_code == 200 and res.headers["content-type"] == "image/jpeg"
+    assert res.headers["content-disposition"] == 'inline; filename="inpainted.jpg"'
+    out = Image.open(io.BytesIO(res.content))
+    assert out.format == "JPEG" and out.size == (80, 64)
+    diff = np.abs(np.asarray(out.convert("RGB"), np.int16) - decoded)
+    assert diff[~m].mean() < 2, "known pixels change only by the re-encoding"
+    assert client.post("/api/inpaint", **form(jpeg, mask_png(m))).headers["content-type"] == "image/png"
+
+    res = client.post("/api/inpaint", **form(png(img), mask_png(m), format="input"))
+    assert res.headers["content-disposition"] == 'inline; filename="inpainted.png"'
+    assert_filled(decode(res), img, m)
+    webp = png(img, "WEBP", quality=90)
+    res = client.post("/api/inpaint", **form(webp, mask_png(m), format="input"))
+    assert res.headers["content-type"] == "image/webp" and Image.open(io.BytesIO(res.content)).format == "WEBP"
+    res = client.post("/api/inpaint", **form(png(img), mask_png(m), format="jpeg"))
+    assert Image.open(io.BytesIO(res.content)).format == "JPEG"
+    res = client.post("/api/inpaint", **form(png(img), mask_png(m), format="gif"))
+    assert res.status_code == 400 and "format" in res.json()["detail"]
+
+
+def test_a_transparent_png_keeps_its_alpha_and_colours(client: TestClient) -> None:
+    """The methods read an RGBA photo on white, but the answer (PNG, or WebP) is RGBA with the photo's alpha and
+    its stored colours outside the hole; its colour profile goes with it (an RGB one only). As JPEG it is the
+    photo on white."""
+    from PIL import ImageCms
+
+    img, m = photo(seed=12), hole()
+    alpha = np.full(m.shape, 255, np.uint8)
+    alpha[:, :20] = 0  # a transparent band (its colours are kept too) and a half-transparent one
+    alpha[:, 20:30] = 128
+    rgba = np.dstack([img, alpha])
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = png(Image.fromarray(rgba), icc_profile=icc)
+    for fmt in ("png", "input"):
+        res = client.post("/api/inpaint", **form(data, mask_png(m), format=fmt))
+        out = Image.open(io.BytesIO(res.content))
+        assert out.mode == "RGBA" and out.info.get("icc_profile") == icc
+        arr = np.asarray(out)
+        np.testing.assert_array_equal(arr[..., 3], alpha)
+        np.testing.assert_array_equal(arr[~m], rgba[~m])
+        assert (arr[m][:, :3] != img[m]).any(axis=1).mean() > 0.5
+    webp = np.asarray(
+        Image.open(io.BytesIO(client.post("/api/inpaint", **form(data, mask_png(m), format="webp")).content))
+    )
+    np.testing.assert_array_equal(webp[..., 3], alpha)
+    flat = Image.open(io.BytesIO(client.post("/api/inpaint", **form(data, mask_png(m), format="jpeg")).content))
+    assert flat.mode == "RGB"
+    assert np.asarray(flat)[5, 5].min() > 240, "a transparent pixel is white in a JPEG"
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # a profile of another colour space
+    grey = client.post("/api/inpaint", **form(png(Image.fromarray(img[..., 0]), icc_profile=lab), mask_png(m)))
+    assert "icc_profile" not in Image.open(io.BytesIO(grey.content)).info, "no RGB answer carries a non-RGB profile"

@@ -1,7 +1,7 @@
 """The FastAPI app: the painting page in `static/` and the API routes, each a few lines handing the work to
 `forms`, `fill`, `work` and `registry`; and `serve`, which runs it with uvicorn.
 
-The event loop only parses forms and reads image headers; decoding, filling and PNG encoding run in the
+The event loop only parses forms and reads image headers; decoding, filling and encoding run in the
 `WorkQueue`'s threads, so `/healthz` and the page stay responsive while images are being filled. Every
 request first passes the `Guard` (Host and Origin checks, security headers); an upload takes a place in
 the queue before its body is read.
@@ -29,6 +29,7 @@ from .registry import ModelFactory, ModelRegistry, checkpoint_models, shipped_mo
 from .schemas import (
     INPAINT_RESPONSES,
     TICKET_DESCRIPTION,
+    CancelResult,
     Health,
     Limits,
     ModelInfo,
@@ -47,7 +48,6 @@ _CSP = (
     "form-action 'self'; frame-ancestors 'none'"
 )
 _PAGE_HEADERS = {"Cache-Control": "no-cache", "Content-Security-Policy": _CSP}
-_PNG_HEADERS = {"Cache-Control": "no-store", "Content-Disposition": 'inline; filename="inpainted.png"'}
 _DESCRIPTION = (
     "Paint a hole in a photo and fill it with a context encoder (Pathak et al., CVPR 2016) or a classical "
     "method. The page at `/` uses this API; images are processed in memory at full resolution and never stored."
@@ -66,6 +66,7 @@ def create_app(
     allowed_origins: Sequence[str] = (),
     summaries: Mapping[str, Mapping[str, Any]] | None = None,
     png_level: int = 1,
+    preload: bool = False,
 ) -> FastAPI:
     """The web app: the painting page at `/` and the API under `/api`.
 
@@ -77,14 +78,18 @@ def create_app(
     are in memory; a body must arrive within `read_timeout` seconds (408). Requests are answered for the
     Host names localhost, 127.0.0.1, [::1] and `allowed_hosts` (else 400), and POSTs only from the
     server's own pages and `allowed_origins` (else 403). `summaries` adds descriptions of the models;
-    `png_level` is the zlib level of the returned PNG (1: fast, larger files; 9: slow, smallest).
+    `png_level` is the zlib level of the returned PNG (1: fast, larger files; 9: slow, smallest). With
+    `preload`, every model is loaded here, and one that cannot be is a `CheckpointError` naming it.
     """
     if models is None:
         models, shipped = shipped_models()
         summaries = {**shipped, **(summaries or {})}
     if max_bytes < 1 or max_pixels < 1 or read_timeout <= 0:
         raise ValueError("max_bytes, max_pixels and read_timeout must be positive")
+    policy = AccessPolicy(allowed_hosts, allowed_origins)  # a malformed entry is refused before models load
     registry = ModelRegistry(models, summaries or {})
+    if preload:
+        registry.load_all()
     queue = WorkQueue(workers, queue_size)
 
     @asynccontextmanager
@@ -94,7 +99,7 @@ def create_app(
 
     app = FastAPI(title="Context Encoder inpainting", version=_version(), description=_DESCRIPTION, lifespan=lifespan)
     app.state.registry, app.state.queue = registry, queue
-    app.add_middleware(Guard, policy=AccessPolicy(allowed_hosts, allowed_origins))
+    app.add_middleware(Guard, policy=policy)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     limits = Limits(max_bytes=max_bytes, max_pixels=max_pixels, read_timeout=read_timeout)
@@ -117,7 +122,7 @@ def _service_routes(app: FastAPI, queue: WorkQueue) -> None:
 
 
 def _inpainting_routes(app: FastAPI, registry: ModelRegistry, queue: WorkQueue, limits: Limits, png_level: int) -> None:
-    """The API: the models and methods, the fill, and where a request stands in the queue."""
+    """The API: the models and methods, the fill, where a request stands in the queue, and cancelling it."""
 
     @app.get("/api/models", response_model=ModelList, summary="List the models and fill methods", tags=["inpainting"])
     async def list_models() -> ModelList:
@@ -140,17 +145,19 @@ def _inpainting_routes(app: FastAPI, registry: ModelRegistry, queue: WorkQueue, 
     )
     async def inpaint(request: Request, ticket: str | None = Query(None, description=TICKET_DESCRIPTION)) -> Response:
         """Send the image and a same-size mask as multipart/form-data; the answer is the filled image at the
-        input's full resolution. Pixels outside the hole are returned bit-identical (with `feather`, those
-        at least feather + 1 px from it); an empty mask returns the image unchanged. With a `ticket`, GET
-        /api/queue tells where the request stands. A request whose client disconnects before its turn is
-        skipped; one that has started is filled to its end."""
+        input's full resolution, as PNG or in the `format` asked for. In a PNG answer pixels outside the hole
+        are returned bit-identical (with `feather`, those at least feather + 1 px from it); an empty mask
+        returns the image unchanged. With a `ticket`, GET /api/queue tells where the request stands and POST
+        /api/cancel cancels it. A request cancelled, or whose client disconnects, before its turn is dropped;
+        one that has started stops at its next cancel point (between the stages, and at each torch operation
+        of a model or of the texture synthesis) and frees its worker for the next request at once."""
         with queue.admit(_checked(ticket)) as place:  # before the body is read: a refused upload is never buffered
             form = await read_form(request, limits.max_bytes, limits.read_timeout)
             job = fill.prepare(form, registry, limits.max_pixels)
-            png, headers = await place.run(
-                fill.run, job, registry, png_level, gone=functools.partial(_disconnect, request)
-            )
-        return Response(png, media_type="image/png", headers={**headers, **_PNG_HEADERS})
+            done = await place.run(fill.run, job, registry, png_level, gone=functools.partial(_disconnect, request))
+        disposition = f'inline; filename="inpainted.{done.extension}"'
+        headers = {**done.headers, "Cache-Control": "no-store", "Content-Disposition": disposition}
+        return Response(done.body, media_type=done.media_type, headers=headers)
 
     @app.get("/api/queue", response_model=QueuePosition, summary="Where a request stands", tags=["inpainting"])
     async def queue_position(ticket: str | None = Query(None, description=TICKET_DESCRIPTION)) -> QueuePosition:
@@ -158,6 +165,14 @@ def _inpainting_routes(app: FastAPI, registry: ModelRegistry, queue: WorkQueue, 
         without a ticket, what a request sent now would wait for. Answers at once, also while images are
         being filled: a page polls it to show its place in the queue."""
         return QueuePosition(**queue.position(_checked(ticket)))
+
+    @app.post("/api/cancel", response_model=CancelResult, summary="Cancel a request", tags=["inpainting"])
+    async def cancel(ticket: str = Query(description=TICKET_DESCRIPTION)) -> CancelResult:
+        """Cancel the POST /api/inpaint sent with this `ticket`. Waiting for a thread, it is dropped at once;
+        running, it stops at its next cancel point and the next request starts without waiting for it (what
+        cannot be stopped: one OpenCV Telea or PatchMatch call, decoding the image, loading a model). The
+        cancelled request is answered 499. Answers at once."""
+        return CancelResult(state=queue.cancel(_checked(ticket)))
 
 
 _WILDCARD_HOSTS = ("", "0.0.0.0", "::")
@@ -198,8 +213,9 @@ def serve(
     """Run the web app with uvicorn until interrupted, printing its URL first.
 
     Offers every shipped model, only `model`, or only the generator of `checkpoint` (a .pt file or run
-    directory; the model is named after the file). Requests are answered for `host` too (unless it is a
-    wildcard such as 0.0.0.0: then name the addresses clients use in `allowed_hosts`). Beyond
+    directory; the model is named after the file). Every model is loaded before the server listens: one
+    that cannot be is a `CheckpointError` naming its file and the problem. Requests are answered for `host`
+    too (unless it is a wildcard such as 0.0.0.0: then name the addresses clients use in `allowed_hosts`). Beyond
     `max_connections` open connections uvicorn answers 503. Models run on `device`. `limits` go to
     `create_app` (max_bytes, max_pixels, workers, queue_size, read_timeout).
     """
@@ -225,7 +241,9 @@ def serve(
         log.warning("listening on all addresses: only %s are answered; add --allow-host NAME", "/".join(LOCAL_HOSTS))
     else:
         hosts.append(host)
-    app = create_app(factories, summaries=summaries, allowed_hosts=hosts, allowed_origins=allowed_origins, **limits)
+    app = create_app(
+        factories, summaries=summaries, allowed_hosts=hosts, allowed_origins=allowed_origins, preload=True, **limits
+    )
     shown = f"[{host}]" if ":" in host else host
     print(f"context-encoder web app: http://{shown}:{port}/", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="info", limit_concurrency=max_connections)

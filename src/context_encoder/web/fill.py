@@ -1,5 +1,9 @@
-"""One fill request: checked on the event loop, then decoded, filled by the chosen method and encoded as PNG
-in a worker thread, with headers that say what was done and how long it took."""
+"""One fill request: checked on the event loop, then decoded, filled by the chosen method and encoded (PNG, or the
+input's own format) in a worker thread, with headers that say what was done and how long it took.
+
+A cancelled request stops between these stages (`work.cancel_point`) and, while the method fills, at its next
+torch operation (`work.stoppable`); a classical method that is one OpenCV or PatchMatch call runs to its end.
+"""
 
 from __future__ import annotations
 
@@ -21,11 +25,27 @@ from ..geometry import bounding_box, pil_box, widen_box
 from ..methods import NETWORK, entries, get, install_hint
 from ..methods import available as registry_available
 from .forms import Form
-from .images import check_sizes, decode_upload
+from .images import Upload, check_sizes, decode_upload
 from .registry import ModelRegistry
 from .schemas import InpaintFields, MethodInfo
+from .work import cancel_point, stoppable
 
 log = logging.getLogger(__name__)
+
+# The answer's formats: Pillow's name, media type, file extension, whether it keeps transparency.
+FORMATS = {
+    "png": ("PNG", "image/png", "png", True),
+    "jpeg": ("JPEG", "image/jpeg", "jpg", False),
+    "webp": ("WEBP", "image/webp", "webp", True),
+}
+LOSSY_QUALITY = 95  # JPEG and WebP answers: close to a camera's own quality, and known pixels change little
+_INPUT_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}  # Pillow's names; MPO: a camera's JPEG; else PNG
+
+
+def answer_format(requested: str, input_format: str | None) -> str:
+    """The answer's format (a key of `FORMATS`): the one `requested`, or for "input" the input's own (JPEG and
+    WebP; PNG for every other format, lossless)."""
+    return _INPUT_FORMATS.get(input_format or "", "png") if requested == "input" else requested
 
 
 @functools.cache
@@ -62,6 +82,15 @@ class FillJob:
     max_pixels: int
     options: Mapping[str, bool | str]  # inference options the request overrides; empty: the model's own
     feather: int = 0  # px of soft edge around the holes; 0: only hole pixels change
+    format: str = "png"  # the answer's, a key of `FORMATS`
+
+
+@dataclass(frozen=True)
+class Filled:
+    body: bytes
+    media_type: str
+    extension: str
+    headers: dict[str, str]
 
 
 def prepare(form: Form, registry: ModelRegistry, max_pixels: int) -> FillJob:
@@ -81,8 +110,9 @@ def prepare(form: Form, registry: ModelRegistry, max_pixels: int) -> FillJob:
             501, f"method '{fields.method}' needs the {get(fields.method).extra} extra: {install_hint(fields.method)}"
         )
     image, mask = form.file("image"), form.file("mask")
-    check_sizes(image, mask, max_pixels)
-    return FillJob(image, mask, fields.method, model, max_pixels, fields.options(), fields.feather)
+    input_format = check_sizes(image, mask, max_pixels)
+    out = answer_format(fields.format, input_format)
+    return FillJob(image, mask, fields.method, model, max_pixels, fields.options(), fields.feather, out)
 
 
 def hole_distance(hole: np.ndarray, limit: int) -> np.ndarray:
@@ -139,21 +169,42 @@ def _fill(job: FillJob, registry: ModelRegistry, img: Image.Image, hole: np.ndar
         box = pil_box(widen_box(bounding_box(hole), entry.reach, hole.shape) if entry.reach is not None else whole)
     try:
         part = img if box == (0, 0, img.width, img.height) else img.crop(box)
-        fill = method(np.asarray(part), hole[box[1] : box[3], box[0] : box[2]])
+        with stoppable():
+            fill = method(np.asarray(part), hole[box[1] : box[3], box[0] : box[2]])
     except ContextEncoderError as exc:  # InputError among them: a hole this model cannot fill
         raise HTTPException(400, str(exc)) from None
     return box[0], box[1], fill
 
 
-def run(job: FillJob, registry: ModelRegistry, png_level: int) -> tuple[bytes, dict[str, str]]:
-    """Decode, fill and encode one request (in a worker thread): the PNG and the headers describing the work.
+def _encode(up: Upload, fmt: str, png_level: int) -> bytes:
+    """The filled image in `fmt` (a key of `FORMATS`), with the photo's colour profile and its transparency (kept
+    by `decode_upload` only for a format that has it)."""
+    name = FORMATS[fmt][0]
+    img = up.canvas
+    if up.alpha is not None:
+        img.putalpha(up.alpha)  # in place: RGB becomes RGBA
+    options: dict = {"compress_level": png_level} if name == "PNG" else {"quality": LOSSY_QUALITY}
+    if name == "WEBP" and up.alpha is not None:
+        options["exact"] = True  # keep the colours of transparent pixels, as PNG does
+    options["icc_profile"] = up.icc_profile  # None: none, also where the image's own info holds an unfit one
+    buf = io.BytesIO()
+    img.save(buf, name, **options)
+    return buf.getvalue()
 
-    Known pixels come back bit-identical (with `feather`, those at least `feather + 1` px from the holes); an empty mask
-    returns the image unchanged. The fill is pasted into the decoded image through the hole (or the feather's
-    weights), and that image is encoded: no full-size copies beyond it.
+
+def run(job: FillJob, registry: ModelRegistry, png_level: int) -> Filled:
+    """Decode, fill and encode one request (in a worker thread): the image and the headers describing the work.
+
+    Known pixels come back bit-identical in a lossless answer (with `feather`, those at least `feather + 1` px
+    from the holes; a PNG or WebP photo's transparency is kept as it was); an empty mask returns the image
+    unchanged. The fill is pasted into the decoded image through the hole (or the feather's weights), and
+    that image is encoded: no full-size copies beyond it. A cancelled job stops between the stages and at
+    the torch operations of its fill (`work.Cancelled`).
     """
     start = time.perf_counter()
-    img, hole = decode_upload(job.image, job.mask, job.max_pixels)
+    up = decode_upload(job.image, job.mask, job.max_pixels, keep_alpha=FORMATS[job.format][3])
+    cancel_point()
+    img, hole = up.image, up.hole
     holes = int(np.count_nonzero(hole))
     if holes == hole.size:
         raise HTTPException(400, "the mask covers the whole image: there is no context to fill from")
@@ -163,14 +214,14 @@ def run(job: FillJob, registry: ModelRegistry, png_level: int) -> tuple[bytes, d
         if job.feather and region.all():
             raise HTTPException(400, f"the holes grown by feather={job.feather} px cover the whole image")
         left, top, fill = _fill(job, registry, img, region)
+        cancel_point()
         h, w = fill.shape[:2]
-        img.paste(Image.fromarray(fill), (left, top), Image.fromarray(weights[top : top + h, left : left + w]))
+        up.canvas.paste(Image.fromarray(fill), (left, top), Image.fromarray(weights[top : top + h, left : left + w]))
     fill_s = time.perf_counter() - start
-    buf = io.BytesIO()
-    img.save(buf, "PNG", compress_level=png_level)
+    body = _encode(up, job.format, png_level)
     total = time.perf_counter() - start
     log.info(
-        "%s %s: %dx%d, %d hole px, %.2f s (%.2f s decode and fill, %.2f s PNG)",
+        "%s %s: %dx%d, %d hole px, %.2f s (%.2f s decode and fill, %.2f s %s)",
         job.method,
         job.model or "",
         img.width,
@@ -179,8 +230,10 @@ def run(job: FillJob, registry: ModelRegistry, png_level: int) -> tuple[bytes, d
         total,
         fill_s,
         total - fill_s,
+        job.format.upper(),
     )
     headers = {"X-Inpaint-Method": job.method, "X-Inpaint-Hole-Pixels": str(holes), "X-Inpaint-Seconds": f"{total:.3f}"}
     if job.model:
         headers["X-Inpaint-Model"] = job.model
-    return buf.getvalue(), headers
+    _, media_type, extension, _ = FORMATS[job.format]
+    return Filled(body, media_type, extension, headers)

@@ -7,6 +7,7 @@ memory; what a pixel means (`to_rgb`, `mask_array`) is the decoder's.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 from fastapi import HTTPException
@@ -16,6 +17,7 @@ from ..decode import mask_array, to_rgb
 from ..errors import ContextEncoderError
 
 _EXIF_ORIENTATION = 0x0112  # values 5-8 rotate by 90 degrees: width and height swap
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")  # the modes `to_rgb` puts on white
 
 
 def open_image(data: bytes | bytearray, what: str, max_pixels: int) -> Image.Image:
@@ -55,14 +57,17 @@ def oriented_size(img: Image.Image) -> tuple[int, int]:
     return (h, w) if rotated else (w, h)
 
 
-def check_sizes(image: bytes | bytearray, mask: bytes | bytearray, max_pixels: int) -> None:
-    """The cheap checks, from the headers only (fit for the event loop): both within the pixel limit, same size."""
-    image_size = oriented_size(open_image(image, "image", max_pixels))
+def check_sizes(image: bytes | bytearray, mask: bytes | bytearray, max_pixels: int) -> str | None:
+    """The cheap checks, from the headers only (fit for the event loop): both within the pixel limit, same size.
+    Returns the image's format as Pillow names it ("PNG", "JPEG", ...)."""
+    opened = open_image(image, "image", max_pixels)
+    image_size = oriented_size(opened)
     mask_size = oriented_size(open_image(mask, "mask", max_pixels))
     if mask_size != image_size:
         raise HTTPException(
             400, f"the mask is {mask_size[0]}x{mask_size[1]} but the image is {image_size[0]}x{image_size[1]}"
         )
+    return opened.format
 
 
 def _decode(img: Image.Image, what: str) -> Image.Image:
@@ -105,16 +110,49 @@ def decode_hole(mask: bytes | bytearray, max_pixels: int) -> np.ndarray:
         raise HTTPException(400, f"unusable mask: {exc}") from None
 
 
-def decode_upload(image: bytes | bytearray, mask: bytes | bytearray, max_pixels: int) -> tuple[Image.Image, np.ndarray]:
+@dataclass
+class Upload:
+    """A decoded request: what the fill method reads, what the fill is pasted into, and what the answer keeps."""
+
+    image: Image.Image  # RGB, EXIF orientation applied, transparency on white: what the methods fill
+    hole: np.ndarray  # (H, W) bool
+    canvas: Image.Image  # RGB, the answer: the fill is pasted into it; `image` itself unless the alpha is kept
+    alpha: Image.Image | None  # "L": the photo's transparency, put back on `canvas`; None: opaque, or not kept
+    icc_profile: bytes | None  # the photo's RGB colour profile, given to the answer
+
+
+def _alpha(img: Image.Image) -> Image.Image | None:
+    """The transparency of a decoded, oriented image ("L"), or None when it has none or is opaque throughout."""
+    if img.mode not in _ALPHA_MODES and not (img.mode == "P" and "transparency" in img.info):
+        return None
+    alpha = img.getchannel("A") if img.mode in ("RGBA", "LA") else img.convert("RGBA").getchannel("A")
+    return None if alpha.getextrema() == (255, 255) else alpha
+
+
+def decode_upload(
+    image: bytes | bytearray, mask: bytes | bytearray, max_pixels: int, keep_alpha: bool = False
+) -> Upload:
     """The image (RGB, EXIF orientation applied) and its (H, W) bool hole array (non-zero mask pixels).
 
     The mask is decoded first and dropped once it is a bool array, so its decoded pixels (4 bytes each
-    from a browser's canvas) and the image's are never in memory together.
+    from a browser's canvas) and the image's are never in memory together. With `keep_alpha`, a photo with
+    transparency also gives its alpha and its colours as stored (`canvas`: Pillow drops the alpha without
+    compositing), so that the answer keeps both; the methods still read it on white.
     """
     hole = decode_hole(mask, max_pixels)
-    img = _rgb(_decode(open_image(image, "image", max_pixels), "image"))
+    opened = open_image(image, "image", max_pixels)
+    icc = opened.info.get("icc_profile") or None
+    if icc is not None and icc[16:20] != b"RGB ":  # the profile's colour space: a grey or CMYK one fits no RGB answer
+        icc = None
+    decoded = _decode(opened, "image")
+    alpha = None
+    if keep_alpha and decoded.mode != "RGB":
+        ImageOps.exif_transpose(decoded, in_place=True)  # oriented once, for the alpha and the colours alike
+        alpha = _alpha(decoded)
+    img = _rgb(decoded)
     if hole.shape != (img.height, img.width):
         raise HTTPException(
             400, f"the mask is {hole.shape[1]}x{hole.shape[0]} but the image is {img.width}x{img.height}"
         )
-    return img, hole
+    canvas = img if alpha is None else decoded.convert("RGB")
+    return Upload(img, hole, canvas, alpha, icc)

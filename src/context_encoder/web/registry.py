@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
+from ..errors import CheckpointError, ContextEncoderError
 from ..inpaint import Inpainter
 from ..loading import load_model, preferred_models
 
@@ -55,14 +56,17 @@ class ModelRegistry:
         answers 500 with an id and logs the traceback; the answer does not repeat its message, which may
         name files on the server).
         """
+        try:
+            return self._load(name)
+        except Exception:
+            log.error("could not load model %s", name)
+            raise
+
+    def _load(self, name: str) -> Inpainter:
         with self._locks[name]:
             if name not in self._loaded:
                 start = time.perf_counter()
-                try:
-                    inpainter = self._factories[name]()
-                except Exception:
-                    log.error("could not load model %s", name)
-                    raise
+                inpainter = self._factories[name]()
                 self._loaded[name] = inpainter
                 cfg = inpainter.cfg
                 self._summaries[name].update(
@@ -73,6 +77,19 @@ class ModelRegistry:
                 )
                 log.info("loaded model %s in %.2f s", name, time.perf_counter() - start)
             return self._loaded[name]
+
+    def load_all(self) -> None:
+        """Load every model now, as a server does before it listens: the first that fails raises a
+        `CheckpointError` of one line naming the model, its file and the problem."""
+        for name in self._factories:
+            try:
+                self._load(name)
+            except ContextEncoderError as exc:  # its message names the file already
+                raise CheckpointError(f"model '{name}' cannot be loaded: {exc}") from None
+            except Exception as exc:  # noqa: BLE001 - a factory may fail in any way; its first line says how
+                where = self._summaries[name].get("checkpoint") or self._summaries[name].get("file") or name
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise CheckpointError(f"model '{name}' ({where}) cannot be loaded: {first}") from None
 
     def describe(self) -> list[dict[str, Any]]:
         """Name, whether loaded, and summary of each model, in order."""

@@ -63,6 +63,9 @@ class QueueState(BaseModel):
     workers: int = Field(description="threads that fill images")
     running: int = Field(description="requests being filled now")
     waiting: int = Field(description="requests admitted and read, waiting for a thread")
+    stopping: int = Field(
+        description="cancelled requests still stopping in their thread: they hold a place but no longer a worker"
+    )
     uploading: int = Field(description="requests admitted, still sending their body or being checked")
     queue_size: int = Field(
         description="places beyond the workers; a request finding all `workers + queue_size` taken gets 503"
@@ -82,6 +85,15 @@ class QueuePosition(BaseModel):
     running: int = Field(description="requests being filled now")
     waiting: int = Field(description="requests waiting for a thread (those whose client has gone are not counted)")
     workers: int = Field(description="threads that fill images")
+
+
+class CancelResult(BaseModel):
+    state: Literal["uploading", "waiting", "running"] | None = Field(
+        description="what the request with this ticket was doing when it was cancelled: `uploading` (it will not "
+        "be filled), `waiting` (dropped from the queue at once), `running` (it stops at its next cancel point, and "
+        "the next request no longer waits for it); null when no admitted request has the ticket (not yet "
+        "admitted, or already answered): nothing was cancelled"
+    )
 
 
 class Health(BaseModel):
@@ -125,6 +137,13 @@ class InpaintFields(BaseModel):
         "d px; 0, the default, changes only the hole pixels",
     )
 
+    format: Literal["png", "jpeg", "webp", "input"] = Field(
+        "png",
+        description="the answer's format: `png` (the default: lossless, known pixels bit-identical, transparency "
+        "kept), `jpeg` or `webp` (quality 95), or `input`: the image's own, JPEG for a JPEG, WebP for a WebP and "
+        "PNG for any other",
+    )
+
     def options(self) -> dict[str, bool | str]:
         """The inference options this request sets (empty: the model's own options)."""
         chosen = {"blend": self.blend, "flip_average": self.flip_average, "refine": self.refine}
@@ -133,7 +152,7 @@ class InpaintFields(BaseModel):
 
 _FILES = {
     "image": "the photo: any format Pillow reads (PNG, JPEG, WebP, ...), any size up to the pixel limit; EXIF "
-    "orientation is applied, transparency goes on white",
+    "orientation is applied; the methods see transparency on white, a PNG or WebP answer keeps it",
     "mask": "an image of the same size (PNG): non-zero pixels (in any of R, G, B) are the hole; several holes "
     "of any shape are fine",
 }
@@ -174,8 +193,9 @@ def _error(description: str, **headers: dict[str, Any]) -> dict[str, Any]:
 
 INPAINT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "the filled image: PNG, RGB, the input's size",
-        "content": {"image/png": {}},
+        "description": "the filled image, the input's size: RGB, or RGBA for a transparent photo answered as PNG "
+        "or WebP; PNG, or the `format` asked for",
+        "content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}},
         "headers": {
             "X-Inpaint-Method": _header("the method that filled the image"),
             "X-Inpaint-Model": _header("the model that filled it (method `model` only)"),
@@ -200,8 +220,8 @@ INPAINT_RESPONSES: dict[int | str, dict[str, Any]] = {
     ),
     501: _error("a classical method asked for whose packages (the `baselines` extra) are not installed"),
     CLIENT_GONE: _error(
-        "the client closed the connection while its request waited for a thread: the job was skipped (nobody "
-        "reads this answer; it is for the server's log)"
+        "the request was cancelled (POST /api/cancel) or its client closed the connection: dropped before it "
+        "started, or stopped at its next cancel point (the answer is mostly for the server's log)"
     ),
     503: _error(
         "every place in the queue is taken: decided before the body is read, which is then dropped (not sent at "

@@ -1,8 +1,8 @@
 // Context Encoder web app: paint a hole, send image + full-resolution mask to /api/inpaint, compare, download.
-// One file of 850 lines on purpose: the page is one closure over shared state (image, mask history, view
-// transform, request), and splitting it would mean passing that state through every module. Mask drawing,
+// One file of about 1050 lines on purpose: the page is one closure over shared state (image, mask history, view
+// transform, request), and splitting it would mean passing that state through every module. Mask pixel work,
 // which needs none of it, lives in mask.js.
-import { drawOp, maskPNG } from "./mask.js";
+import { drawOp, maskFromImage, maskPNG } from "./mask.js";
 
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -11,6 +11,9 @@ import { drawOp, maskPNG } from "./mask.js";
   const MAX_SCALE = 32; // CSS px per image px at the deepest zoom
   const MAX_EDGE = 64; // image px: the largest grow and feather (the server's limit for feather)
   const POLL_MS = 500; // how often the queue position is asked for while a fill runs
+  const EDGE_GRAB = 24; // CSS px: a box drag may start this far outside the image (it is clamped to the image)
+  const MOSTLY_HOLE = 0.9; // a mask covering more of the photo than this asks for a second press of Inpaint
+  const FORMATS = { "image/jpeg": ["jpg", "JPEG"], "image/webp": ["webp", "WebP"], "image/png": ["png", "PNG"] };
 
   const els = {
     status: $("status"), file: $("file"), stage: $("stage"), source: $("source"), overlay: $("overlay"),
@@ -20,6 +23,7 @@ import { drawOp, maskPNG } from "./mask.js";
     divider: $("divider"), split: $("split"), imageInfo: $("image-info"), resultInfo: $("result-info"),
     resultHint: $("result-hint"), zoomIn: $("zoom-in"), zoomOut: $("zoom-out"), zoomLabel: $("zoom-label"),
     fit: $("fit"), blend: $("blend"), flip: $("flip-average"), grow: $("grow"), feather: $("feather"),
+    openMask: $("open-mask"), maskFile: $("mask-file"), inpaintWhy: $("inpaint-why"), pane: $("stage").parentElement,
   };
 
   const state = {
@@ -27,9 +31,12 @@ import { drawOp, maskPNG } from "./mask.js";
     stem: "image",
     width: 0,
     height: 0,
-    sourceURL: null,
+    sourceURL: null, // the photo being painted on
+    beforeURL: null, // the photo the shown result was filled from
     resultURL: null,
     resultBlob: null,
+    resultUsed: false, // the result has become the photo ("Use result")
+    mostlyHoleOK: null, // the mask (ops count and hole px) whose large coverage a second press accepted
     ops: [], // paint operations in image pixels ({kind: "clear"} too); the mask is their replay
     redone: [], // operations undone, most recent last; a new operation drops them
     drawing: null, // the operation being drawn
@@ -47,7 +54,7 @@ import { drawOp, maskPNG } from "./mask.js";
     lastPointer: null,
     busy: false,
     abort: null, // the running fill's AbortController
-    job: null, // the running fill's last known place in the server's queue
+    job: null, // the running fill: its ticket, its last known place in the server's queue, what cancelling did
     limits: null,
     modelsAvailable: false,
   };
@@ -192,18 +199,70 @@ import { drawOp, maskPNG } from "./mask.js";
       setStatus("error", `This browser cannot hold a ${w}×${h} mask in memory.`);
       return;
     }
-    if (state.sourceURL) URL.revokeObjectURL(state.sourceURL);
+    const previous = state.sourceURL;
     Object.assign(state, { file, width: w, height: h, sourceURL: url, ops: [], redone: [], drawing: null });
     Object.assign(state, { pinch: null, pan: null, gestureLock: false, view: { s: 0, tx: 0, ty: 0 } });
     state.stem = (file.name || "image").replace(/\.[^.]+$/, "") || "image";
     els.source.src = url;
-    els.before.src = url;
     els.stage.classList.remove("empty");
     els.imageInfo.textContent = `${file.name} · ${w}×${h} · ${megabytes(file.size)}`;
     clearResult();
+    release(previous);
+    setDownloadLabel(file.type);
     layout();
     updateButtons();
     setStatus("idle", `Loaded ${file.name} (${w}×${h}). Paint over what to remove, then press Inpaint.`);
+  }
+
+  // A mask image for the open photo (white = hole), scaled to it if it has its shape; it replaces the painted
+  // mask as one operation, so Undo brings the painted one back.
+  async function openMask(file) {
+    if (!file) return;
+    if (!state.width || state.busy || state.drawing) {
+      setStatus("error", state.width ? "Wait for the running fill to end before loading a mask." : "Open a photo first, then its mask.");
+      return;
+    }
+    if (file.type && !file.type.startsWith("image/")) {
+      setStatus("error", `The mask ${file.name} is not an image (${file.type}).`);
+      return;
+    }
+    const url = URL.createObjectURL(file);
+    const img = new Image();
+    try {
+      img.src = url;
+      await img.decode();
+      const [w, h, pw, ph] = [img.naturalWidth, img.naturalHeight, state.width, state.height];
+      if ((w !== pw || h !== ph) && Math.abs(w * ph - h * pw) > 0.01 * w * ph) {
+        setStatus("error", `The mask ${file.name} is ${w}×${h} but the photo is ${pw}×${ph}: a mask needs the photo's size, or at least its shape.`);
+        return;
+      }
+      const { canvas, holes } = maskFromImage(img, pw, ph);
+      if (!holes) {
+        setStatus("error", `The mask ${file.name} has no white pixels: white marks the hole, black or transparent keeps the photo.`);
+        return;
+      }
+      commit({ kind: "mask", canvas });
+      replayMask();
+      const scaled = w !== pw || h !== ph ? ` (scaled from ${w}×${h})` : "";
+      const share = ((100 * holes) / (pw * ph)).toFixed(1);
+      setStatus("idle", `Loaded the mask ${file.name}${scaled}: ${share}% of the photo. Paint to change it, then press Inpaint.`);
+    } catch (_) {
+      setStatus("error", `Could not open the mask ${file.name}: this browser cannot decode it (try PNG).`);
+    } finally {
+      URL.revokeObjectURL(url);
+    }
+  }
+
+  // Revoke the object URLs that nothing shows any more.
+  function release(...urls) {
+    const used = [state.sourceURL, state.beforeURL, state.resultURL];
+    for (const url of urls) if (url && !used.includes(url)) URL.revokeObjectURL(url);
+  }
+
+  // The server answers in the photo's own format (JPEG for a JPEG, WebP for a WebP, else PNG): the button says so.
+  function setDownloadLabel(type) {
+    const [, name] = FORMATS[type] || FORMATS["image/png"];
+    els.download.textContent = `Download ${name}`;
   }
 
   // Fit the image into its pane: the stage (and the result) get that size; the overlay canvas gets it times the
@@ -364,12 +423,16 @@ import { drawOp, maskPNG } from "./mask.js";
     }
   }
 
-  const lastClear = () => state.ops.map((op) => op.kind).lastIndexOf("clear");
-  const hasMask = () => state.ops.length > lastClear() + 1; // something painted since the last Clear
+  // The last Clear or loaded mask: the mask is what it left (nothing, or the loaded holes) and what came after.
+  const lastReset = () => state.ops.findLastIndex((op) => op.kind === "clear" || op.kind === "mask");
+  const hasMask = () => {
+    const i = lastReset();
+    return state.ops.length > i + 1 || (i >= 0 && state.ops[i].kind === "mask");
+  };
 
   function replayMask() {
     maskCtx.clearRect(0, 0, state.width, state.height);
-    for (const op of state.ops.slice(lastClear() + 1)) drawOp(maskCtx, op, HOLE);
+    for (const op of state.ops.slice(Math.max(0, lastReset()))) if (op.kind !== "clear") drawOp(maskCtx, op, HOLE);
     redrawOverlay();
   }
 
@@ -380,6 +443,24 @@ import { drawOp, maskPNG } from "./mask.js";
     const x = (event.clientX - r.left - tx) / s;
     const y = (event.clientY - r.top - ty) / s;
     return [Math.round(x * 10) / 10, Math.round(y * 10) / 10];
+  }
+
+  // A box corner: the image pixel under the pointer, the pointer first brought inside the stage (a drag may start
+  // or go outside the image) and the point then into the image.
+  function boxPoint(event) {
+    const r = els.stage.getBoundingClientRect();
+    const [x, y] = imagePoint({ clientX: clamp(event.clientX, r.left, r.right), clientY: clamp(event.clientY, r.top, r.bottom) });
+    return [clamp(x, 0, state.width), clamp(y, 0, state.height)];
+  }
+
+  // A press in the pane at most EDGE_GRAB px outside the image starts a box there, at the image's edge.
+  function paneDown(event) {
+    if (event.target === els.overlay || state.tool !== "box" || !state.width) return;
+    if (event.target.closest("button, a, input, select, summary, label, output")) return;
+    const r = els.stage.getBoundingClientRect();
+    const dx = Math.max(r.left - event.clientX, event.clientX - r.right, 0);
+    const dy = Math.max(r.top - event.clientY, event.clientY - r.bottom, 0);
+    if (dx <= EDGE_GRAB && dy <= EDGE_GRAB) pointerDown(event);
   }
 
   const brushSize = () => Math.max(1, Number(els.size.value) / state.view.s); // image px
@@ -413,10 +494,11 @@ import { drawOp, maskPNG } from "./mask.js";
     if (state.busy || event.button !== 0 || state.drawing || state.pan) return;
     event.preventDefault();
     capture(event);
-    const p = imagePoint(event);
     if (state.tool === "box") {
+      const p = boxPoint(event);
       state.drawing = { kind: "box", start: p, x: p[0], y: p[1], w: 0, h: 0, erase: false };
     } else {
+      const p = imagePoint(event);
       state.drawing = { kind: "stroke", points: [p], size: brushSize(), erase: state.tool === "eraser" };
       drawOp(maskCtx, state.drawing, HOLE);
       drawOp(overlayContext(), state.drawing, OVERLAY);
@@ -440,7 +522,7 @@ import { drawOp, maskPNG } from "./mask.js";
     moveCursor(event);
     const op = state.drawing;
     if (!op || event.pointerId !== op.pointerId) return;
-    const p = imagePoint(event);
+    const p = op.kind === "box" ? boxPoint(event) : imagePoint(event);
     if (op.kind === "box") {
       op.x = Math.min(op.start[0], p[0]);
       op.y = Math.min(op.start[1], p[1]);
@@ -599,56 +681,104 @@ import { drawOp, maskPNG } from "./mask.js";
     else if (job.stage === "running") setBusyText("Receiving the result…");
   }
 
-  function cancel() {
+  // Tell the server to drop or stop the request (POST /api/cancel), then stop waiting for its answer. The abort
+  // waits for the server's word (at most a second), so that the status line can say what was cancelled.
+  async function cancel() {
+    const job = state.job;
+    if (!state.abort || !job || job.cancelling) return;
+    job.cancelling = true;
+    setBusyText("Cancelling…");
+    if (job.ticket) {
+      try {
+        const answer = fetch(`/api/cancel?ticket=${job.ticket}`, { method: "POST" }).then((res) => res.json());
+        const timeout = new Promise((resolve) => setTimeout(resolve, 1000, null));
+        const said = await Promise.race([answer, timeout]);
+        if (said) job.cancelled = said.state;
+      } catch (_) {
+        // the abort below still closes the connection, which the server takes as a cancel too
+      }
+    }
     if (state.abort) state.abort.abort();
   }
 
   function cancelledText() {
-    const stage = state.job && state.job.stage;
-    if (stage === "running") return "Cancelled. The server finishes the fill it had started and drops the result.";
-    if (stage === "waiting") return "Cancelled; the server skips the request.";
+    const job = state.job || {};
+    const stage = job.cancelled || job.stage;
+    if (stage === "running") return "Cancelled: the server stopped the fill, and the next one starts at once.";
+    if (stage === "waiting") return "Cancelled: the server dropped the request from its queue.";
     return "Cancelled.";
+  }
+
+  // Where focus goes when a fill ends: to Download after a result, else back to Inpaint; unless the user has
+  // put it somewhere else meanwhile (the Inpaint button, disabled while a fill runs, loses focus to the page).
+  function restoreFocus(done) {
+    const at = document.activeElement;
+    if (at && at !== document.body && at !== els.cancel && at !== els.inpaint) return;
+    const target = done && els.download.getAttribute("aria-disabled") !== "true" ? els.download : els.inpaint;
+    target.focus({ preventScroll: true });
+  }
+
+  // The first press with a mask over MOSTLY_HOLE of the photo only warns; a second press with that mask fills.
+  function mostlyHole(holes) {
+    const share = holes / (state.width * state.height);
+    if (share >= 1) {
+      setStatus("error", "The mask covers the whole photo: nothing is left to fill it from. Erase part of it.");
+      return true;
+    }
+    const key = `${state.ops.length}:${holes}`;
+    if (share <= MOSTLY_HOLE || state.mostlyHoleOK === key) return false;
+    state.mostlyHoleOK = key;
+    setStatus("warn", `The mask covers ${Math.round(share * 100)}% of the photo: little is left to fill it from. Press Inpaint again to fill anyway.`);
+    return true;
+  }
+
+  function requestForm(blob, method, refine) {
+    const form = new FormData();
+    form.append("image", state.file, state.file.name || "image");
+    form.append("mask", blob, "mask.png");
+    form.append("method", method);
+    form.append("format", "input"); // a JPEG comes back as a JPEG, a WebP as a WebP, anything else as PNG
+    if (method === "model") {
+      form.append("model", els.model.value);
+      if (els.blend.value) form.append("blend", els.blend.value);
+      if (els.flip.value) form.append("flip_average", els.flip.value);
+    }
+    if (refine) form.append("refine", refine);
+    const feather = edgeWidth(els.feather);
+    if (feather) form.append("feather", String(feather));
+    return { form, feather };
   }
 
   async function inpaint() {
     if (state.busy) return;
-    if (!state.file) {
-      setStatus("error", "Open an image first.");
+    const why = inpaintBlocker();
+    if (why) {
+      setStatus("error", why);
       return;
     }
     const [method, refine] = els.method.value.split("+");
-    if (method === "model" && !state.modelsAvailable) {
-      setStatus("error", "This server has no models: choose a classical method.");
-      return;
-    }
+    const hadFocus = document.activeElement === els.inpaint;
     const controller = new AbortController();
     state.abort = controller;
-    state.job = { stage: null };
+    state.job = { stage: null, ticket: null };
     setBusy(true);
+    if (hadFocus) els.cancel.focus({ preventScroll: true }); // Enter, then Enter again, cancels
     const label = method === "model" ? els.model.value : els.method.selectedOptions[0].textContent;
     busyStatus("Preparing the mask…");
     const started = performance.now();
     let stopWatching = () => {};
+    let done = false;
     try {
-      const { blob, holes } = await maskPNG(maskCtx, state.width, state.height, edgeWidth(els.grow));
+      const { blob, holes, box } = await maskPNG(maskCtx, state.width, state.height, edgeWidth(els.grow));
       if (controller.signal.aborted) throw new DOMException("cancelled", "AbortError");
       if (!holes) {
         setStatus("error", "The mask is empty: paint over the part of the image to fill first.");
         return;
       }
-      const form = new FormData();
-      form.append("image", state.file, state.file.name || "image");
-      form.append("mask", blob, "mask.png");
-      form.append("method", method);
-      if (method === "model") {
-        form.append("model", els.model.value);
-        if (els.blend.value) form.append("blend", els.blend.value);
-        if (els.flip.value) form.append("flip_average", els.flip.value);
-      }
-      if (refine) form.append("refine", refine);
-      const feather = edgeWidth(els.feather);
-      if (feather) form.append("feather", String(feather));
+      if (mostlyHole(holes)) return;
+      const { form, feather } = requestForm(blob, method, refine);
       const ticket = newTicket();
+      state.job.ticket = ticket;
       setBusyText(`Sending ${state.width}×${state.height} for ${label}…`);
       stopWatching = watchQueue(ticket, label);
       let res;
@@ -659,18 +789,20 @@ import { drawOp, maskPNG } from "./mask.js";
         setStatus("error", `Could not reach the server: ${err.message}`);
         return;
       }
+      if (state.job.cancelling) throw new DOMException("cancelled", "AbortError"); // answered before the abort
       if (!res.ok) {
         setStatus("error", `Inpainting failed: ${await errorMessage(res)}`);
         return;
       }
       const result = await res.blob();
       stopWatching();
-      await showResult(result);
+      await showResult(result, box, feather);
+      done = true;
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       const server = res.headers.get("X-Inpaint-Seconds");
       const extras = [grewText(), feather ? `feather ${feather} px` : ""].filter(Boolean).join(", ");
       els.resultInfo.textContent = `${label} · ${state.width}×${state.height} · ${holes.toLocaleString()} hole px${extras ? ` (${extras})` : ""}`;
-      setStatus("ok", `Done in ${seconds} s${server ? ` (server ${Number(server).toFixed(2)} s)` : ""}. Drag the slider to compare; Download PNG saves the result.`);
+      setStatus("ok", `Done in ${seconds} s${server ? ` (server ${Number(server).toFixed(2)} s)` : ""}. Drag the slider to compare; ${els.download.textContent} saves the result.`);
     } catch (err) {
       if (err.name === "AbortError") setStatus("idle", cancelledText());
       else setStatus("error", `Inpainting failed: ${err.message}`);
@@ -679,36 +811,53 @@ import { drawOp, maskPNG } from "./mask.js";
       state.abort = null;
       state.job = null;
       setBusy(false);
+      restoreFocus(done);
     }
   }
 
   const grewText = () => (Number(els.grow.value) ? `grown ${els.grow.value} px` : "");
 
-  async function showResult(blob) {
-    if (state.resultURL) URL.revokeObjectURL(state.resultURL);
+  // Show the result beside the photo it was filled from, the slider just left of what changed (the holes' box,
+  // widened by the feather), so that the holes show filled; on a narrow screen, scroll it into view.
+  async function showResult(blob, box, feather) {
+    const old = [state.resultURL, state.beforeURL];
     state.resultBlob = blob;
     state.resultURL = URL.createObjectURL(blob);
+    state.beforeURL = state.sourceURL;
+    state.resultUsed = false;
     els.after.src = state.resultURL;
+    els.before.src = state.beforeURL;
+    release(...old);
     await els.after.decode().catch(() => {
       throw new Error("the server's answer is not an image this browser can show");
     });
     els.compare.hidden = false;
     els.resultHint.hidden = true;
+    const [ext] = FORMATS[blob.type] || FORMATS["image/png"];
+    setDownloadLabel(blob.type);
     els.download.href = state.resultURL;
-    els.download.download = `${state.stem}-inpainted.png`;
+    els.download.download = `${state.stem}-inpainted.${ext}`;
+    const left = box.x1 >= 0 ? Math.max(0, box.x0 - feather - state.width * 0.02) : state.width / 2;
+    els.split.value = String(Math.floor((1000 * left) / state.width) / 10);
     setSplit(Number(els.split.value));
     updateButtons();
+    const r = els.compare.getBoundingClientRect();
+    if (r.top < 0 || r.bottom > window.innerHeight) {
+      const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+      els.compare.scrollIntoView({ block: "nearest", behavior: still ? "auto" : "smooth" });
+    }
   }
 
   function clearResult() {
-    if (state.resultURL) URL.revokeObjectURL(state.resultURL);
-    state.resultURL = null;
-    state.resultBlob = null;
+    const old = [state.resultURL, state.beforeURL];
+    Object.assign(state, { resultURL: null, beforeURL: null, resultBlob: null, resultUsed: false });
     els.after.removeAttribute("src");
+    els.before.removeAttribute("src");
     els.compare.hidden = true;
     els.resultHint.hidden = false;
     els.resultInfo.textContent = "";
     els.download.removeAttribute("href");
+    release(...old);
   }
 
   function setSplit(percent) {
@@ -716,9 +865,20 @@ import { drawOp, maskPNG } from "./mask.js";
     els.divider.style.left = `${percent}%`;
   }
 
-  function reuseResult() {
-    if (!state.resultBlob || state.busy) return;
-    openFile(new File([state.resultBlob], `${state.stem}-inpainted.png`, { type: "image/png" }));
+  // "Use result": the filled image becomes the photo to paint on (same size, same zoom and pan), the mask is
+  // cleared, the comparison stays until the next fill. Its file is the server's answer, sent as it is.
+  function useResult() {
+    if (!state.resultBlob || state.busy || state.drawing || state.resultUsed) return;
+    const ext = (FORMATS[state.resultBlob.type] || FORMATS["image/png"])[0];
+    const file = new File([state.resultBlob], `${state.stem}-inpainted.${ext}`, { type: state.resultBlob.type });
+    const previous = state.sourceURL;
+    Object.assign(state, { file, sourceURL: state.resultURL, ops: [], redone: [], resultUsed: true, mostlyHoleOK: null });
+    els.source.src = state.sourceURL;
+    release(previous);
+    replayMask();
+    els.imageInfo.textContent = `${file.name} · ${state.width}×${state.height} · ${megabytes(file.size)}`;
+    updateButtons();
+    setStatus("idle", "The result is now the photo, with an empty mask: paint the next part to remove, then press Inpaint.");
   }
 
   function setBusy(busy) {
@@ -728,19 +888,37 @@ import { drawOp, maskPNG } from "./mask.js";
     updateButtons();
   }
 
+  // Why Inpaint cannot be pressed now, in words for the line beside it; "" when it can.
+  function inpaintBlocker() {
+    if (!state.width) return "Open a photo first.";
+    if (state.busy) return "";
+    if (!hasMask()) return "Paint over what to remove first (or load a mask).";
+    const option = els.method.selectedOptions[0];
+    if (els.method.value.startsWith("model") && !state.modelsAvailable) {
+      return "This server has no models: choose a classical method.";
+    }
+    if (option && option.disabled) return `${option.textContent} is not available on this server: choose another method.`;
+    return "";
+  }
+
   function updateButtons() {
     const loaded = Boolean(state.width);
     const idle = loaded && !state.busy;
     els.undo.disabled = !idle || !state.ops.length;
     els.redo.disabled = !idle || !state.redone.length;
     els.clear.disabled = !idle || !hasMask();
-    els.inpaint.disabled = !idle || !hasMask();
+    const why = inpaintBlocker();
+    els.inpaint.disabled = state.busy || Boolean(why);
+    els.inpaintWhy.textContent = why;
+    els.inpaint.title = why || "Fill the masked part";
     const model = els.method.value.startsWith("model");
     els.model.disabled = state.busy || !state.modelsAvailable || !model;
     els.blend.disabled = els.flip.disabled = state.busy || !model;
     els.grow.disabled = els.feather.disabled = state.busy;
-    els.reuse.disabled = state.busy || !state.resultURL;
+    els.reuse.disabled = state.busy || !state.resultURL || state.resultUsed;
     els.download.setAttribute("aria-disabled", String(!state.resultURL));
+    if (!state.resultURL) els.download.removeAttribute("href");
+    els.openMask.setAttribute("aria-disabled", String(!idle));
     updateZoomButtons();
   }
 
@@ -756,12 +934,18 @@ import { drawOp, maskPNG } from "./mask.js";
     openFile(els.file.files[0]);
     els.file.value = "";
   });
-  $("open").addEventListener("keydown", (e) => {
-    if (e.key === "Enter" || e.key === " ") {
-      e.preventDefault();
-      els.file.click();
-    }
+  els.maskFile.addEventListener("change", () => {
+    openMask(els.maskFile.files[0]);
+    els.maskFile.value = "";
   });
+  for (const [button, input] of [[$("open"), els.file], [els.openMask, els.maskFile]]) {
+    button.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === " ") {
+        e.preventDefault();
+        if (button.getAttribute("aria-disabled") !== "true") input.click();
+      }
+    });
+  }
   for (const input of document.querySelectorAll('input[name="tool"]')) {
     input.addEventListener("change", () => setTool(input.value));
   }
@@ -771,7 +955,7 @@ import { drawOp, maskPNG } from "./mask.js";
   els.clear.addEventListener("click", clearMask);
   els.inpaint.addEventListener("click", inpaint);
   els.cancel.addEventListener("click", cancel);
-  els.reuse.addEventListener("click", reuseResult);
+  els.reuse.addEventListener("click", useResult);
   els.method.addEventListener("change", updateButtons);
   els.split.addEventListener("input", () => setSplit(Number(els.split.value)));
   els.zoomIn.addEventListener("click", () => zoomCentre(1.5));
@@ -779,6 +963,10 @@ import { drawOp, maskPNG } from "./mask.js";
   els.fit.addEventListener("click", fitView);
   for (const input of [els.grow, els.feather]) input.addEventListener("change", () => edgeWidth(input));
   els.overlay.addEventListener("pointerdown", pointerDown);
+  els.pane.addEventListener("pointerdown", paneDown);
+  document.addEventListener("selectstart", (e) => {
+    if (state.drawing || state.pan || state.pinch) e.preventDefault(); // a drag never selects the page's text
+  });
   els.overlay.addEventListener("pointermove", pointerMove);
   els.overlay.addEventListener("pointerup", pointerUp);
   els.overlay.addEventListener("pointercancel", pointerUp);

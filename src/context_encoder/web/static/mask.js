@@ -1,13 +1,16 @@
 // The mask's pixel work, free of the page: painting operations, growing the holes, the PNG sent to the server.
 
-// Draw one paint operation (a stroke or a box, in image pixels) with `colour`; an eraser operation removes. A
-// stroke from point `from` on: drawing a growing stroke piece by piece gives what drawing it whole gives.
+// Draw one paint operation (a stroke or a box, in image pixels) with `colour`; an eraser operation removes; a
+// loaded mask (its canvas: opaque = hole) is drawn as it is. A stroke from point `from` on: drawing a growing
+// stroke piece by piece gives what drawing it whole gives.
 export function drawOp(ctx, op, colour, from = 0) {
   ctx.save();
   ctx.globalCompositeOperation = op.erase ? "destination-out" : "source-over";
   ctx.fillStyle = colour;
   ctx.strokeStyle = colour;
-  if (op.kind === "box") {
+  if (op.kind === "mask") {
+    ctx.drawImage(op.canvas, 0, 0);
+  } else if (op.kind === "box") {
     ctx.fillRect(op.x, op.y, op.w, op.h);
   } else {
     const pts = op.points;
@@ -68,7 +71,8 @@ export function growHoles(hole, w, h, n, box) {
 }
 
 // The mask canvas (opaque = hole) of a w x h image as a binary PNG at that full resolution (white = hole,
-// black = keep), its holes grown by `grow` px, and the number of hole pixels.
+// black = keep), its holes grown by `grow` px, the number of hole pixels and their box (x0, y0, x1, y1:
+// the first and last hole column and row; x1 = -1 when there are none).
 export async function maskPNG(maskCtx, w, h, grow) {
   const data = maskCtx.getImageData(0, 0, w, h);
   const px = data.data;
@@ -84,7 +88,15 @@ export async function maskPNG(maskCtx, w, h, grow) {
     if (y < box.y0) box.y0 = y;
     box.y1 = y;
   }
-  if (grow > 0 && box.x1 >= 0) growHoles(hole, w, h, grow, box);
+  if (grow > 0 && box.x1 >= 0) {
+    growHoles(hole, w, h, grow, box);
+    Object.assign(box, {
+      x0: Math.max(0, box.x0 - grow),
+      y0: Math.max(0, box.y0 - grow),
+      x1: Math.min(w - 1, box.x1 + grow),
+      y1: Math.min(h - 1, box.y1 + grow),
+    });
+  }
   let holes = 0;
   for (let j = 0; j < hole.length; j++) {
     const v = hole[j] ? 255 : 0;
@@ -101,5 +113,29 @@ export async function maskPNG(maskCtx, w, h, grow) {
   const blob = await new Promise((resolve, reject) =>
     out.toBlob((b) => (b ? resolve(b) : reject(new Error("could not encode the mask"))), "image/png"),
   );
-  return { blob, holes };
+  return { blob, holes, box };
+}
+
+// A mask image (a decoded <img>, any size) as a w x h canvas whose opaque white pixels are the holes: the
+// pixels that are light (brightest colour channel >= 128) and opaque (alpha >= 128), so white marks a hole
+// and black or transparent keeps the photo, also after a JPEG's noise or a scaling's soft edges. An image of
+// another size is scaled to w x h first. Returns the canvas and its number of hole pixels.
+export function maskFromImage(img, w, h) {
+  const canvas = document.createElement("canvas");
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(img, 0, 0, w, h);
+  const data = ctx.getImageData(0, 0, w, h);
+  const px = data.data;
+  let holes = 0;
+  for (let i = 0; i < px.length; i += 4) {
+    const hole = px[i + 3] >= 128 && Math.max(px[i], px[i + 1], px[i + 2]) >= 128;
+    px[i] = px[i + 1] = px[i + 2] = 255;
+    px[i + 3] = hole ? 255 : 0;
+    holes += hole;
+  }
+  ctx.putImageData(data, 0, 0);
+  return { canvas, holes };
 }
