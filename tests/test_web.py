@@ -38,7 +38,7 @@ except ImportError:
 from fastapi.testclient import TestClient  # noqa: E402
 
 from context_encoder.config import load_config  # noqa: E402
-from context_encoder.data import MAX_PIXELS  # noqa: E402
+from context_encoder.decode import SERVER_MAX_PIXELS as MAX_PIXELS  # noqa: E402
 from context_encoder.inpaint import InferenceOptions, Inpainter  # noqa: E402
 from context_encoder.models import build_models  # noqa: E402
 from context_encoder.web import create_app, fill  # noqa: E402
@@ -493,6 +493,15 @@ def test_serve_builds_the_app_and_prints_its_url(
             assert c.post("/api/inpaint", **body, headers={"Origin": origin}).status_code == status, origin
     with pytest.raises(InputError, match="origin"):
         serve(checkpoint=str(ckpt), allowed_origins=["not a url"])
+    # the upload cap: 40 MP unless --max-pixels says otherwise (the command line's own cap is 70 MP)
+    assert main(["serve", "--checkpoint", str(ckpt)]) == 0
+    with local(started["app"]) as c:
+        assert c.get("/api/models").json()["limits"]["max_pixels"] == 40_000_000
+    assert main(["serve", "--checkpoint", str(ckpt), "--max-pixels", "60000000"]) == 0
+    with local(started["app"]) as c:
+        assert c.get("/api/models").json()["limits"]["max_pixels"] == 60_000_000
+    assert main(["serve", "--checkpoint", str(ckpt), "--max-pixels", "0"]) == 2
+    assert "--max-pixels must be a positive number, got 0" in capsys.readouterr().err
 
 
 def test_serve_refuses_a_damaged_model_before_it_listens(

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import __version__, methods
 from .config import DEVICES, HOLE_MASK_KINDS, INFERENCE_PRECISIONS, ProbeSettings
+from .decode import SERVER_MAX_PIXELS
 from .errors import ContextEncoderError, InputError
 
 if TYPE_CHECKING:
@@ -336,7 +337,7 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    _positive(args, "workers")
+    _positive(args, "workers", "max_pixels")
     if not 1 <= args.port <= 65535:
         raise InputError(f"--port must be a port number from 1 to 65535, got {args.port}")
     from .web import serve
@@ -350,6 +351,7 @@ def _serve(args: argparse.Namespace) -> int:
         allowed_hosts=args.allow_host,
         allowed_origins=args.allow_origin,
         device=_device(args.device),
+        max_pixels=args.max_pixels,
     )
     return 0
 
@@ -620,6 +622,13 @@ def _add_serve(sub: _Commands) -> None:
     which.add_argument("--model", help="offer only this shipped model (default: every shipped model)")
     which.add_argument("--checkpoint", help="offer the generator of this checkpoint (.pt file or run directory)")
     p.add_argument("--workers", type=int, default=1, help="images filled at once (default 1)")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=SERVER_MAX_PIXELS,
+        help=f"largest upload, in pixels (default {SERVER_MAX_PIXELS:,}, an 8000 x 5000 photo; a 48 MP photo with "
+        "a long brush stroke takes about 1.9 GB to fill)",
+    )
     p.add_argument("--device", choices=DEVICES, default="auto", help="where models run (default auto: a GPU if any)")
     p.add_argument(
         "--allow-host",

@@ -32,6 +32,9 @@ IMAGE_SUFFIXES = frozenset(ext.lower() for ext in Image.registered_extensions())
 # before decoding. The environment variable CONTEXT_ENCODER_MAX_PIXELS sets another; the web app has its own.
 MAX_PIXELS = 70_000_000
 MAX_PIXELS_ENV = "CONTEXT_ENCODER_MAX_PIXELS"
+# The web app's default cap on uploads (`serve --max-pixels`): 40 MP, an 8000 x 5000 photo. Below the command
+# line's: a server fills for others, several at once.
+SERVER_MAX_PIXELS = 40_000_000
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _MASK_MODES = ("1", "L", "LA", "RGB", "RGBA", "I", "F")
 

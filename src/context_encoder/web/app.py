@@ -20,7 +20,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from ..decode import MAX_PIXELS
+from ..decode import SERVER_MAX_PIXELS
 from ..errors import InputError
 from . import fill
 from .forms import read_form
@@ -58,7 +58,7 @@ def create_app(
     models: Mapping[str, ModelFactory] | None = None,
     *,
     max_bytes: int = 20 * 2**20,
-    max_pixels: int = MAX_PIXELS,
+    max_pixels: int = SERVER_MAX_PIXELS,
     workers: int = 1,
     queue_size: int = 8,
     read_timeout: float = 30.0,
