@@ -156,7 +156,7 @@ LAYERS = [
         "logistic",
         "neighbours",
     },
-    {"checkpoint", "fill"},
+    {"checkpoint", "fill", "photo_file", "batch"},
     {"protocol", "baselines", "labelled"},
     {"methods"},
     {"options"},
