@@ -439,7 +439,7 @@ class _Level:
 
     def _cut(self, image: Tensor, at: Tensor) -> Tensor:
         """(len(at), 3 (2r+1)^2): `_patches(image)` at the flat pixel indices `at` only, cut without the rest."""
-        values = image.reshape(3, -1).index_select(1, self._cut_index(at))  # (3, (2r+1)^2 * N)
+        values = _gather(_pixels(image), self._cut_index(at))  # (3, (2r+1)^2 * N)
         return values.reshape(-1, len(at)).t().contiguous()
 
     def _target_rows(self, estimate: Tensor) -> Tensor:
@@ -447,7 +447,7 @@ class _Level:
         low frequencies."""
         if self._target_index_cut is None:
             self._target_index_cut = self._cut_index(self.target_index)
-        patches = estimate.reshape(3, -1).index_select(1, self._target_index_cut).reshape(-1, self.targets)
+        patches = _gather(_pixels(estimate), self._target_index_cut).reshape(-1, self.targets)
         patches = patches.t() * self.patch_scale if self.basis is None else patches.t() @ self.scaled_basis
         return torch.cat([patches, self.guide_lf], 1)
 
