@@ -35,6 +35,7 @@ EPILOG = """examples:
   context-encoder demo
   context-encoder inpaint photo.jpg --mask holes.png -o filled.png
   context-encoder inpaint photo.jpg --mask holes.png --refine patch -o filled.png
+  context-encoder inpaint --batch photos/ --masks masks/ --skip-existing -o filled/
   context-encoder train --config tiny --data photos/ --set train.steps=20 --out runs/try
   context-encoder serve
 """
