@@ -43,6 +43,18 @@ def test_any_size_several_holes_known_pixels_untouched(kind, residual, shape):
     assert (out[mask] != img[mask]).mean() > 0.5  # holes really filled
 
 
+@pytest.mark.parametrize("refine", ["none", "patch"])
+def test_an_array_photo_is_read_not_written(refine):
+    """`inpaint` reads a caller's uint8 array without copying it, so it must never write into it."""
+    img = _image(60, 90, seed=3)
+    before = img.copy()
+    mask = np.zeros((60, 90), bool)
+    mask[20:40, 30:60] = True
+    model = _model("random-region", residual=True)
+    out = np.asarray(model(img, mask, options=InferenceOptions(refine=refine)))
+    assert np.array_equal(img, before) and not np.array_equal(out[mask], img[mask])
+
+
 def test_modes_and_inputs(tmp_path):
     model = _model()
     grey = Image.fromarray(np.full((20, 30), 90, np.uint8), "L")
