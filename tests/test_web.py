@@ -1050,7 +1050,7 @@ def test_a_cancelled_fill_stops_at_its_next_torch_operation(tiny: Inpainter) -> 
 
 
 def test_the_answer_takes_the_input_format_when_asked(client: TestClient) -> None:
-    """format=input: a JPEG gives a JPEG (quality 95), a PNG a PNG, a WebP a WebP; the default stays PNG."""
+    """format=input: a JPEG gives a JPEG (at its own quality), a PNG a PNG, a WebP a WebP; the default stays PNG."""
     img, m = photo(seed=11), hole()
     jpeg = png(img, "JPEG", quality=90)
     decoded = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
@@ -1073,6 +1073,24 @@ def test_the_answer_takes_the_input_format_when_asked(client: TestClient) -> Non
     assert Image.open(io.BytesIO(res.content)).format == "JPEG"
     res = client.post("/api/inpaint", **form(png(img), mask_png(m), format="gif"))
     assert res.status_code == 400 and "format" in res.json()["detail"]
+
+
+def test_a_jpeg_answer_keeps_the_photos_quality_exif_and_dpi(client: TestClient) -> None:
+    """format=input on a JPEG: the answer has the photo's own quantisation tables (not quality 95), its EXIF
+    less the orientation, and its DPI, as `inpaint` keeps them."""
+    img, m = photo(seed=13), hole()
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "TestCam", "X1"
+    jpeg = png(img, "JPEG", quality=70, exif=exif, dpi=(240, 240))
+    res = client.post("/api/inpaint", **form(jpeg, mask_png(m), format="input"))
+    assert res.status_code == 200
+    with Image.open(io.BytesIO(jpeg)) as a, Image.open(io.BytesIO(res.content)) as b:
+        assert b.quantization == a.quantization
+        assert (b.getexif()[0x010F], b.getexif()[0x0110]) == ("TestCam", "X1")
+        assert tuple(round(v) for v in b.info["dpi"]) == (240, 240)
+    grey = png(Image.fromarray(img).convert("L"), "JPEG", quality=70)  # one table: the RGB answer cannot reuse it
+    res = client.post("/api/inpaint", **form(grey, mask_png(m), format="input"))
+    assert res.status_code == 200 and Image.open(io.BytesIO(res.content)).format == "JPEG"
 
 
 def test_a_transparent_png_keeps_its_alpha_and_colours(client: TestClient) -> None:

@@ -63,10 +63,19 @@ def read_photo_file(path: str | Path) -> PhotoFile:
 
 
 def _read(img: Image.Image) -> PhotoFile:
-    exif = img.getexif()
-    turned = exif.get(ORIENTATION) in (5, 6, 7, 8)  # a quarter turn: width and height swap
+    return describe(img, alpha=True)
+
+
+def describe(img: Image.Image, alpha: bool = False) -> PhotoFile:
+    """What the opened image `img` carries besides its pixels, from its header (and, with `alpha`, its
+    transparency, which decodes it)."""
+    exif = img.getexif()  # the image's own: the orientation is put back after the copy without it
+    orientation = exif.pop(ORIENTATION, None)
+    exif_bytes = exif.tobytes() if len(exif) else None
+    if orientation is not None:
+        exif[ORIENTATION] = orientation
+    turned = orientation in (5, 6, 7, 8)  # a quarter turn: width and height swap
     size = (img.height, img.width) if turned else img.size
-    exif.pop(ORIENTATION, None)
     grey = img.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F") or (
         img.mode == "P" and img.palette is not None and img.palette.mode == "L"
     )
@@ -76,7 +85,7 @@ def _read(img: Image.Image) -> PhotoFile:
     dpi = img.info.get("dpi")
     is_jpeg = img.format == "JPEG"
     rgba = None
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+    if alpha and (img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info):
         rgba = np.asarray(ImageOps.exif_transpose(img).convert("RGBA"))
         if (rgba[..., 3] == 255).all():
             rgba = None  # an alpha channel that hides nothing: nothing to keep
@@ -84,7 +93,7 @@ def _read(img: Image.Image) -> PhotoFile:
         format=img.format,
         size=size,
         grey=grey,
-        exif=exif.tobytes() if len(exif) else None,
+        exif=exif_bytes,
         icc_profile=icc,
         dpi=tuple(float(v) for v in dpi) if dpi else None,  # type: ignore[arg-type]
         qtables=img.quantization if is_jpeg and getattr(img, "quantization", None) else None,
@@ -123,6 +132,16 @@ def save_filled(result: Image.Image, hole: np.ndarray, path: str | Path, fmt: st
         image = Image.fromarray(rgba, "RGBA")
     elif photo.grey:
         image = result.convert("L")
+    path = Path(path)
+    with atomic_write(path) as f:
+        image.save(f, format=fmt, **save_options(fmt, photo, image.mode))
+    return path
+
+
+def save_options(fmt: str, photo: PhotoFile, mode: str = "RGB") -> dict:
+    """Pillow's save options for a result (an image in `mode`) in `fmt` that keep what `photo` carries: EXIF, ICC
+    profile, DPI, and a JPEG's own quantisation tables and subsampling (`LOSSY_QUALITY` where there are none to
+    reuse, or where a grey JPEG's one table would have to serve a colour result)."""
     options: dict = {}
     if photo.exif and fmt in _EXIF_FORMATS:
         options["exif"] = photo.exif
@@ -131,7 +150,7 @@ def save_filled(result: Image.Image, hole: np.ndarray, path: str | Path, fmt: st
     if photo.dpi and fmt in _DPI_FORMATS:
         options["dpi"] = photo.dpi
     if fmt == "JPEG":
-        if photo.qtables:
+        if photo.qtables and (mode == "L" or len(photo.qtables) >= 2):
             options["qtables"] = photo.qtables
             if photo.subsampling is not None and photo.subsampling >= 0:
                 options["subsampling"] = photo.subsampling
@@ -139,7 +158,4 @@ def save_filled(result: Image.Image, hole: np.ndarray, path: str | Path, fmt: st
             options["quality"] = LOSSY_QUALITY
     elif fmt == "WEBP":
         options["quality"] = LOSSY_QUALITY
-    path = Path(path)
-    with atomic_write(path) as f:
-        image.save(f, format=fmt, **options)
-    return path
+    return options

@@ -24,6 +24,7 @@ from ..fill import FillMethod, filler_method
 from ..geometry import bounding_box, pil_box, widen_box
 from ..methods import NETWORK, entries, get, install_hint
 from ..methods import available as registry_available
+from ..photo_file import save_options
 from .forms import Form
 from .images import Upload, check_sizes, decode_upload
 from .registry import ModelRegistry
@@ -38,7 +39,6 @@ FORMATS = {
     "jpeg": ("JPEG", "image/jpeg", "jpg", False),
     "webp": ("WEBP", "image/webp", "webp", True),
 }
-LOSSY_QUALITY = 95  # JPEG and WebP answers: close to a camera's own quality, and known pixels change little
 _INPUT_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}  # Pillow's names; MPO: a camera's JPEG; else PNG
 
 
@@ -183,7 +183,11 @@ def _encode(up: Upload, fmt: str, png_level: int) -> bytes:
     img = up.canvas
     if up.alpha is not None:
         img.putalpha(up.alpha)  # in place: RGB becomes RGBA
-    options: dict = {"compress_level": png_level} if name == "PNG" else {"quality": LOSSY_QUALITY}
+    # the photo's EXIF (less the orientation, applied), DPI and, JPEG to JPEG, its own quantisation tables, as
+    # `inpaint` keeps them; the colour profile only where it is an RGB one (the answer is RGB)
+    options = save_options(name, dataclasses.replace(up.photo, icc_profile=up.icc_profile), img.mode)
+    if name == "PNG":
+        options["compress_level"] = png_level
     if name == "WEBP" and up.alpha is not None:
         options["exact"] = True  # keep the colours of transparent pixels, as PNG does
     options["icc_profile"] = up.icc_profile  # None: none, also where the image's own info holds an unfit one

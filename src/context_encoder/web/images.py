@@ -15,6 +15,7 @@ from PIL import Image, ImageChops, ImageOps, UnidentifiedImageError
 
 from ..decode import mask_array, to_rgb
 from ..errors import ContextEncoderError
+from ..photo_file import PhotoFile, describe
 
 _EXIF_ORIENTATION = 0x0112  # values 5-8 rotate by 90 degrees: width and height swap
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")  # the modes `to_rgb` puts on white
@@ -119,6 +120,7 @@ class Upload:
     canvas: Image.Image  # RGB, the answer: the fill is pasted into it; `image` itself unless the alpha is kept
     alpha: Image.Image | None  # "L": the photo's transparency, put back on `canvas`; None: opaque, or not kept
     icc_profile: bytes | None  # the photo's RGB colour profile, given to the answer
+    photo: PhotoFile  # what the photo's file carries besides its pixels (EXIF, DPI, JPEG tables), for the answer
 
 
 def _alpha(img: Image.Image) -> Image.Image | None:
@@ -145,6 +147,7 @@ def decode_upload(
     if icc is not None and icc[16:20] != b"RGB ":  # the profile's colour space: a grey or CMYK one fits no RGB answer
         icc = None
     decoded = _decode(opened, "image")
+    carried = describe(opened)  # the header's metadata, once the file is known to decode
     alpha = None
     if keep_alpha and decoded.mode != "RGB":
         ImageOps.exif_transpose(decoded, in_place=True)  # oriented once, for the alpha and the colours alike
@@ -155,4 +158,4 @@ def decode_upload(
             400, f"the mask is {hole.shape[1]}x{hole.shape[0]} but the image is {img.width}x{img.height}"
         )
     canvas = img if alpha is None else decoded.convert("RGB")
-    return Upload(img, hole, canvas, alpha, icc)
+    return Upload(img, hole, canvas, alpha, icc, carried)

@@ -140,8 +140,9 @@ class InpaintFields(BaseModel):
     format: Literal["png", "jpeg", "webp", "input"] = Field(
         "png",
         description="the answer's format: `png` (the default: lossless, known pixels bit-identical, transparency "
-        "kept), `jpeg` or `webp` (quality 95), or `input`: the image's own, JPEG for a JPEG, WebP for a WebP and "
-        "PNG for any other",
+        "kept), `jpeg` or `webp` (quality 95; a JPEG photo as JPEG keeps its own quantisation tables), or `input`: "
+        "the image's own, JPEG for a JPEG, WebP for a WebP and PNG for any other; EXIF (less the orientation) and "
+        "DPI are kept",
     )
 
     def options(self) -> dict[str, bool | str]:
