@@ -57,13 +57,9 @@ def read_photo_file(path: str | Path) -> PhotoFile:
     """The metadata, quality and alpha of the image file `path`; a file that cannot be read is a `DataError`."""
     with opened(path, "image") as img:
         try:
-            return _read(img)
+            return describe(img, alpha=True)
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad data
             raise DataError(f"cannot read image {path}: {str(exc).strip() or type(exc).__name__}") from None
-
-
-def _read(img: Image.Image) -> PhotoFile:
-    return describe(img, alpha=True)
 
 
 def describe(img: Image.Image, alpha: bool = False) -> PhotoFile:
