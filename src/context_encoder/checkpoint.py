@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from .config import Config, config_from_dict
-from .errors import CheckpointError, ContextEncoderError
+from .errors import CheckpointError, ContextEncoderError, first_line
 from .outputs import atomic_write
 
 FORMAT = "context-encoder/1"
@@ -56,8 +56,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             ) from None
         raise CheckpointError(f"cannot read checkpoint {path}: damaged, or not a PyTorch file") from None
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a damaged file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: {first}") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {first_line(exc)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a context-encoder checkpoint")
     state["path"] = str(path)

@@ -22,7 +22,7 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 
-from .errors import ConfigError, DataError, InputError
+from .errors import ConfigError, DataError, InputError, first_line
 
 ImageInput = Image.Image | np.ndarray | str | Path  # a file, a Pillow image or an (H, W[, C]) uint8 array
 MaskInput = Image.Image | np.ndarray | Tensor | str | Path  # also a tensor, channels first
@@ -65,11 +65,6 @@ def check_pixels(size: tuple[int, int], what: str) -> None:
         )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 @contextmanager
 def opened(path: str | Path, what: str) -> Iterator[Image.Image]:
     """An image file opened lazily (header only), refused with a `DataError` when it has too many pixels or
@@ -90,7 +85,7 @@ def opened(path: str | Path, what: str) -> Iterator[Image.Image]:
     except FileNotFoundError:
         raise DataError(f"{what} not found: {path}") from None
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad data
-        raise DataError(f"cannot read {what} {path}: {_first_line(exc)}") from None
+        raise DataError(f"cannot read {what} {path}: {first_line(exc)}") from None
     with img:
         check_pixels(img.size, f"{what} {path}")
         yield img
@@ -110,7 +105,7 @@ def _decoded(path: str | Path, what: str, convert: Callable[[Image.Image], Any])
         except Image.DecompressionBombError:
             raise DataError(f"{what} {path} has too many pixels to decode") from None
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad data
-            raise DataError(f"cannot read {what} {path}: {_first_line(exc)}") from None
+            raise DataError(f"cannot read {what} {path}: {first_line(exc)}") from None
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

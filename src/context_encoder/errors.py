@@ -1,6 +1,12 @@
 """Exceptions the command line turns into a one-line message and a non-zero exit code."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of `exc`'s message (its type's name where it has none): what a one-line error quotes."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class ContextEncoderError(Exception):
     """Base class: a problem with the user's input, reported without a traceback."""
 

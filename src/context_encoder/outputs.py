@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import ContextEncoderError
+from .errors import ContextEncoderError, first_line
 
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
 
@@ -31,10 +31,7 @@ class OutputError(ContextEncoderError):
 
 def reason(exc: OSError) -> str:
     """The one-line cause of a failed file operation: 'No space left on device', 'Permission denied', ..."""
-    if exc.errno is not None:
-        return os.strerror(exc.errno)
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return os.strerror(exc.errno) if exc.errno is not None else first_line(exc)
 
 
 def temp_path(path: Path) -> Path:

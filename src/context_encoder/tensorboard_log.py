@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 
 FOLDER = "tensorboard"  # inside the run directory: `tensorboard --logdir runs` finds every run's
 
@@ -36,8 +36,9 @@ def require_tensorboard() -> type:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as exc:  # e.g. a release too old for this PyTorch
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"train.tensorboard = true: the installed tensorboard cannot be used ({text})") from None
+        raise ConfigError(
+            f"train.tensorboard = true: the installed tensorboard cannot be used ({first_line(exc)})"
+        ) from None
     return SummaryWriter
 
 

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from .checkpoint import check_finite, non_finite, save_checkpoint
 from .config import Config
 from .distributed import DistInfo, mean_over_ranks, unwrap
-from .errors import CheckpointError, ContextEncoderError
+from .errors import CheckpointError, ContextEncoderError, first_line
 from .masks import apply_mask, composite
 from .models import Discriminator, Generator
 from .optim import EMA
@@ -89,8 +89,7 @@ def load_resumed(state: dict[str, Any], parts: dict[str, Any]) -> None:
     except KeyError as exc:
         raise CheckpointError(f"cannot resume from {path}: it has no {exc.args[0]!r}") from None
     except (RuntimeError, ValueError, TypeError, AttributeError) as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot resume from {path}: {text}") from None
+        raise CheckpointError(f"cannot resume from {path}: {first_line(exc)}") from None
 
 
 class Saturation:

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from ..errors import CheckpointError, ContextEncoderError
+from ..errors import CheckpointError, ContextEncoderError, first_line
 from ..inpaint import Inpainter
 from ..loading import load_model, preferred_models
 
@@ -88,8 +88,7 @@ class ModelRegistry:
                 raise CheckpointError(f"model '{name}' cannot be loaded: {exc}") from None
             except Exception as exc:  # noqa: BLE001 - a factory may fail in any way; its first line says how
                 where = self._summaries[name].get("checkpoint") or self._summaries[name].get("file") or name
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise CheckpointError(f"model '{name}' ({where}) cannot be loaded: {first}") from None
+                raise CheckpointError(f"model '{name}' ({where}) cannot be loaded: {first_line(exc)}") from None
 
     def describe(self) -> list[dict[str, Any]]:
         """Name, whether loaded, and summary of each model, in order."""
