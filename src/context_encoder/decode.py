@@ -35,7 +35,7 @@ MAX_PIXELS_ENV = "CONTEXT_ENCODER_MAX_PIXELS"
 # The web app's default cap on uploads (`serve --max-pixels`): 40 MP, an 8000 x 5000 photo. Below the command
 # line's: a server fills for others, several at once.
 SERVER_MAX_PIXELS = 40_000_000
-_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")  # the modes with transparency (`to_rgb` puts them on white)
 _MASK_MODES = ("1", "L", "LA", "RGB", "RGBA", "I", "F")
 
 
@@ -117,7 +117,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
         img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
     if img.mode == "P":
         img = img.convert("RGBA")
-    if img.mode in _ALPHA_MODES:
+    if img.mode in ALPHA_MODES:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)

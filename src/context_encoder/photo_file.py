@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin
 
-from .decode import opened
+from .decode import ALPHA_MODES, opened
 from .errors import DataError
 from .outputs import atomic_write
 
@@ -75,13 +75,11 @@ def describe(img: Image.Image, alpha: bool = False) -> PhotoFile:
     grey = img.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F") or (
         img.mode == "P" and img.palette is not None and img.palette.mode == "L"
     )
-    icc = img.info.get("icc_profile") or None
-    if icc is not None and icc[16:20] != (b"GRAY" if grey else b"RGB "):
-        icc = None  # a CMYK or Lab profile does not describe the RGB pixels written
+    icc = colour_profile(img, b"GRAY" if grey else b"RGB ")  # a CMYK or Lab one does not describe the output
     dpi = img.info.get("dpi")
     is_jpeg = img.format == "JPEG"
     rgba = None
-    if alpha and (img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info):
+    if alpha and (img.mode in ALPHA_MODES or "transparency" in img.info):
         rgba = np.asarray(ImageOps.exif_transpose(img).convert("RGBA"))
         if (rgba[..., 3] == 255).all():
             rgba = None  # an alpha channel that hides nothing: nothing to keep
@@ -97,6 +95,13 @@ def describe(img: Image.Image, alpha: bool = False) -> PhotoFile:
         rgba=rgba,
         bits=_bits(img),
     )
+
+
+def colour_profile(img: Image.Image, space: bytes) -> bytes | None:
+    """`img`'s ICC profile where it describes pixels of colour space `space` (b"RGB " or b"GRAY", the profile
+    header's bytes 16-20), else None."""
+    icc = img.info.get("icc_profile") or None
+    return icc if icc is not None and icc[16:20] == space else None
 
 
 def _bits(img: Image.Image) -> int:

@@ -184,8 +184,8 @@ def _encode(up: Upload, fmt: str, png_level: int) -> bytes:
     if up.alpha is not None:
         img.putalpha(up.alpha)  # in place: RGB becomes RGBA
     # the photo's EXIF (less the orientation, applied), DPI and, JPEG to JPEG, its own quantisation tables, as
-    # `inpaint` keeps them; the colour profile only where it is an RGB one (the answer is RGB)
-    options = save_options(name, dataclasses.replace(up.photo, icc_profile=up.icc_profile), img.mode)
+    # `inpaint` keeps them; the colour profile below (an RGB one only: the answer is RGB)
+    options = save_options(name, up.photo, img.mode)
     if name == "PNG":
         options["compress_level"] = png_level
     if name == "WEBP" and up.alpha is not None:

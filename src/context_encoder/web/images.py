@@ -13,12 +13,11 @@ import numpy as np
 from fastapi import HTTPException
 from PIL import Image, ImageChops, ImageOps, UnidentifiedImageError
 
-from ..decode import mask_array, to_rgb
+from ..decode import ALPHA_MODES, mask_array, to_rgb
 from ..errors import ContextEncoderError
-from ..photo_file import PhotoFile, describe
+from ..photo_file import PhotoFile, colour_profile, describe
 
 _EXIF_ORIENTATION = 0x0112  # values 5-8 rotate by 90 degrees: width and height swap
-_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")  # the modes `to_rgb` puts on white
 
 
 def open_image(data: bytes | bytearray, what: str, max_pixels: int) -> Image.Image:
@@ -125,7 +124,7 @@ class Upload:
 
 def _alpha(img: Image.Image) -> Image.Image | None:
     """The transparency of a decoded, oriented image ("L"), or None when it has none or is opaque throughout."""
-    if img.mode not in _ALPHA_MODES and not (img.mode == "P" and "transparency" in img.info):
+    if img.mode not in ALPHA_MODES and not (img.mode == "P" and "transparency" in img.info):
         return None
     alpha = img.getchannel("A") if img.mode in ("RGBA", "LA") else img.convert("RGBA").getchannel("A")
     return None if alpha.getextrema() == (255, 255) else alpha
@@ -143,9 +142,7 @@ def decode_upload(
     """
     hole = decode_hole(mask, max_pixels)
     opened = open_image(image, "image", max_pixels)
-    icc = opened.info.get("icc_profile") or None
-    if icc is not None and icc[16:20] != b"RGB ":  # the profile's colour space: a grey or CMYK one fits no RGB answer
-        icc = None
+    icc = colour_profile(opened, b"RGB ")  # a grey or CMYK profile fits no RGB answer
     decoded = _decode(opened, "image")
     carried = describe(opened)  # the header's metadata, once the file is known to decode
     alpha = None
