@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from . import lpips, methods
+from . import lpips, methods, protocol
 from .baselines import build_baselines
 from .config import MaskConfig
 from .data import readable_images
@@ -61,21 +61,11 @@ LABELS = {"lpips_alex": "LPIPS-alex", "lpips_vgg": "LPIPS-vgg"}
 
 
 def lpips_metrics() -> dict[str, Metric]:
-    """LPIPS-alex and LPIPS-vgg as protocol metrics (whole image, per image) where their weights are available;
-    one warning naming how to get them if not."""
-    found = {name: _whole_image(score) for name, score in lpips.scorers().items()}
+    """`protocol.lpips_metrics`, with one warning naming how to get the weights where there are none."""
+    found = protocol.lpips_metrics()
     if not found:
         log.warning("LPIPS skipped: %s", lpips.INSTALL_HINT)
     return found
-
-
-def _whole_image(score) -> Metric:
-    """A (pred, target) score as a protocol metric, which also takes the region: LPIPS sees the whole image."""
-
-    def metric(pred: Tensor, target: Tensor, region: Tensor) -> Tensor:
-        return score(pred, target)
-
-    return metric
 
 
 def write_report(

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from . import lpips
 from .config import MaskConfig
 from .data import load_image, pil_to_tensor, readable_images, resample
 from .fill import Filler
@@ -25,6 +26,21 @@ from .progress import Progress
 
 Metric = Callable[[Tensor, Tensor, Tensor], Tensor]
 Results = dict[str, dict[str, dict[str, float]]]  # method -> region -> metric -> mean
+
+
+def lpips_metrics() -> dict[str, Metric]:
+    """LPIPS-alex and LPIPS-vgg as metrics of this protocol (per image, of the whole filled image: the hole's
+    pixels are the only ones that differ) for the networks whose weights are available here."""
+    return {name: _whole_image(score) for name, score in lpips.scorers().items()}
+
+
+def _whole_image(score: Callable[[Tensor, Tensor], Tensor]) -> Metric:
+    """A (pred, target) score as a protocol metric, which also takes the region: LPIPS sees the whole image."""
+
+    def metric(pred: Tensor, target: Tensor, region: Tensor) -> Tensor:
+        return score(pred, target)
+
+    return metric
 
 
 def prepare_image(path: str | Path, size: int) -> Tensor:

@@ -17,7 +17,6 @@ data (`_Feed`), one iteration (`_step`) and its records (`training_run.Logbook`)
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import signal
@@ -25,13 +24,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from .checkpoint import checkpoint_config, load_checkpoint
-from .config import Config, LossConfig, LpipsNet
+from .config import Config, LossConfig
 from .data import ImageDataset, load_image, training_loader, training_paths
 from .distributed import DistInfo, barrier, init_distributed, local_batch, unwrap, wrap
 from .errors import ConfigError, DataError
@@ -45,7 +44,7 @@ from .losses import (
     reconstruction_weights,
     uses_discriminator,
 )
-from .lpips import available, load_lpips, lpips_distance
+from .lpips import load_lpips
 from .masks import apply_mask, hole_fill, prediction_region, sample_masks
 from .metrics import l1_error, psnr
 from .models import Discriminator, Generator, build_models
@@ -53,7 +52,7 @@ from .optim import EMA, lr_factor, make_optimizers
 from .outputs import OutputError, check_output_folder, remove_orphans, write_text
 from .perf import Precision, resolve_device, resolve_speed
 from .pretrained import read_generator
-from .protocol import Metric, score, scoring_set, spread
+from .protocol import Metric, lpips_metrics, score, scoring_set, spread
 from .tensorboard_log import require_tensorboard
 from .training_run import Logbook, TrainingDiverged, TrainingRun, check_resumable, load_resumed
 
@@ -79,19 +78,13 @@ class Validator:
         self.cfg = cfg
         self.metrics: dict[str, Metric] = {"psnr": psnr, "l1": l1_error}
         if cfg.loss.perceptual > 0 or cfg.train.select != "psnr":  # both networks: the trained-on one and a judge
-            for net in (n for n in get_args(LpipsNet) if available(n)):
-                self.metrics[f"lpips_{net}"] = functools.partial(_whole_image_lpips, net=net)
+            self.metrics.update(lpips_metrics())
 
     @torch.no_grad()
     def __call__(self, gen: nn.Module) -> dict[str, float]:
         results, _ = score({"model": generator_filler(gen, self.cfg)}, self.images, self.masks, metrics=self.metrics)
         r = results["model"]["hole"]
         return {f"val_{k}": round(v, 5 if k != "psnr" else 4) for k, v in r.items()}
-
-
-def _whole_image_lpips(out: Tensor, target: Tensor, region: Tensor, net: str) -> Tensor:
-    """LPIPS of the filled image against the photo (the hole's pixels are the only ones that differ)."""
-    return lpips_distance(out, target, net)
 
 
 def _decodes(path: Path) -> bool:
