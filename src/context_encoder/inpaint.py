@@ -86,10 +86,15 @@ def _crop(arr: Tensor, top: int, left: int, side: int) -> Tensor:
     _, h, w = arr.shape
     pads = (max(0, -left), max(0, left + side - w), max(0, -top), max(0, top + side - h))
     inside = arr[:, max(0, top) : min(h, top + side), max(0, left) : min(w, left + side)]
-    inside = inside.float().div_(255) if arr.dtype == torch.uint8 else inside.float()
+    inside = _as_float(inside)
     if any(pads):  # pad the crop, not the image: a window over a 1 MP photo's edge cost a copy of the photo
         inside = torch.nn.functional.pad(inside[None], pads, mode="replicate")[0]
     return inside
+
+
+def _as_float(x: Tensor) -> Tensor:
+    """`x` as floats: a uint8 tensor (a photo) in [0, 1], a bool one (a mask) as 0 / 1."""
+    return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
 
 
 def _window(arr: Tensor, geometry: tuple[int, int, int], size: int) -> Tensor:
@@ -100,13 +105,15 @@ def _window(arr: Tensor, geometry: tuple[int, int, int], size: int) -> Tensor:
     return _resize(_crop(arr, top, left, side)[None], size)[0]
 
 
-def _resize(x: Tensor, size: int) -> Tensor:
-    """Resize (B, C, H, W) to `size` x `size`: antialiased bilinear down, bicubic up."""
-    if x.shape[-1] == size:
+def _resize(x: Tensor, size: int | tuple[int, int]) -> Tensor:
+    """Resize (B, C, H, W) to `size` x `size` (or (height, width)): antialiased bilinear down, bicubic up, by
+    the height (the windows are square)."""
+    height, width = (size, size) if isinstance(size, int) else size
+    if x.shape[-2:] == (height, width):
         return x
-    if x.shape[-1] > size:
-        return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
-    return torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)
+    if x.shape[-2] > height:
+        return torch.nn.functional.interpolate(x, size=(height, width), mode="bilinear", antialias=True)
+    return torch.nn.functional.interpolate(x, size=(height, width), mode="bicubic", align_corners=False)
 
 
 LARGE_WINDOW = 2048  # px: context windows larger than this are resampled a band of rows at a time
@@ -122,14 +129,8 @@ def _resample_matrix(n_in: int, n_out: int) -> Tensor:
         basis[torch.arange(count), torch.arange(start, start + count)] = 1.0
         basis = basis[:, None, :, None].expand(-1, 1, n_in, 2)
         # a width of 2, not 1: torch's antialiased resize treats an axis of one pixel differently
-        rows.append(_resize_to(basis, (n_out, 2))[:, 0, :, 0])
+        rows.append(_resize(basis, (n_out, 2))[:, 0, :, 0])
     return torch.cat(rows).t().contiguous()
-
-
-def _resize_to(x: Tensor, size: tuple[int, int]) -> Tensor:
-    if x.shape[-2] > size[0]:
-        return torch.nn.functional.interpolate(x, size=size, mode="bilinear", antialias=True)
-    return torch.nn.functional.interpolate(x, size=size, mode="bicubic", align_corners=False)
 
 
 def _folded(weights: Tensor, start: int, length: int) -> tuple[Tensor, int]:
@@ -152,8 +153,7 @@ def _window_down(arr: Tensor, top: int, left: int, side: int, size: int) -> Tens
     out = torch.zeros(arr.shape[0], size, cols.shape[1])
     for start in range(0, rows.shape[1], 256):
         band = arr[:, r0 + start : r0 + min(start + 256, rows.shape[1]), c0 : c0 + cols.shape[1]]
-        band = band.float().div_(255) if arr.dtype == torch.uint8 else band.float()
-        out += torch.matmul(rows[:, start : start + 256], band)
+        out += torch.matmul(rows[:, start : start + 256], _as_float(band))
     return torch.matmul(out, cols.t())
 
 
@@ -337,10 +337,11 @@ class Inpainter:
         labels, boxes, cut = local_pieces(*hole_components(hole), piece_side(self.cfg), s // THIN)
         photo = torch.from_numpy(img).permute(2, 0, 1)  # (3, H, W) uint8, a view
         holes_t = torch.from_numpy(hole)
+        count = int(hole.sum())
         rank = np.full(hole.shape, -1, dtype=np.int32)  # each hole pixel's place in the per-hole-pixel sums
-        rank[hole] = np.arange(int(hole.sum()), dtype=np.int32)
+        rank[hole] = np.arange(count, dtype=np.int32)
         geometry = [context_window(b, self.cfg) for b in boxes]
-        total, weight = torch.zeros(3, int(hole.sum())), torch.zeros(int(hole.sum()))
+        total, weight = torch.zeros(3, count), torch.zeros(count)
         h, w = hole.shape
         # a whole-image model's pieces of a cut hole overlap and cross-fade, which averages much as flip averaging
         # does (on the tuning photos' strokes flipping them gained 0.02 dB for 1.5 times the time): not flipped
@@ -362,7 +363,7 @@ class Inpainter:
                     total.index_add_(1, at, wt * values)
                     weight.index_add_(0, at, wt)
         del labels, rank
-        guided = photo.float().div_(255)
+        guided = _as_float(photo)
         guided[:, holes_t] = total / weight.clamp(min=1e-12)
         return guided
 
