@@ -235,23 +235,23 @@ def _synthesize_crop(
     `in_place` `guided` itself."""
     gen = torch.Generator().manual_seed(seed)
     holes = _hole_pyramid(hole, s.coarse_side, s.radius)
-    searched_levels = [
-        level
-        for level, h in enumerate(holes)
-        if level == len(holes) - 1 or h.numel() <= s.search_pixels or s.large_iterations > 0
-    ]
+    # which levels search: the coarsest, those of at most `search_pixels` pixels, all with `large_iterations`
+    small = [level == len(holes) - 1 or h.numel() <= s.search_pixels for level, h in enumerate(holes)]
     # the guide weights of the levels that compare patches, made and their full-resolution map gone before the
     # image pyramid is built (a 48 MP photo's map is 192 MB)
     weights = _guide_weights(hole, s)
-    level_weights = {level: _level_weights(weights, tuple(holes[level].shape)) for level in searched_levels}
+    level_weights = {
+        level: _level_weights(weights, tuple(h.shape))
+        for level, h in enumerate(holes)
+        if small[level] or s.large_iterations > 0
+    }
     del weights
     # one pyramid of the image with the guide in the hole: the hole's own pixels never leak into a level
     levels = _pyramid(guided, holes)
     field, estimate, coarse_shape, field_voted = None, None, (0, 0), False
     for level in range(len(levels) - 1, -1, -1):
         x, h = levels[level]
-        small = field is None or h.numel() <= s.search_pixels
-        searched = small or s.large_iterations > 0
+        searched = level in level_weights
         weight = 0.0  # a level that is not searched compares no patches
         if searched:
             weight = level_weights.pop(level) * s.guide_decay ** (len(levels) - 1 - level)
@@ -264,7 +264,7 @@ def _synthesize_crop(
         else:
             field = level_s.repair(level_s.upsample_field(field, coarse_shape), gen)
             field_voted = s.upsample == "vote"
-            iterations = s.iterations if small else s.large_iterations
+            iterations = s.iterations if small[level] else s.large_iterations
             if field_voted and (level == 0 or iterations > 0):  # an estimate no search or output reads: not voted
                 estimate = level_s.vote(field, into=into)
             elif not field_voted:
