@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .data import IMAGE_SUFFIXES
 from .errors import ContextEncoderError, InputError
-from .outputs import OutputError, batch_targets, check_output_folder
+from .outputs import batch_targets, check_output_folder
 from .progress import Progress
 
 LISTED = 5  # photos named in the error for photos without a mask; the rest are counted
@@ -93,13 +93,8 @@ def plan_batch(
         raise InputError(f"no images in {folder}")
     pairs = pair_masks(photos, masks) if masks is not None else [None] * len(photos)
     out = check_output_folder(output, "output folder")
-    targets = batch_targets(photos, out, suffix=None)
-    if masks is not None:  # a mask folder given as -o: no output may replace a mask either
-        used = {(st.st_dev, st.st_ino): m for m in pairs if m is not None for st in [m.stat()]}
-        for dst in targets:
-            st = dst.stat() if dst.exists() else None
-            if st is not None and (st.st_dev, st.st_ino) in used:
-                raise OutputError(f"the output {dst} would replace the mask {used[st.st_dev, st.st_ino]}")
+    # a mask folder given as -o: no output may replace a mask either
+    targets = batch_targets(photos, out, suffix=None, also_read=[(m, "mask") for m in pairs if m is not None])
     items = [BatchItem(p, m, t) for p, m, t in zip(photos, pairs, targets)]
     if shard is not None:
         k, n = shard

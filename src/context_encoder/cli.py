@@ -30,6 +30,7 @@ from .errors import ContextEncoderError, InputError
 
 if TYPE_CHECKING:
     from .inpaint import Inpainter
+    from .photo_file import PhotoFile
 
 EPILOG = """examples:
   context-encoder demo
@@ -146,7 +147,8 @@ def _inpaint(args: argparse.Namespace) -> int:
         plan = None
         if not Path(args.image).is_file():
             raise InputError(f"image not found: {args.image}")
-        output = check_image_output(args.output, default=read_photo_file(args.image).format)
+        carried = read_photo_file(args.image)  # once: its format decides a suffixless output's, before any work
+        output = check_image_output(args.output, default=carried.format)
     else:
         raise InputError("pass an IMAGE or --batch DIR")
     if args.mask is not None and not Path(args.mask).is_file():
@@ -168,22 +170,33 @@ def _inpaint(args: argparse.Namespace) -> int:
     inpainter = inpainter.with_options(options)
     print(f"model: {source} ({options.describe()}, {inpainter.device})", file=sys.stderr)
     if plan is None:
-        _fill_file(args, inpainter, Path(args.image), args.mask, output)
+        _fill_file(args, inpainter, Path(args.image), args.mask, output, carried)
         print(output)
         return 0
     if plan.skipped:
         print(f"--skip-existing: {plan.skipped} outputs exist already", file=sys.stderr)
-    result = run_batch(plan, lambda item: _fill_file(args, inpainter, item.photo, item.mask or args.mask, item.output))
+    result = run_batch(
+        plan, lambda item: _fill_file(args, inpainter, item.photo, item.mask or args.mask, item.output, None)
+    )
     return 1 if result.failed else 0
 
 
-def _fill_file(args: argparse.Namespace, inpainter: Inpainter, photo: Path, mask: str | Path | None, dst: Path) -> None:
-    """Fill one photo file into `dst`, keeping what the file carries besides its pixels (`photo_file`)."""
+def _fill_file(
+    args: argparse.Namespace,
+    inpainter: Inpainter,
+    photo: Path,
+    mask: str | Path | None,
+    dst: Path,
+    carried: PhotoFile | None,
+) -> None:
+    """Fill one photo file into `dst`, keeping what the file carries besides its pixels (`photo_file`; `carried`
+    where it was read already)."""
     from .decode import hole_array
     from .photo_file import read_photo_file, save_filled
     from .viz import image_format
 
-    carried = read_photo_file(photo)  # the header: size, format, metadata (the pixels are read by the fill)
+    if carried is None:  # the header: size, format, metadata (the pixels are read by the fill)
+        carried = read_photo_file(photo)
     fmt = image_format(dst, default=carried.format)
     if mask is not None:
         hole = hole_array(mask, carried.size, f"mask {mask}")

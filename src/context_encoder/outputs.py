@@ -163,13 +163,16 @@ def check_output_folder(path: str | Path, what: str = "output folder") -> Path:
     return p
 
 
-def batch_targets(sources: Sequence[Path], folder: Path, suffix: str | None = ".png") -> list[Path]:
+def batch_targets(
+    sources: Sequence[Path], folder: Path, suffix: str | None = ".png", also_read: Sequence[tuple[Path, str]] = ()
+) -> list[Path]:
     """One output per input in `folder`: `<stem><suffix>`, or `<name><suffix>` for inputs sharing a stem;
     with `suffix=None` each input's own name (and so its format).
 
     Names are compared case-insensitively (as macOS and Windows file systems do), so a.jpg and a.PNG
     give a.jpg.png and a.PNG.png. Raises `OutputError` naming both files when two inputs would still
-    share an output, or when an output would replace one of the inputs.
+    share an output, or when an output would replace one of the inputs or of the other files the run reads,
+    `also_read` ((file, what it is), e.g. (masks/a.png, "mask")).
     """
     stems = Counter(p.stem.lower() for p in sources)
     targets = [
@@ -182,15 +185,16 @@ def batch_targets(sources: Sequence[Path], folder: Path, suffix: str | None = ".
         other = first.setdefault(dst.name.lower(), src)
         if other != src:
             raise OutputError(f"{other} and {src} would both be written to {dst}; rename one of them")
-    inputs = {(st.st_dev, st.st_ino): p for p in sources for st in [p.stat()]}
+    read = [*((p, "input") for p in sources), *also_read]
+    files = {(st.st_dev, st.st_ino): (p, what) for p, what in read for st in [p.stat()]}
     for dst in targets:
         try:
             st = dst.stat()
         except OSError:
             continue
-        src = inputs.get((st.st_dev, st.st_ino))
-        if src is not None:
-            raise OutputError(f"the output {dst} would replace the input {src}: choose another -o folder")
+        found = files.get((st.st_dev, st.st_ino))
+        if found is not None:
+            raise OutputError(f"the output {dst} would replace the {found[1]} {found[0]}: choose another -o folder")
     return targets
 
 

@@ -1,4 +1,5 @@
-"""Image grids for samples and reports, and the one way images are written (atomically, format by suffix)."""
+"""Image grids for samples and reports, PNGs written atomically, and which format an output path asks for (its
+suffix); filled photos are written by `photo_file`."""
 
 from __future__ import annotations
 
@@ -69,15 +70,6 @@ def check_image_output(path: str | Path, default: str | None = None) -> Path:
     p = check_output_file(path)
     image_format(p, default)
     return p
-
-
-def save_image(img: Image.Image, path: str | Path) -> Path:
-    """Write `img` atomically (temporary file, rename) in the format its suffix names; failures are `OutputError`."""
-    path = Path(path)
-    fmt = image_format(path)
-    with atomic_write(path) as f:
-        img.save(f, format=fmt)
-    return path
 
 
 def save_png(img: Image.Image, path: str | Path) -> Path:
