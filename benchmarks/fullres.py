@@ -22,6 +22,7 @@ fullres.json, fullres.md and fullres.png per set under `--out` and prints the ta
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from dataclasses import fields, replace
 from pathlib import Path
@@ -95,6 +96,22 @@ def synthesis_settings(pairs: list[str]) -> SynthesisSettings | None:
         raise SystemExit(f"--synthesis: {e}") from None
 
 
+def earlier_results(path: Path, args: argparse.Namespace, long_side: int | None) -> dict:
+    """The results at `path` to update, checked to have been made with the same seed, sizes, holes and model."""
+    if not path.is_file():
+        raise SystemExit(f"--update: no earlier results at {path}")
+    results = json.loads(path.read_text())
+    meta = results["meta"]
+    want = {"seed": args.seed, "max_side": args.max_side, "long_side": long_side}
+    for key, value in want.items():
+        if meta.get(key) != value:
+            raise SystemExit(f"--update: {path} was made with {key}={meta.get(key)}, not {value}")
+    missing = [k for k in args.masks if k not in results["kinds"]]
+    if missing:
+        raise SystemExit(f"--update: {path} has no {', '.join(missing)} holes")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=[*BASELINES, *NETWORKS])
@@ -120,16 +137,27 @@ def main() -> None:
         help="compute only these of the slow scores (default: all that are available)",
     )
     parser.add_argument("--out", type=Path, default=Path("docs/results/fullres"))
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="run only --methods again and keep the other methods' scores from the set's fullres.json under --out "
+        "(same photos, holes and settings; every method still runs on the figure's photos)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     model = args.model or default_model(arbitrary_holes=True)
-    methods = build_methods(args.methods, model, synthesis_settings(args.synthesis), args.precision)
-    reference = args.reference if args.reference in methods else None
+    settings = synthesis_settings(args.synthesis)
     for set_name in args.sets:
         folder, tuning, long_side = SETS[set_name]
         if not folder.is_dir():
             print(f"# {set_name}: missing ({folder})")
             continue
+        reuse, names = None, args.methods
+        if args.update:
+            reuse = earlier_results(args.out / set_name / "fullres.json", args, long_side)
+            names = [*reuse["meta"]["methods"], *(n for n in args.methods if n not in reuse["meta"]["methods"])]
+        methods = build_methods(names, model, settings, args.precision)
+        reference = args.reference if args.reference in methods else None
         paths = holdout_split(readable_images(folder), folder, TUNING_FRACTION)[1] if tuning else None
         results = run_fullres(
             methods,
@@ -143,7 +171,10 @@ def main() -> None:
             perceptual=False if args.no_perceptual else (args.perceptual or True),
             paths=paths,
             long_side=long_side,
-            meta={"set": set_name, "model": model, "synthesis": args.synthesis},
+            meta={"set": set_name, "model": model, "synthesis": args.synthesis}
+            | ({"run_again": args.methods} if reuse else {}),
+            reuse=reuse,
+            fresh=args.methods,
         )
         print(markdown_tables(results), flush=True)
     print(f"# written under {args.out}/")

@@ -39,6 +39,9 @@ KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval" / "koda
 METHODS = (*NETWORKS, *registry.names("classical", featured=True))  # the default: the web app's methods
 # the patch synthesis as it was before LPIPS chose its settings, timed beside today's as `net+patch-previous`
 PREVIOUS = SynthesisSettings(iterations=2, upsample="image", restore_low=1, guide_weight_thick=4.0, final_vote="copy")
+# today's synthesis with the coarse levels' holes grown as before they shrank (`net+patch-grow`)
+GROW = SynthesisSettings(coarse_holes="grow", coarse_side=64)
+VARIANTS = {"net+patch-previous": PREVIOUS, "net+patch-grow": GROW}
 SIZES_MP = (0.4, 1.0, 4.0)
 PHONE_MP = (12.0, 24.0, 48.0)  # `--phone`: phone-camera sizes, each in a process of its own (its own peak memory)
 HOLE = (0.095, 0.105)  # stroke coverage: 10% of the image
@@ -66,8 +69,8 @@ def peak_rss_mb() -> float:
 
 def worker(name: str, sizes: list[float], repeats: int, big_repeats: int, model: str) -> dict:
     """Time one method on every size in this process; {"skipped": reason} when it is unavailable."""
-    if name == "net+patch-previous":
-        method = network_method(model, "patch", PREVIOUS)
+    if name in VARIANTS:
+        method = network_method(model, "patch", VARIANTS[name])
     elif name in NETWORKS:
         method = network_method(model, NETWORKS[name])
     else:
@@ -105,7 +108,7 @@ def run_worker(name: str, args: argparse.Namespace, sizes: list[float] | None = 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--methods", nargs="+", default=list(METHODS), choices=[*NETWORKS, "net+patch-previous", *BASELINES]
+        "--methods", nargs="+", default=list(METHODS), choices=[*NETWORKS, *VARIANTS, *BASELINES]
     )
     parser.add_argument("--sizes", nargs="+", type=float, default=list(SIZES_MP), help="megapixels")
     parser.add_argument(

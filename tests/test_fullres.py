@@ -121,6 +121,40 @@ def test_run_fullres_writes_scores_figure_and_tables(photos, tmp_path):
     assert grid.size[0] > 4 * fr.FIGURE_TILE and grid.size[1] > 2 * fr.FIGURE_TILE  # 4 columns, rows of both kinds
 
 
+def test_reused_scores_and_methods_run_again(photos, monkeypatch):
+    """With earlier results, only the methods named fresh run again, except on the figure's photos; every other
+    score is the earlier one, and results of other photos are refused."""
+    monkeypatch.setattr(fr, "FIGURE_ROWS", 1)
+    calls = []
+
+    def grey(image, hole):
+        out = image.copy()
+        out[hole] = 128
+        return out
+
+    def counted(name, fill):
+        def method(image, hole):
+            calls.append(name)
+            return fill(image, hole)
+
+        return method
+
+    first = fr.run_fullres({"mean": mean_fill, "grey": grey}, photos, perceptual=False, progress=False)
+    old = first["kinds"]["stroke"]["images"]
+    for img in old:
+        img["methods"]["mean"]["psnr"] = -1.0  # marks a kept score: no fill gives it
+    methods = {"mean": counted("mean", mean_fill), "grey": counted("grey", mean_fill)}  # "grey" now fills the mean
+    again = fr.run_fullres(methods, photos, perceptual=False, progress=False, reuse=first, fresh=["grey"])
+    shown = set(fr.spread(list(range(3)), 1))
+    assert calls.count("grey") == 3 and calls.count("mean") == len(shown) == 1
+    for i, img in enumerate(again["kinds"]["stroke"]["images"]):
+        fresh_mean = img["methods"]["grey"]["psnr"]  # both fills are the mean now
+        assert fresh_mean != old[i]["methods"]["grey"]["psnr"]
+        assert img["methods"]["mean"]["psnr"] == (pytest.approx(fresh_mean) if i in shown else -1.0)
+    with pytest.raises(ContextEncoderError, match="other photos"):
+        fr.run_fullres(methods, photos, limit=2, perceptual=False, progress=False, reuse=first, fresh=["grey"])
+
+
 def test_same_holes_whatever_the_method_and_limit(photos):
     seen = []
 

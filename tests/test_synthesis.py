@@ -5,6 +5,7 @@ import importlib
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from context_encoder.config import apply_overrides, load_config
@@ -204,7 +205,6 @@ def test_the_membrane_share_of_the_guide():
 def test_square_filters_equal_the_2d_pools():
     """Valid sources and patches touching the hole come from `masks.dilate`, the box blur from sums of shifted
     slices: the same values as one 2-D pool."""
-    import torch.nn.functional as F
 
     synthesis = importlib.import_module("context_encoder.synthesis")
     gen = torch.Generator().manual_seed(0)
@@ -222,11 +222,47 @@ def test_square_filters_equal_the_2d_pools():
 
 
 @pytest.mark.parametrize(
-    "change", [{"radius": 0}, {"search_dims": -1}, {"membrane": 1.5}, {"iterations": -1}, {"final_vote": "max"}]
+    "change",
+    [{"radius": 0}, {"search_dims": -1}, {"membrane": 1.5}, {"iterations": -1}, {"final_vote": "max"}]
+    + [{"coarse_holes": "keep"}],
 )
 def test_settings_out_of_range_are_refused(change):
     with pytest.raises(ValueError, match=next(iter(change))):
         SynthesisSettings(**change)
+
+
+def test_coarse_holes_shrink_or_grow():
+    """A coarse pixel is in a growing hole when any of its 2x2 finer pixels is (a max pool with ceil mode), in a
+    shrinking one when all are (a min pool; the odd last row and column count their pixels only); a thin stroke
+    closes as it shrinks, and the finest halving grows for a level that is only voted."""
+    synthesis = importlib.import_module("context_encoder.synthesis")
+    gen = torch.Generator().manual_seed(3)
+    for h, w in ((8, 10), (9, 7), (1, 5)):
+        hole = torch.rand(h, w, generator=gen) < 0.6
+        grown = F.max_pool2d(hole[None, None].float(), 2, ceil_mode=True)[0, 0] > 0
+        shrunk = -F.max_pool2d(-hole[None, None].float(), 2, ceil_mode=True)[0, 0] > 0
+        assert torch.equal(synthesis._halve_hole(hole), grown)
+        assert torch.equal(synthesis._halve_hole(hole, shrink=True), shrunk)
+    stroke = torch.zeros(64, 64, dtype=torch.bool)
+    stroke[20:22] = True  # 2 px wide, on one row of 2x2 cells: closes at the second halving
+    stroke[41:43] = True  # straddles two rows of cells: closes at the first
+    grow = synthesis._hole_pyramid(stroke, 8, 1)
+    shrink = synthesis._hole_pyramid(stroke, 8, 1, shrink=True)
+    assert [int(h.sum()) for h in grow[:3]] == [256, 96, 32]
+    assert [int(h.sum()) for h in shrink[:3]] == [256, 32, 0]
+    first = synthesis._hole_pyramid(stroke, 8, 1, shrink=True, grow_first=True)
+    assert torch.equal(first[1], grow[1]) and int(first[2].sum()) < int(grow[2].sum())
+
+
+def test_a_hole_that_closes_at_the_coarse_levels_is_still_filled():
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(3, 96, 96, generator=gen)
+    hole = torch.zeros(96, 96, dtype=torch.bool)
+    hole[40:41, 10:80] = True  # one pixel wide: gone after the first halving
+    guide = torch.zeros_like(image)
+    out = synthesize(image, hole, guide, SynthesisSettings(coarse_side=8))
+    assert torch.equal(out[:, ~hole], image[:, ~hole])
+    assert bool((out[:, hole] > 0).all())  # copied from the photo (all positive), not the guide's zeros
 
 
 def test_search_costs_are_patch_distances_plus_the_guide_term():

@@ -276,6 +276,8 @@ def run_fullres(
     paths: Sequence[Path] | None = None,
     long_side: int | None = None,
     meta: dict | None = None,
+    reuse: dict | None = None,
+    fresh: Sequence[str] = (),
 ) -> dict:
     """Fill every image of `folder` at its own resolution with every method, per mask kind, and score the holes.
 
@@ -287,6 +289,8 @@ def run_fullres(
     fullres.json, fullres.md (`markdown_tables`) and fullres.png (the same crops from every method,
     `FIGURE_ROWS` images per mask kind) there. `paths` (files under `folder`) replaces the folder's listing;
     `long_side` resizes every image to that long side (`load_fullres`); `meta` adds fields to the results' meta.
+    `reuse` (earlier results of the same images, holes and settings) supplies the scores of every method not named
+    in `fresh`, which alone are run again, except on the figure's images, where every method runs for the crops.
     """
     kinds = [masks] if isinstance(masks, str) else list(masks)
     for kind in kinds:
@@ -301,14 +305,21 @@ def run_fullres(
     shown = set(spread(list(range(len(paths))), FIGURE_ROWS))
     per_kind: dict[str, list[dict]] = {k: [] for k in kinds}
     figure: dict[str, list[list[Tensor]]] = {k: [] for k in kinds}
+    earlier = _reusable(reuse, kinds, paths, folder, methods, fresh)
     bar = Progress(len(paths), desc=f"fullres {folder.name}", enabled=progress)
     for i, path in enumerate(paths):
         image = load_fullres(path, max_side, long_side)
         h, w = image.shape[:2]
         for kind in kinds:
             hole = draw_hole(kind, h, w, seed, i)
-            scores, tiles = _score_methods(methods, image, hole, backends, show=i in shown)
             file = path.relative_to(folder).as_posix()
+            old = earlier.get((kind, i))
+            if old is not None and (old["size"] != [h, w] or abs(old["hole"] - float(hole.mean())) > 1e-9):
+                raise ContextEncoderError(f"the results to reuse hold another image or hole for {file} ({kind})")
+            run = methods if old is None or i in shown else {n: m for n, m in methods.items() if n in fresh}
+            scores, tiles = _score_methods(run, image, hole, backends, show=i in shown)
+            if old is not None:
+                scores = {n: scores[n] if n in scores else old["methods"][n] for n in methods}
             per_kind[kind].append({"file": file, "size": [h, w], "hole": float(hole.mean()), "methods": scores})
             if tiles:
                 figure[kind].append(tiles)
@@ -331,6 +342,27 @@ def run_fullres(
     if out is not None:
         write_fullres(results, figure, Path(out))
     return results
+
+
+def _reusable(
+    reuse: dict | None, kinds: list[str], paths: list[Path], folder: Path, methods: dict, fresh: Sequence[str]
+) -> dict[tuple[str, int], dict]:
+    """{(kind, image index): the earlier per-image entry} from `reuse`, checked to hold the same photos, in order,
+    and a score for every method that is not run again."""
+    if reuse is None:
+        return {}
+    files = [p.relative_to(folder).as_posix() for p in paths]
+    out = {}
+    for kind in kinds:
+        images = reuse.get("kinds", {}).get(kind, {}).get("images", [])
+        if [img["file"] for img in images] != files:
+            raise ContextEncoderError(f"the results to reuse hold other photos for {kind} holes than {folder}")
+        for i, img in enumerate(images):
+            missing = [n for n in methods if n not in fresh and n not in img["methods"]]
+            if missing:
+                raise ContextEncoderError(f"the results to reuse have no {', '.join(missing)} scores to keep")
+            out[kind, i] = img
+    return out
 
 
 def _fmt(value: float | None, spec: str) -> str:
