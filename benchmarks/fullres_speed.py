@@ -107,9 +107,7 @@ def run_worker(name: str, args: argparse.Namespace, sizes: list[float] | None = 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--methods", nargs="+", default=list(METHODS), choices=[*NETWORKS, *VARIANTS, *BASELINES]
-    )
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=[*NETWORKS, *VARIANTS, *BASELINES])
     parser.add_argument("--sizes", nargs="+", type=float, default=list(SIZES_MP), help="megapixels")
     parser.add_argument(
         "--phone",
