@@ -3,6 +3,7 @@
     python benchmarks/fullres.py                                  # every method, stroke and box holes
     python benchmarks/fullres.py --limit 3 --methods net net+patch
     python benchmarks/fullres.py --sets tuning tuning768 --synthesis membrane=0.3   # choosing a setting
+    python benchmarks/fullres.py --update --methods net+patch     # only the default again, other scores kept
 
 Sets (when present): ../shared/data/eval/kodak24 and mcmaster18, and `imagenet-test` (the `test/` half of
 ../shared/data/imagenet-photos: photos at their published size, objects and buildings), photographs never
