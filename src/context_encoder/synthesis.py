@@ -201,12 +201,12 @@ def _halve_hole(hole: Tensor, shrink: bool = False) -> Tensor:
     """(ceil(H/2), ceil(W/2)) bool: a coarse pixel is in the hole when any of its 2x2 fine pixels is (a max pool
     with ceil_mode, without its float copy of the mask), with `shrink` when every one of them inside the image is."""
     height, width = hole.shape
-    if not (height % 2 or width % 2):
-        cells = hole.reshape(height // 2, 2, width // 2, 2)
-        return cells.all(3).all(1) if shrink else cells.any(3).any(1)
-    # odd sizes: the last row or column of cells has one fine pixel, padded with its copy (edges replicated)
-    padded = F.pad(hole[None, None].float(), (0, width % 2, 0, height % 2), mode="replicate")[0, 0].bool()
-    cells = padded.reshape(-(-height // 2), 2, -(-width // 2), 2)
+    # odd sizes: the last row or column of cells has one fine pixel, padded with its copy (edges replicated, bool)
+    if height % 2:
+        hole = torch.cat([hole, hole[-1:]], 0)
+    if width % 2:
+        hole = torch.cat([hole, hole[:, -1:]], 1)
+    cells = hole.reshape(-(-height // 2), 2, -(-width // 2), 2)
     return cells.all(3).all(1) if shrink else cells.any(3).any(1)
 
 
