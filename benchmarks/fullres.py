@@ -97,13 +97,13 @@ def synthesis_settings(pairs: list[str]) -> SynthesisSettings | None:
         raise SystemExit(f"--synthesis: {e}") from None
 
 
-def earlier_results(path: Path, args: argparse.Namespace, long_side: int | None) -> dict:
+def earlier_results(path: Path, args: argparse.Namespace, long_side: int | None, model: str) -> dict:
     """The results at `path` to update, checked to have been made with the same seed, sizes, holes and model."""
     if not path.is_file():
         raise SystemExit(f"--update: no earlier results at {path}")
     results = json.loads(path.read_text())
     meta = results["meta"]
-    want = {"seed": args.seed, "max_side": args.max_side, "long_side": long_side}
+    want = {"seed": args.seed, "max_side": args.max_side, "long_side": long_side, "model": model}
     for key, value in want.items():
         if meta.get(key) != value:
             raise SystemExit(f"--update: {path} was made with {key}={meta.get(key)}, not {value}")
@@ -155,7 +155,7 @@ def main() -> None:
             continue
         reuse, names = None, args.methods
         if args.update:
-            reuse = earlier_results(args.out / set_name / "fullres.json", args, long_side)
+            reuse = earlier_results(args.out / set_name / "fullres.json", args, long_side, model)
             names = [*reuse["meta"]["methods"], *(n for n in args.methods if n not in reuse["meta"]["methods"])]
         methods = build_methods(names, model, settings, args.precision)
         reference = args.reference if args.reference in methods else None

@@ -153,6 +153,9 @@ def test_reused_scores_and_methods_run_again(photos, monkeypatch):
         assert img["methods"]["mean"]["psnr"] == (pytest.approx(fresh_mean) if i in shown else -1.0)
     with pytest.raises(ContextEncoderError, match="other photos"):
         fr.run_fullres(methods, photos, limit=2, perceptual=False, progress=False, reuse=first, fresh=["grey"])
+    first["meta"]["perceptual"] = ["lpips_vgg"]
+    with pytest.raises(ContextEncoderError, match="slow scores"):
+        fr.run_fullres(methods, photos, perceptual=False, progress=False, reuse=first, fresh=["grey"])
 
 
 def test_same_holes_whatever_the_method_and_limit(photos):

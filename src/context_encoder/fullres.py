@@ -305,7 +305,7 @@ def run_fullres(
     shown = set(spread(list(range(len(paths))), FIGURE_ROWS))
     per_kind: dict[str, list[dict]] = {k: [] for k in kinds}
     figure: dict[str, list[list[Tensor]]] = {k: [] for k in kinds}
-    earlier = _reusable(reuse, kinds, paths, folder, methods, fresh)
+    earlier = _reusable(reuse, kinds, paths, folder, methods, fresh, sorted(backends))
     bar = Progress(len(paths), desc=f"fullres {folder.name}", enabled=progress)
     for i, path in enumerate(paths):
         image = load_fullres(path, max_side, long_side)
@@ -345,12 +345,22 @@ def run_fullres(
 
 
 def _reusable(
-    reuse: dict | None, kinds: list[str], paths: list[Path], folder: Path, methods: dict, fresh: Sequence[str]
+    reuse: dict | None,
+    kinds: list[str],
+    paths: list[Path],
+    folder: Path,
+    methods: dict,
+    fresh: Sequence[str],
+    perceptual: list[str],
 ) -> dict[tuple[str, int], dict]:
     """{(kind, image index): the earlier per-image entry} from `reuse`, checked to hold the same photos, in order,
-    and a score for every method that is not run again."""
+    the same slow scores, and a score for every method that is not run again."""
     if reuse is None:
         return {}
+    if reuse["meta"].get("perceptual") != perceptual:
+        raise ContextEncoderError(
+            f"the results to reuse have the slow scores {reuse['meta'].get('perceptual')}, not {perceptual}"
+        )
     files = [p.relative_to(folder).as_posix() for p in paths]
     out = {}
     for kind in kinds:
