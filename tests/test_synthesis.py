@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 from PIL import Image
 
 from context_encoder.config import apply_overrides, load_config
@@ -180,7 +181,7 @@ def test_refine_none_is_the_plain_fill():
 
 
 def test_synthesis_settings_reach_the_refined_fill():
-    img = _stripes(48, 64)
+    img = np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8)  # stripes any setting fills exactly
     mask = np.zeros((48, 64), bool)
     mask[16:32, 20:44] = True
     model = _model()
@@ -223,7 +224,7 @@ def test_square_filters_equal_the_2d_pools():
 
 @pytest.mark.parametrize(
     "change",
-    [{"radius": 0}, {"search_dims": -1}, {"membrane": 1.5}, {"iterations": -1}, {"final_vote": "max"}]
+    [{"radius": 0}, {"search_dims": -1}, {"membrane": 1.5}, {"iterations": -1}, {"final_vote": "max"}, {"coherence": 1.0}]
     + [{"coarse_holes": "keep"}],
 )
 def test_settings_out_of_range_are_refused(change):
@@ -359,3 +360,104 @@ def test_the_options_synthesis_settings_are_the_ones_used():
     assert (via_options == via_argument).all()
     assert (via_options != np.asarray(model(img, mask, PATCH))).any()  # the defaults give another fill
     assert (np.asarray(model.method(PATCH, coarse)(img, mask)) == via_options).all()
+
+
+def test_checkerboard_halves_split_the_targets_and_neighbours_differ():
+    synthesis = importlib.import_module("context_encoder.synthesis")
+    hole = torch.zeros(40, 50, dtype=torch.bool)
+    hole[10:30, 8:41] = True
+    level = synthesis._Level(torch.rand(3, 40, 50), hole, 2, dims=0)
+    for step in (4, 2, 1):
+        first, second = level._halves(step)
+        assert torch.equal(torch.cat([first, second]).sort().values, torch.arange(level.targets))
+        colour = torch.zeros(level.targets, dtype=torch.long)
+        colour[second] = 1
+        at = level.target_index
+        for dy, dx in ((0, step), (step, 0)):
+            y, x = at // 50 + dy, at % 50 + dx
+            inside = (y < 40) & (x < 50)
+            position = torch.full((40 * 50,), -1)
+            position[at] = torch.arange(level.targets)
+            other = position[(y * 50 + x)[inside]]
+            pairs = other >= 0  # the neighbour is a target too
+            assert bool(pairs.any())
+            assert bool((colour[inside][pairs] != colour[other[pairs]]).all())
+
+
+def _coherent_share(field: Tensor, level) -> float:
+    """The share of hole targets whose right-hand neighbour copies from the pixel right of their source."""
+    at = level.target_index
+    right = at + 1
+    keep = (right % level.width != 0) & level.hole.flatten()[at]
+    return float((field[right[keep]] == field[at[keep]] + 1).float().mean())
+
+
+def test_coherence_makes_neighbours_copy_one_piece():
+    """A flat hole in a random texture: every source is about as far from it as any other, so without coherence
+    each target keeps whatever its own search found; charging continued copies less makes neighbours continue
+    each other's."""
+    synthesis = importlib.import_module("context_encoder.synthesis")
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(3, 64, 64, generator=gen)
+    hole = torch.zeros(64, 64, dtype=torch.bool)
+    hole[20:44, 16:48] = True
+    estimate = torch.where(hole, torch.full_like(image, 0.5), image)
+    level = synthesis._Level(estimate, hole, 2, dims=0)
+    shares = {}
+    for coherence in (0.0, 0.5):
+        g = torch.Generator().manual_seed(1)
+        field = level.random_field(g)
+        for _ in range(3):
+            field = level.search(field, estimate, g, coherence)
+        shares[coherence] = _coherent_share(field, level)
+    assert shares[0.5] > shares[0.0] + 0.15, shares
+
+
+def test_coherence_only_where_the_full_resolution_level_is_a_mean_vote(monkeypatch):
+    synthesis = importlib.import_module("context_encoder.synthesis")
+    calls = []
+    search = synthesis._Level.search
+
+    def spy(self, field, estimate, gen, coherence=0.0):
+        calls.append((self.height, coherence))
+        return search(self, field, estimate, gen, coherence)
+
+    monkeypatch.setattr(synthesis._Level, "search", spy)
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(3, 96, 96, generator=gen)
+    hole = torch.zeros(96, 96, dtype=torch.bool)
+    hole[30:60, 20:70] = True
+    for settings, expected in [
+        (SynthesisSettings(coarse_side=16, margin=1.0), set()),  # every level searched, each pixel copies its own source
+        (SynthesisSettings(coarse_side=16, margin=1.0, final_vote="mean"), {96}),
+        (SynthesisSettings(coarse_side=16, margin=1.0, search_pixels=96 * 96 // 2), {48}),  # full resolution only voted
+        (SynthesisSettings(coarse_side=16, margin=1.0, search_pixels=96 * 96 // 2, coherence=0.0), set()),
+    ]:
+        calls.clear()
+        synthesize(image, hole, image, settings)
+        assert {h for h, c in calls if c} == expected, settings
+        assert all(c in (0.0, settings.coherence) for _, c in calls)
+
+
+def test_thick_holes_search_up_to_their_own_size(monkeypatch):
+    """A region with a thick hole (a box, not a stroke) is searched only up to `search_pixels_thick` pixels and
+    voted above, a region of thin holes up to `search_pixels`."""
+    synthesis = importlib.import_module("context_encoder.synthesis")
+    searched = []
+    search = synthesis._Level.search
+
+    def spy(self, field, estimate, gen, coherence=0.0):
+        searched.append(self.height)
+        return search(self, field, estimate, gen, coherence)
+
+    monkeypatch.setattr(synthesis._Level, "search", spy)
+    image = torch.rand(3, 160, 160, generator=torch.Generator().manual_seed(0))
+    box = torch.zeros(160, 160, dtype=torch.bool)
+    box[40:120, 40:120] = True  # its centre is 40 px from the context: thick
+    stroke = torch.zeros(160, 160, dtype=torch.bool)
+    stroke[70:90, 10:150] = True
+    settings = SynthesisSettings(coarse_side=32, margin=1.0, search_pixels_thick=160 * 160 // 2)
+    for hole, finest in ((box, 80), (stroke, 160)):
+        searched.clear()
+        synthesize(image, hole, image, settings)
+        assert max(searched) == finest  # the largest level searched
