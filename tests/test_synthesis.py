@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import Tensor
 from PIL import Image
+from torch import Tensor
 
 from context_encoder.config import apply_overrides, load_config
 from context_encoder.inpaint import InferenceOptions, Inpainter, local_pieces, merge_pieces, split_holes
@@ -224,8 +224,8 @@ def test_square_filters_equal_the_2d_pools():
 
 @pytest.mark.parametrize(
     "change",
-    [{"radius": 0}, {"search_dims": -1}, {"membrane": 1.5}, {"iterations": -1}, {"final_vote": "max"}, {"coherence": 1.0}]
-    + [{"coarse_holes": "keep"}],
+    [{"radius": 0}, {"search_dims": -1}, {"membrane": 1.5}, {"iterations": -1}, {"final_vote": "max"}]
+    + [{"coarse_holes": "keep"}, {"coherence": 1.0}, {"search_pixels_thick": -1}],
 )
 def test_settings_out_of_range_are_refused(change):
     with pytest.raises(ValueError, match=next(iter(change))):
@@ -428,9 +428,11 @@ def test_coherence_only_where_the_full_resolution_level_is_a_mean_vote(monkeypat
     hole = torch.zeros(96, 96, dtype=torch.bool)
     hole[30:60, 20:70] = True
     for settings, expected in [
-        (SynthesisSettings(coarse_side=16, margin=1.0), set()),  # every level searched, each pixel copies its own source
+        # every level searched, each pixel copying its own patch's source; then a mean vote at full resolution
+        (SynthesisSettings(coarse_side=16, margin=1.0), set()),
         (SynthesisSettings(coarse_side=16, margin=1.0, final_vote="mean"), {96}),
-        (SynthesisSettings(coarse_side=16, margin=1.0, search_pixels=96 * 96 // 2), {48}),  # full resolution only voted
+        # the full resolution only voted: the level below it
+        (SynthesisSettings(coarse_side=16, margin=1.0, search_pixels=96 * 96 // 2), {48}),
         (SynthesisSettings(coarse_side=16, margin=1.0, search_pixels=96 * 96 // 2, coherence=0.0), set()),
     ]:
         calls.clear()

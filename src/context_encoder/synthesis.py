@@ -535,8 +535,13 @@ class _Level:
 
         for step in (4, 2, 1):
             halves = [
-                (half, targets.index_select(0, half), target_norms.index_select(0, half),
-                 self.target_weight.index_select(0, half), self.target_index.index_select(0, half))
+                (
+                    half,
+                    targets.index_select(0, half),
+                    target_norms.index_select(0, half),
+                    self.target_weight.index_select(0, half),
+                    self.target_index.index_select(0, half),
+                )
                 for half in self._halves(step)
             ]
             for dy, dx in ((0, step), (0, -step), (step, 0), (-step, 0)):
