@@ -41,7 +41,10 @@ METHODS = (*NETWORKS, *registry.names("classical", featured=True))  # the defaul
 PREVIOUS = SynthesisSettings(iterations=2, upsample="image", restore_low=1, guide_weight_thick=4.0, final_vote="copy")
 # today's synthesis with the coarse levels' holes grown as before they shrank (`net+patch-grow`)
 GROW = SynthesisSettings(coarse_holes="grow", coarse_side=64)
-VARIANTS = {"net+patch-previous": PREVIOUS, "net+patch-grow": GROW}
+# today's synthesis without coherent copies, thick holes searched as thin ones (`net+patch-incoherent`; the
+# rest as today)
+INCOHERENT = SynthesisSettings(coherence=0.0, search_pixels_thick=250_000)
+VARIANTS = {"net+patch-previous": PREVIOUS, "net+patch-grow": GROW, "net+patch-incoherent": INCOHERENT}
 SIZES_MP = (0.4, 1.0, 4.0)
 PHONE_MP = (12.0, 24.0, 48.0)  # `--phone`: phone-camera sizes, each in a process of its own (its own peak memory)
 HOLE = (0.095, 0.105)  # stroke coverage: 10% of the image

@@ -362,28 +362,6 @@ def test_the_options_synthesis_settings_are_the_ones_used():
     assert (np.asarray(model.method(PATCH, coarse)(img, mask)) == via_options).all()
 
 
-def test_checkerboard_halves_split_the_targets_and_neighbours_differ():
-    synthesis = importlib.import_module("context_encoder.synthesis")
-    hole = torch.zeros(40, 50, dtype=torch.bool)
-    hole[10:30, 8:41] = True
-    level = synthesis._Level(torch.rand(3, 40, 50), hole, 2, dims=0)
-    for step in (4, 2, 1):
-        first, second = level._halves(step)
-        assert torch.equal(torch.cat([first, second]).sort().values, torch.arange(level.targets))
-        colour = torch.zeros(level.targets, dtype=torch.long)
-        colour[second] = 1
-        at = level.target_index
-        for dy, dx in ((0, step), (step, 0)):
-            y, x = at // 50 + dy, at % 50 + dx
-            inside = (y < 40) & (x < 50)
-            position = torch.full((40 * 50,), -1)
-            position[at] = torch.arange(level.targets)
-            other = position[(y * 50 + x)[inside]]
-            pairs = other >= 0  # the neighbour is a target too
-            assert bool(pairs.any())
-            assert bool((colour[inside][pairs] != colour[other[pairs]]).all())
-
-
 def _coherent_share(field: Tensor, level) -> float:
     """The share of hole targets whose right-hand neighbour copies from the pixel right of their source."""
     at = level.target_index

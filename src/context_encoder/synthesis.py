@@ -380,7 +380,6 @@ class _Level:
         self.target_index = _flat_nonzero(near.flatten(), torch.int64 if self.searched else torch.int32)
         self.targets = len(self.target_index)
         self._neighbours: dict[tuple[int, int], Tensor] = {}
-        self._checkerboards: dict[int, tuple[Tensor, Tensor]] = {}
         self._target_index_cut: Tensor | None = None  # `_cut_index` of the targets, kept
         self._hole_pixels: tuple[Tensor, Tensor] | None = None  # `vote`'s (rows, columns) of the hole, kept
         self._geometry: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []  # `vote`'s, kept on searched levels
@@ -464,12 +463,12 @@ class _Level:
             field[self.target_index] = src
         return field
 
-    def _cost(self, targets: Tensor, target_norms: Tensor, src: Tensor, weight: Tensor | None = None) -> Tensor:
-        """The cost of copying source rows `src` to `targets` (rows like the table's, with their guide weights
-        `weight`, by default every target's); invalid sources cost infinity."""
+    def _cost(self, targets: Tensor, target_norms: Tensor, src: Tensor) -> Tensor:
+        """The cost of copying source rows `src` to `targets` (rows like the table's); invalid sources cost
+        infinity."""
         rows = self.table.index_select(0, src)  # index_select: several times faster than rows[src] on a CPU
         dots = rows.mul_(targets).sum(1)  # in place: a third of the time of a product into a new tensor
-        lf = self.lf_norms.index_select(0, src).mul_(self.target_weight if weight is None else weight)
+        lf = self.lf_norms.index_select(0, src).mul_(self.target_weight)
         return lf.add_(target_norms).add_(self.patch_norms.index_select(0, src)).sub_(dots.mul_(2))
 
     def _cut_index(self, at: Tensor) -> Tensor:
@@ -507,65 +506,38 @@ class _Level:
             self._neighbours[dy, dx] = ny * self.width + nx
         return self._neighbours[dy, dx]
 
-    def _halves(self, step: int) -> tuple[Tensor, Tensor]:
-        """The targets (as positions in `target_index`) in the two colours of a checkerboard of `step` px squares:
-        a target's neighbour `step` px away in a row or a column has the other colour. Kept per level."""
-        if step not in self._checkerboards:
-            ty, tx = self.target_index // self.width, self.target_index % self.width
-            odd = ((ty // step + tx // step) % 2).bool()
-            self._checkerboards[step] = ((~odd).nonzero().flatten(), odd.nonzero().flatten())
-        return self._checkerboards[step]
-
     def search(self, field: Tensor, estimate: Tensor, gen: torch.Generator, coherence: float = 0.0) -> Tensor:
-        """One PatchMatch pass for every target patch at once: propagation from the neighbours 4, 2 and 1 px away,
-        then random search. A propagated candidate continues its neighbour's copy; with `coherence` it is charged
-        only (1 - coherence) of its cost, so that neighbours keep copying one piece of the photo together.
-
-        Propagation updates the two colours of a checkerboard in turn, each reading the other's new sources, as
-        PatchMatch's scan reads the sources its previous pixel just found: updating all targets at once lets two
-        neighbours swap their sources and stay incoherent."""
+        """One PatchMatch pass for every target patch at once: jump-flood propagation, then random search. A
+        propagated candidate continues its neighbour's copy; with `coherence` it is charged only (1 - coherence)
+        of its cost, so that neighbours keep copying one piece of the photo together."""
         height, width = self.height, self.width
         targets = self._target_rows(estimate)
         target_norms = self._target_norms(targets)
         src = field[self.target_index]
         best = self._cost(targets, target_norms, src)
         field = field.clone()
-        last = height * width - 1  # candidates as flat indices, clamped to the image (see below)
-        discount = 1.0 - coherence
+
+        # candidates as flat indices: a shift of (dy, dx) is a shift of dy * width + dx, clamped to the image; one
+        # that crosses the left or right edge lands on a neighbouring row instead, which is still a candidate
+        last = height * width - 1
+
+        def consider(cand: Tensor, discount: float = 1.0) -> None:
+            nonlocal src, best
+            cand = cand.clamp_(0, last)
+            cost = self._cost(targets, target_norms, cand)
+            if discount != 1.0:
+                cost.mul_(discount)
+            better = cost < best
+            src, best = torch.where(better, cand, src), torch.where(better, cost, best)
 
         for step in (4, 2, 1):
-            halves = [
-                (
-                    half,
-                    targets.index_select(0, half),
-                    target_norms.index_select(0, half),
-                    self.target_weight.index_select(0, half),
-                    self.target_index.index_select(0, half),
-                )
-                for half in self._halves(step)
-            ]
             for dy, dx in ((0, step), (0, -step), (step, 0), (-step, 0)):
-                # a shift of (dy, dx) is a shift of dy * width + dx; one that crosses the left or right edge lands
-                # on a neighbouring row instead, which is still a candidate
-                neighbour = self._neighbour(dy, dx)
-                for half, rows, norms, weight, at in halves:
-                    cand = field.index_select(0, neighbour.index_select(0, half)).sub_(dy * width + dx).clamp_(0, last)
-                    cost = self._cost(rows, norms, cand, weight)
-                    if coherence:
-                        cost.mul_(discount)
-                    old = best.index_select(0, half)
-                    better = cost < old
-                    new = torch.where(better, cand, src.index_select(0, half))
-                    src.index_copy_(0, half, new)
-                    best.index_copy_(0, half, torch.where(better, cost, old))
-                    field.index_copy_(0, at, new)  # the other colour reads these sources next
+                consider(field.index_select(0, self._neighbour(dy, dx)) - (dy * width + dx), 1.0 - coherence)
+                field[self.target_index] = src  # the next propagation reads the neighbours' improved sources
         radius = max(height, width) // 2
         while radius >= 1:  # each target's own search: it reads no neighbour, so the field is written once after
             jitter = torch.randint(-radius, radius + 1, (2, self.targets), generator=gen)
-            cand = (src + jitter[0] * width + jitter[1]).clamp_(0, last)
-            cost = self._cost(targets, target_norms, cand)
-            better = cost < best
-            src, best = torch.where(better, cand, src), torch.where(better, cost, best)
+            consider(src + jitter[0] * width + jitter[1])
             radius //= 2
         field[self.target_index] = src
         return field
