@@ -69,15 +69,17 @@ class SynthesisSettings:
     guide_weight_thick: float = 0.5
     guide_reach: int = 32  # px at full resolution: the model's input / 4, the thin-hole reach of `inpaint`
     search_pixels: int = 250_000  # levels with more pixels get `large_iterations` instead of `iterations`
-    # `search_pixels` where a thick hole is in the region: a box's layout is set at a coarser level, and the full
-    # resolution is voted coherently from it (tuning photos, boxes: LPIPS-alex / vgg 0.465 / 0.476 -> 0.462 / 0.469
-    # at their own size, 0.495 / 0.493 -> 0.470 / 0.486 at 768 px, for 0.2 dB of PSNR; strokes lost 0.007 and more
-    # this way, so thin holes keep `search_pixels`)
+    # `search_pixels` where a thick hole is in the region: a box's layout is set at the coarser levels, and the
+    # finer ones are voted coherently from the finest one searched (tuning photos, boxes, LPIPS-alex / vgg: 0.465 /
+    # 0.476 -> 0.462 / 0.469 at their own size, 0.495 / 0.493 -> 0.470 / 0.486 at 768 px, -0.2 dB; strokes lost
+    # 0.007 and more so, and keep `search_pixels`; 30,000 and 120,000 px did no better; docs/results/fullres.md)
     search_pixels_thick: int = 60_000
     large_iterations: int = 0  # EM iterations on levels above `search_pixels` (0: voted from the upsampled field)
     # where the full-resolution level is a mean vote (see `final_vote`), on the finest level that is searched a
     # candidate that continues a neighbour's copy is charged (1 - coherence) of its cost: neighbours then copy whole
     # pieces of the photo, and the mean vote keeps their texture instead of averaging many pieces into a smooth smear
+    # (768 px tuning photos, strokes: LPIPS-alex / vgg 0.083 / 0.105 -> 0.074 / 0.098, -0.26 dB; where every level
+    # is searched each pixel copies its own source, which is sharp already, and coherence only cost PSNR)
     coherence: float = 0.5
     margin: float = 0.5  # context around the holes' bounding box, as a fraction of its longer side
     # at full resolution: "mean" of the covering patches | "copy" each pixel's own source | "auto": copy where
