@@ -280,10 +280,14 @@ def _synthesize_crop(
         if small[level] or s.large_iterations > 0
     }
     del weights
+    # EM iterations per level: the coarsest level's own count, then by whether the level is searched
+    level_iterations = [
+        s.coarse_iterations if level == len(holes) - 1 else s.iterations if small[level] else s.large_iterations
+        for level in range(len(holes))
+    ]
     # coherence matters where the full-resolution level is a mean vote (of a field only upsampled from the finest
     # searched level), not where each pixel copies its own patch's source
-    finest_iterations = s.coarse_iterations if len(holes) == 1 else s.iterations if small[0] else s.large_iterations
-    mean_final = s.final_vote == "mean" or (s.final_vote == "auto" and finest_iterations == 0)
+    mean_final = s.final_vote == "mean" or (s.final_vote == "auto" and level_iterations[0] == 0)
     coherent_level = min(level_weights) if mean_final else -1
     # one pyramid of the image with the guide in the hole: the hole's own pixels never leak into a level
     levels = _pyramid(guided, holes)
@@ -296,14 +300,13 @@ def _synthesize_crop(
             weight = level_weights.pop(level) * s.guide_decay ** (len(levels) - 1 - level)
         level_s = _Level(x, h, s.radius, s.search_dims if searched else -1, weight)
         into = x if in_place and level == 0 else None  # where this level's votes go (else a copy of `x`)
+        iterations = level_iterations[level]
         if field is None:
             field = level_s.random_field(gen)
             estimate = x
-            iterations = s.coarse_iterations
         else:
             field = level_s.repair(level_s.upsample_field(field, coarse_shape), gen)
             field_voted = s.upsample == "vote"
-            iterations = s.iterations if small[level] else s.large_iterations
             if field_voted and (level == 0 or iterations > 0):  # an estimate no search or output reads: not voted
                 estimate = level_s.vote(field, into=into)
             elif not field_voted:
