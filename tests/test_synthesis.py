@@ -391,7 +391,9 @@ def test_coherence_makes_neighbours_copy_one_piece():
     assert shares[0.5] > shares[0.0] + 0.15, shares
 
 
-def test_coherence_only_where_the_full_resolution_level_is_a_mean_vote(monkeypatch):
+@pytest.fixture
+def searches(monkeypatch) -> list[tuple[int, float]]:
+    """(level height, coherence) of every `_Level.search` call made while the test runs, in order."""
     synthesis = importlib.import_module("context_encoder.synthesis")
     calls = []
     search = synthesis._Level.search
@@ -401,6 +403,10 @@ def test_coherence_only_where_the_full_resolution_level_is_a_mean_vote(monkeypat
         return search(self, field, estimate, gen, coherence)
 
     monkeypatch.setattr(synthesis._Level, "search", spy)
+    return calls
+
+
+def test_coherence_only_where_the_full_resolution_level_is_a_mean_vote(searches):
     gen = torch.Generator().manual_seed(0)
     image = torch.rand(3, 96, 96, generator=gen)
     hole = torch.zeros(96, 96, dtype=torch.bool)
@@ -413,24 +419,15 @@ def test_coherence_only_where_the_full_resolution_level_is_a_mean_vote(monkeypat
         (SynthesisSettings(coarse_side=16, margin=1.0, search_pixels=96 * 96 // 2), {48}),
         (SynthesisSettings(coarse_side=16, margin=1.0, search_pixels=96 * 96 // 2, coherence=0.0), set()),
     ]:
-        calls.clear()
+        searches.clear()
         synthesize(image, hole, image, settings)
-        assert {h for h, c in calls if c} == expected, settings
-        assert all(c in (0.0, settings.coherence) for _, c in calls)
+        assert {h for h, c in searches if c} == expected, settings
+        assert all(c in (0.0, settings.coherence) for _, c in searches)
 
 
-def test_thick_holes_search_up_to_their_own_size(monkeypatch):
+def test_thick_holes_search_up_to_their_own_size(searches):
     """A region with a thick hole (a box, not a stroke) is searched only up to `search_pixels_thick` pixels and
     voted above, a region of thin holes up to `search_pixels`."""
-    synthesis = importlib.import_module("context_encoder.synthesis")
-    searched = []
-    search = synthesis._Level.search
-
-    def spy(self, field, estimate, gen, coherence=0.0):
-        searched.append(self.height)
-        return search(self, field, estimate, gen, coherence)
-
-    monkeypatch.setattr(synthesis._Level, "search", spy)
     image = torch.rand(3, 160, 160, generator=torch.Generator().manual_seed(0))
     box = torch.zeros(160, 160, dtype=torch.bool)
     box[40:120, 40:120] = True  # its centre is 40 px from the context: thick
@@ -438,6 +435,6 @@ def test_thick_holes_search_up_to_their_own_size(monkeypatch):
     stroke[70:90, 10:150] = True
     settings = SynthesisSettings(coarse_side=32, margin=1.0, search_pixels_thick=160 * 160 // 2)
     for hole, finest in ((box, 80), (stroke, 160)):
-        searched.clear()
+        searches.clear()
         synthesize(image, hole, image, settings)
-        assert max(searched) == finest  # the largest level searched
+        assert max(h for h, _ in searches) == finest  # the largest level searched
