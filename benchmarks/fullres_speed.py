@@ -38,13 +38,22 @@ from context_encoder.synthesis import SynthesisSettings
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval" / "kodak24" / "kodim05.png"
 METHODS = (*NETWORKS, *registry.names("classical", featured=True))  # the default: the web app's methods
 # the patch synthesis as it was before LPIPS chose its settings, timed beside today's as `net+patch-previous`
-PREVIOUS = SynthesisSettings(iterations=2, upsample="image", restore_low=1, guide_weight_thick=4.0, final_vote="copy")
+PREVIOUS = SynthesisSettings(
+    radius=3, iterations=2, upsample="image", restore_low=1, guide_weight_thick=4.0, final_vote="copy"
+)
 # today's synthesis with the coarse levels' holes grown as before they shrank (`net+patch-grow`)
 GROW = SynthesisSettings(coarse_holes="grow", coarse_side=64)
 # today's synthesis without coherent copies, thick holes searched as thin ones (`net+patch-incoherent`; the
 # rest as today)
 INCOHERENT = SynthesisSettings(coherence=0.0, search_pixels_thick=250_000)
-VARIANTS = {"net+patch-previous": PREVIOUS, "net+patch-grow": GROW, "net+patch-incoherent": INCOHERENT}
+# today's synthesis with 7 x 7 patches, as before 5 x 5 (`net+patch-radius3`)
+RADIUS3 = SynthesisSettings(radius=3)
+VARIANTS = {
+    "net+patch-previous": PREVIOUS,
+    "net+patch-grow": GROW,
+    "net+patch-incoherent": INCOHERENT,
+    "net+patch-radius3": RADIUS3,
+}
 SIZES_MP = (0.4, 1.0, 4.0)
 PHONE_MP = (12.0, 24.0, 48.0)  # `--phone`: phone-camera sizes, each in a process of its own (its own peak memory)
 HOLE = (0.095, 0.105)  # stroke coverage: 10% of the image
